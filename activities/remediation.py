@@ -1,0 +1,196 @@
+"""Run a catalog playbook with ansible-runner, holding a Vault credential only while it runs.
+
+Secrets: the token reaches Ansible as `VAULT_TOKEN` in the child's environment, never on
+the command line or in extravars. ansible-runner still dumps the environment into its
+artifact dir, so the private data dir lives on tmpfs when there is one, is mode 0700, is
+deleted in a `finally`, and the token is revoked in the same `finally` — a leftover is
+a dead token in RAM. Playbook tasks that touch the token are `no_log`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.credentials import ActionCredentials, action_secret_api_path
+from activities.errors import FirebreakError, PlaybookError
+from models.catalog import Catalog, CatalogError
+from models.incident import RemediationInput, RemediationResult
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL_SECONDS = 5.0
+
+
+@dataclass
+class _Progress:
+    """Filled by ansible-runner's callbacks on its thread, read by the heartbeat loop."""
+
+    tasks_done: int = 0
+    current_task: str = ""
+    failed_tasks: list[str] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def on_event(self, event: Mapping[str, Any]) -> bool:
+        data = event.get("event_data") or {}
+        kind = event.get("event")
+        if kind == "playbook_on_task_start":
+            self.current_task = str(data.get("task", ""))
+        elif kind in ("runner_on_ok", "runner_on_skipped"):
+            self.tasks_done += 1
+        elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
+            self.failed_tasks.append(str(data.get("task", "?")))
+        return True  # keep the event (artifacts are deleted with the private dir anyway)
+
+
+def _runtime_root(configured: Path | None) -> Path:
+    if configured is not None:
+        configured.mkdir(parents=True, exist_ok=True)
+        return configured
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm
+    return Path(tempfile.gettempdir())
+
+
+class RemediationActivities:
+    def __init__(
+        self,
+        catalog: Catalog,
+        credentials: ActionCredentials,
+        vault_addr: str,
+        target_state_dir: Path,
+        runtime_dir: Path | None = None,
+    ) -> None:
+        self._catalog = catalog
+        self._credentials = credentials
+        self._vault_addr = vault_addr
+        self._target_state_dir = target_state_dir
+        self._runtime_dir = runtime_dir
+
+    @activity.defn
+    async def run_playbook(self, input: RemediationInput) -> RemediationResult:
+        """Mint a credential, run the action's playbook, revoke the credential."""
+        action = input.action
+        try:
+            spec = self._catalog.validate_params(action.action, action.params)
+        except CatalogError as exc:
+            raise ApplicationError(str(exc), type="CatalogError", non_retryable=True) from None
+
+        started = time.monotonic()
+        try:
+            credential = await asyncio.to_thread(
+                self._credentials.issue, spec, input.incident_id, input.idempotency_key
+            )
+        except FirebreakError as exc:
+            raise exc.to_application_error() from None
+
+        progress = _Progress()
+        revoked = False
+        try:
+            extravars: dict[str, Any] = {
+                **action.params,
+                "incident_id": input.incident_id,
+                "idempotency_key": input.idempotency_key,
+                "target_state_dir": str(self._target_state_dir),
+                "vault_addr": self._vault_addr,
+                "vault_secret_path": action_secret_api_path(spec.name),
+                "ansible_python_interpreter": sys.executable,
+            }
+            envvars = {
+                "VAULT_TOKEN": credential.token.get_secret_value(),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+                "ANSIBLE_NOCOLOR": "1",
+                "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            }
+            runner_task = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self._run_ansible, spec.playbook, extravars, envvars, input.check_mode, progress
+                )
+            )
+            try:
+                while not runner_task.done():
+                    activity.heartbeat(
+                        {"tasks_done": progress.tasks_done, "task": progress.current_task}
+                    )
+                    await asyncio.wait({runner_task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
+            except asyncio.CancelledError:
+                progress.cancel.set()
+                await asyncio.shield(runner_task)
+                raise
+            try:
+                status, changed = runner_task.result()
+            except FirebreakError as exc:
+                raise exc.to_application_error() from None
+        finally:
+            revoked = await asyncio.to_thread(self._credentials.revoke, credential)
+
+        duration = time.monotonic() - started
+        summary = (
+            f"{spec.name} on {action.target}: {status}"
+            f"{' (check mode)' if input.check_mode else ''}, "
+            f"{'changed' if changed else 'no change'}, {progress.tasks_done} tasks ok"
+        )
+        if progress.failed_tasks:
+            summary += f", failed: {', '.join(progress.failed_tasks)}"
+        activity.logger.info("playbook finished: %s", summary)
+        return RemediationResult(
+            action=spec.name,
+            target=action.target,
+            status=status if status in ("successful", "failed", "timeout", "canceled") else "failed",
+            changed=changed,
+            check_mode=input.check_mode,
+            idempotency_key=input.idempotency_key,
+            credential_accessor=credential.accessor,
+            credential_ttl_seconds=credential.ttl_seconds,
+            credential_revoked=revoked,
+            duration_seconds=round(duration, 3),
+            summary=summary,
+            failed_tasks=progress.failed_tasks,
+        )
+
+    def _run_ansible(
+        self,
+        playbook: str,
+        extravars: dict[str, Any],
+        envvars: dict[str, str],
+        check_mode: bool,
+        progress: _Progress,
+    ) -> tuple[str, bool]:
+        private_dir = tempfile.mkdtemp(prefix="firebreak-run-", dir=_runtime_root(self._runtime_dir))
+        try:
+            os.chmod(private_dir, 0o700)
+            runner = ansible_runner.run(
+                private_data_dir=private_dir,
+                project_dir=str(self._catalog.directory),
+                playbook=playbook,
+                extravars=extravars,
+                envvars=envvars,
+                cmdline="--check --diff" if check_mode else None,
+                suppress_env_files=True,
+                quiet=True,
+                event_handler=progress.on_event,
+                cancel_callback=progress.cancel.is_set,
+                timeout=None,
+            )
+            if runner.status in ("error",) or runner.rc is None:
+                raise PlaybookError(f"ansible-runner could not run {playbook}: status {runner.status}")
+            stats = runner.stats or {}
+            changed = any((stats.get("changed") or {}).values())
+            return str(runner.status), changed
+        finally:
+            shutil.rmtree(private_dir, ignore_errors=True)

@@ -1,0 +1,1 @@
+"""Agents and their reasoners. Pure functions of their inputs; activities call them."""

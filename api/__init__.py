@@ -1,0 +1,1 @@
+"""Alert webhook ingress (ASGI)."""

@@ -1,0 +1,252 @@
+"""Alert webhooks -> Temporal. This API does nothing else.
+
+Each payload is validated whole into `Alert`s, grouped by incident key and delivered with
+signal-with-start to `incident-<key>`. The answer is 202 only once Temporal accepted every
+group; if Temporal cannot be reached it is 503 with Retry-After, so Alertmanager retries
+and nothing is lost (a retried delivery is deduplicated by fingerprint in the workflow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes
+from temporalio.service import RPCError
+
+from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
+from models.constants import (
+    INCIDENT_WORKFLOW,
+    SA_PHASE,
+    SA_SERVICE,
+    SIGNAL_ALERTS,
+    incident_workflow_id,
+)
+from models.incident import IncidentWorkflowInput, Phase
+from models.settings import Settings
+
+logger = logging.getLogger("firebreak.api")
+
+RPC_TIMEOUT = timedelta(seconds=5)
+RETRY_AFTER_SECONDS = "5"
+ClientFactory = Callable[[], Awaitable[Client]]
+_GENERIC = TypeAdapter(GenericAlert | list[GenericAlert])
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+class Accepted(BaseModel):
+    accepted: int
+    incidents: list[str]
+
+
+class Problem(BaseModel):
+    error: str
+    detail: list[dict[str, str]] = []
+
+
+def problem(status: int, error: str, detail: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    body = Problem(error=error, detail=detail or [])
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
+
+
+class TemporalGateway:
+    """Holds the Temporal client, reconnecting lazily after an outage."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await self._factory()
+        return self._client
+
+    async def reachable(self) -> tuple[bool, str]:
+        try:
+            client = await self.client()
+            await client.service_client.check_health(timeout=timedelta(seconds=2))
+        except (RPCError, RuntimeError, OSError) as exc:
+            return False, f"unreachable: {type(exc).__name__}"
+        return True, "reachable"
+
+
+def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
+    if settings.api_token is None and not settings.api_auth_disabled:
+        raise ConfigurationError(
+            "FIREBREAK_API_TOKEN is not set; set it, or FIREBREAK_API_AUTH_DISABLED=true "
+            "for a local experiment"
+        )
+    gateway = TemporalGateway(client_factory)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        ok, detail = await gateway.reachable()
+        logger.info("Temporal %s", detail)
+        yield
+
+    app = FastAPI(
+        title="Firebreak alert ingress",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Alert webhooks that open and update Firebreak incidents.",
+    )
+    app.state.gateway = gateway
+
+    def unauthorized(request: Request) -> JSONResponse | None:
+        if settings.api_auth_disabled:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        expected = settings.api_token.get_secret_value() if settings.api_token else ""
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
+            return problem(401, "missing or wrong bearer token",
+                           headers={"WWW-Authenticate": "Bearer"})
+        return None
+
+    async def read_json(request: Request) -> Any | JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return problem(415, f"content type must be application/json, got {content_type or 'none'!r}")
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > settings.api_max_body_bytes):
+            return problem(413, f"body larger than {settings.api_max_body_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.api_max_body_bytes:
+                return problem(413, f"body larger than {settings.api_max_body_bytes} bytes")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return problem(400, f"body is not valid JSON: {exc}")
+
+    async def deliver(alerts: list[Alert]) -> JSONResponse:
+        groups: dict[str, list[Alert]] = defaultdict(list)
+        for alert in alerts:
+            groups[alert.incident_key()].append(alert)
+        received_at = datetime.now(UTC)
+        try:
+            client = await gateway.client()
+            await asyncio.gather(
+                *(signal_with_start(client, settings, key, AlertBatch(alerts=group, received_at=received_at))
+                  for key, group in groups.items())
+            )
+        except (RPCError, RuntimeError, OSError) as exc:
+            logger.warning("Temporal did not accept %d alert(s): %s", len(alerts), type(exc).__name__)
+            return problem(503, "Temporal is unavailable; retry later",
+                           headers={"Retry-After": RETRY_AFTER_SECONDS})
+        incidents = sorted(incident_workflow_id(k) for k in groups)
+        logger.info("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
+        return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(),
+                            status_code=202)
+
+    @app.post(
+        "/alerts/alertmanager",
+        status_code=202,
+        response_model=Accepted,
+        responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem},
+                   415: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": AlertmanagerPayload.model_json_schema(by_alias=True)}}}},
+    )
+    async def alertmanager(request: Request) -> JSONResponse:
+        """Alertmanager webhook receiver (payload version 4)."""
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        raw = await read_json(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        try:
+            payload = AlertmanagerPayload.model_validate(raw)
+            alerts = payload.to_alerts()
+        except ValidationError as exc:
+            return invalid(exc)
+        except ValueError as exc:
+            return problem(422, str(exc))
+        return await deliver(alerts)
+
+    @app.post(
+        "/alerts/generic",
+        status_code=202,
+        response_model=Accepted,
+        responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem},
+                   415: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": _GENERIC.json_schema()}}}},
+    )
+    async def generic(request: Request) -> JSONResponse:
+        """One generic JSON alert, or a list of them."""
+        if (denied := unauthorized(request)) is not None:
+            return denied
+        raw = await read_json(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        try:
+            parsed = _GENERIC.validate_python(raw)
+            now = datetime.now(UTC)
+            items = parsed if isinstance(parsed, list) else [parsed]
+            if not items:
+                return problem(422, "no alerts in the payload")
+            alerts = [item.to_alert(now) for item in items]
+        except ValidationError as exc:
+            return invalid(exc)
+        except ValueError as exc:
+            return problem(422, str(exc))
+        return await deliver(alerts)
+
+    @app.get("/healthz")
+    async def healthz() -> JSONResponse:
+        """Is the API up, and can it reach Temporal?"""
+        ok, detail = await gateway.reachable()
+        return JSONResponse({"status": "ok" if ok else "degraded", "temporal": detail},
+                            status_code=200 if ok else 503)
+
+    return app
+
+
+def invalid(exc: ValidationError) -> JSONResponse:
+    detail = [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
+        for err in exc.errors(include_url=False)[:20]
+    ]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in detail[:3])
+    return problem(422, f"invalid payload: {summary}", detail)
+
+
+async def signal_with_start(client: Client, settings: Settings, key: str, batch: AlertBatch) -> None:
+    service = batch.alerts[0].service
+    await client.start_workflow(
+        INCIDENT_WORKFLOW,
+        IncidentWorkflowInput(
+            key=key,
+            settle_seconds=settings.settle_seconds,
+            approval_timeout_seconds=settings.approval_timeout_seconds,
+            verify_window_seconds=settings.verify_window_seconds,
+        ),
+        id=incident_workflow_id(key),
+        task_queue=settings.task_queue,
+        start_signal=SIGNAL_ALERTS,
+        start_signal_args=[batch],
+        search_attributes=TypedSearchAttributes(
+            [SA_SERVICE.value_set(service[:256]), SA_PHASE.value_set(Phase.SETTLING.value)]
+        ),
+        rpc_timeout=RPC_TIMEOUT,
+    )

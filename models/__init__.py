@@ -1,0 +1,1 @@
+"""Types that cross process and workflow boundaries; pure pydantic, no I/O."""

@@ -1,0 +1,98 @@
+"""The action catalog: every remediation Firebreak may run, with its risk and limits.
+
+The catalog (`playbooks/catalog.yaml`) is the planner's whole vocabulary: an action not
+in it, or params that fail its JSON schema, can never reach Ansible.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+
+class Autonomy(StrEnum):
+    """How far an action class may go on its own, least to most."""
+
+    NOTIFY = "notify"
+    RECOMMEND = "recommend"  # shadow: check mode only
+    APPROVE = "approve"
+    AUTONOMOUS = "autonomous"
+
+
+class Risk(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ActionSpec(BaseModel):
+    name: str
+    description: str
+    playbook: str
+    risk: Risk
+    autonomy: Autonomy = Autonomy.APPROVE
+    timeout_seconds: int = Field(gt=0, le=3600)
+    vault_role: str
+    params_schema: dict[str, Any]
+    risk_notes: str = ""
+
+    @field_validator("params_schema")
+    @classmethod
+    def _schema_is_valid(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        jsonschema.Draft202012Validator.check_schema(schema)
+        return schema
+
+
+class CatalogError(ValueError):
+    """The catalog file or a proposed action does not validate."""
+
+
+class Catalog(BaseModel):
+    actions: dict[str, ActionSpec]
+    directory: Path
+
+    @classmethod
+    def load(cls, directory: Path) -> Catalog:
+        path = directory / "catalog.yaml"
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise CatalogError(f"{path}: {exc}") from exc
+        if not isinstance(raw, dict) or not isinstance(raw.get("actions"), dict):
+            raise CatalogError(f"{path}: expected a mapping with an 'actions' mapping")
+        actions: dict[str, ActionSpec] = {}
+        for name, body in raw["actions"].items():
+            try:
+                spec = ActionSpec.model_validate({"name": name, **(body or {})})
+            except (ValidationError, jsonschema.SchemaError) as exc:
+                raise CatalogError(f"{path}: action {name!r}: {exc}") from exc
+            if not (directory / spec.playbook).is_file():
+                raise CatalogError(f"{path}: action {name!r}: no playbook {spec.playbook}")
+            actions[name] = spec
+        return cls(actions=actions, directory=directory)
+
+    def get(self, name: str) -> ActionSpec:
+        try:
+            return self.actions[name]
+        except KeyError:
+            raise CatalogError(f"unknown action {name!r}; the catalog has {sorted(self.actions)}") from None
+
+    def validate_params(self, name: str, params: dict[str, Any]) -> ActionSpec:
+        """Check params against the action's schema; raises CatalogError naming the field."""
+        spec = self.get(name)
+        errors = sorted(
+            jsonschema.Draft202012Validator(spec.params_schema).iter_errors(params),
+            key=lambda e: list(e.absolute_path),
+        )
+        if errors:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
+                for e in errors
+            )
+            raise CatalogError(f"action {name!r}: invalid params: {detail}")
+        return spec

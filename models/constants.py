@@ -1,0 +1,28 @@
+"""Names that the API, the worker, the CLI and the workflows must agree on."""
+
+from temporalio.common import SearchAttributeKey
+
+TASK_QUEUE = "firebreak-incidents"
+
+# Workflow type names, so the API can start workflows without importing their code.
+INCIDENT_WORKFLOW = "IncidentWorkflow"
+REMEDIATION_WORKFLOW = "RemediationWorkflow"
+
+INCIDENT_WORKFLOW_ID_PREFIX = "incident-"
+
+# Signal, query and update names, also what the Temporal UI lists under "Send a Signal".
+SIGNAL_ALERTS = "alerts"
+SIGNAL_APPROVE = "approve"
+SIGNAL_REJECT = "reject"
+QUERY_STATE = "state"
+
+# Custom search attributes, registered by the dev stack and the test fixtures.
+SA_SEVERITY = SearchAttributeKey.for_keyword("FirebreakSeverity")
+SA_SERVICE = SearchAttributeKey.for_keyword("FirebreakService")
+SA_PHASE = SearchAttributeKey.for_keyword("FirebreakPhase")
+SA_OUTCOME = SearchAttributeKey.for_keyword("FirebreakOutcome")
+SEARCH_ATTRIBUTES = (SA_SEVERITY, SA_SERVICE, SA_PHASE, SA_OUTCOME)
+
+
+def incident_workflow_id(key: str) -> str:
+    return f"{INCIDENT_WORKFLOW_ID_PREFIX}{key}"

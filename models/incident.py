@@ -1,0 +1,210 @@
+"""Incident state and the inputs/results of the incident's workflows and activities.
+
+These models are Temporal payloads: add fields with defaults only, so that histories of
+incidents already in flight still decode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from models.alert import Alert, Severity
+
+
+class Phase(StrEnum):
+    SETTLING = "settling"
+    TRIAGE = "triage"
+    POLICY = "policy"
+    AWAITING_APPROVAL = "awaiting_approval"
+    REMEDIATING = "remediating"
+    VERIFYING = "verifying"
+    CLOSED = "closed"
+
+
+class Outcome(StrEnum):
+    REMEDIATED = "remediated"
+    TRANSIENT = "transient"  # every alert resolved within the settle window
+    SELF_RESOLVED = "self_resolved"  # every alert resolved before an action ran
+    REJECTED = "rejected"  # a human rejected the plan
+    DENIED = "denied"  # the policy denied the plan
+    ESCALATED = "escalated"  # handed to a human: no plan, approval timeout, failed remediation
+    NO_ACTION = "no_action"  # triage found nothing to do beyond notifying
+
+
+class PolicyVerdict(StrEnum):
+    ALLOW = "allow"
+    NEEDS_APPROVAL = "needs_approval"
+    DENY = "deny"
+
+
+# --- Triage ----------------------------------------------------------------------------------
+
+
+class ProposedAction(BaseModel):
+    """A catalog action with validated parameters, aimed at one target.
+
+    Risk, autonomy and timeout are copied from the catalog when the action is proposed, so
+    the plan an approver sees (and its hash) states them.
+    """
+
+    action: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    target: str
+    risk: str = "medium"
+    autonomy: str = "approve"
+    timeout_seconds: int = Field(default=300, gt=0, le=3600)
+
+
+class TriageInput(BaseModel):
+    incident_id: str
+    alerts: list[Alert]
+
+
+class TriageResult(BaseModel):
+    severity: Severity
+    category: str
+    services: list[str]
+    summary: str
+    confidence: float = Field(ge=0.0, le=1.0)
+    reasoner: str
+    rule: str | None = None  # which rule matched, when the rules decided
+    runbook: str | None = None
+    proposed: ProposedAction | None = None
+    escalate_reason: str | None = None
+
+
+# --- Policy ----------------------------------------------------------------------------------
+
+
+class PolicyInput(BaseModel):
+    incident_id: str
+    severity: Severity
+    services: list[str]
+    action: ProposedAction
+    now: datetime
+
+
+class PolicyDecision(BaseModel):
+    verdict: PolicyVerdict
+    reasons: list[str]
+    approver_group: str | None = None
+    policy: str  # which package decided
+
+
+# --- Approval --------------------------------------------------------------------------------
+
+
+class ApprovalSignal(BaseModel):
+    """What a human sends from the Temporal UI or `firebreak approve` (one JSON object)."""
+
+    by: str = Field(min_length=1, max_length=256)
+    reason: str = Field(default="", max_length=4096)
+    plan_hash: str | None = Field(default=None, max_length=128)
+
+
+class ApprovalRecord(BaseModel):
+    decision: Literal["approved", "rejected", "refused"]
+    by: str
+    reason: str
+    at: datetime
+    plan_hash: str | None = None
+    note: str | None = None  # why a signal was refused (stale plan, ...)
+
+
+# --- Remediation -----------------------------------------------------------------------------
+
+
+class Plan(BaseModel):
+    """What will run if approved; its hash binds an approval to exactly this plan."""
+
+    actions: list[ProposedAction]
+
+    def digest(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class RemediationInput(BaseModel):
+    """One action of an approved plan; the idempotency key is stable across retries."""
+
+    incident_id: str
+    action: ProposedAction
+    idempotency_key: str
+    check_mode: bool = False
+
+
+class RemediationResult(BaseModel):
+    action: str
+    target: str
+    status: Literal["successful", "failed", "timeout", "canceled"]
+    changed: bool
+    check_mode: bool
+    idempotency_key: str
+    credential_accessor: str | None = None  # the Vault token's accessor: an id, never a secret
+    credential_ttl_seconds: int | None = None
+    credential_revoked: bool = False
+    duration_seconds: float
+    summary: str
+    failed_tasks: list[str] = Field(default_factory=list)
+
+
+# --- The incident ----------------------------------------------------------------------------
+
+
+class Decision(BaseModel):
+    """One step of the incident's reasoning, as the audit shows it."""
+
+    at: datetime
+    kind: Literal["triage", "policy", "approval", "remediation", "verification", "close"]
+    by: str  # reasoner, policy package, human or "firebreak"
+    summary: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+class IncidentWorkflowInput(BaseModel):
+    key: str
+    settle_seconds: float = Field(default=30.0, ge=0)
+    approval_timeout_seconds: float = Field(default=3600.0, gt=0)
+    verify_window_seconds: float = Field(default=300.0, ge=0)
+    # Remediation child workflows run here; None means the incident's own task queue.
+    remediation_task_queue: str | None = None
+
+
+class IncidentState(BaseModel):
+    incident_id: str
+    key: str
+    phase: Phase = Phase.SETTLING
+    outcome: Outcome | None = None
+    opened_at: datetime
+    closed_at: datetime | None = None
+    severity: Severity | None = None
+    alerts: dict[str, Alert] = Field(default_factory=dict)  # by fingerprint
+    alert_signals: int = 0
+    duplicate_alerts: int = 0
+    triage: TriageResult | None = None
+    plan: Plan | None = None
+    plan_hash: str | None = None
+    policy: PolicyDecision | None = None
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    remediations: list[RemediationResult] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+
+    @property
+    def firing(self) -> list[Alert]:
+        return [a for a in self.alerts.values() if a.status == "firing"]
+
+    @property
+    def all_resolved(self) -> bool:
+        return bool(self.alerts) and not self.firing
+
+
+class IncidentResult(BaseModel):
+    incident_id: str
+    outcome: Outcome
+    summary: str

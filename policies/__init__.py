@@ -1,0 +1,1 @@
+"""Rego policies and the in-process engine (regopy) that evaluates them."""
