@@ -39,7 +39,9 @@ class ConfigurationError(RuntimeError):
     """The worker cannot start: the message says what to fix."""
 
 
-def build_activities(settings: Settings) -> list[Callable[..., Any]]:
+def build_activities(
+    settings: Settings, credentials: ActionCredentials | None = None
+) -> list[Callable[..., Any]]:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
         catalog = Catalog.load(settings.playbooks_dir)
@@ -56,7 +58,7 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     policy = PolicyActivities(policies)
     remediation = RemediationActivities(
         catalog=catalog,
-        credentials=ActionCredentials(settings.vault_addr, settings.vault_token),
+        credentials=credentials or ActionCredentials(settings.vault_addr, settings.vault_token),
         vault_addr=settings.vault_addr,
         target_state_dir=settings.resolved_target_state_dir(),
         runtime_dir=settings.ansible_runtime_dir,
@@ -64,12 +66,14 @@ def build_activities(settings: Settings) -> list[Callable[..., Any]]:
     return [triage.triage, policy.evaluate_policy, remediation.run_playbook]
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def build_worker(
+    client: Client, settings: Settings, credentials: ActionCredentials | None = None
+) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=build_activities(settings),
+        activities=build_activities(settings, credentials),
     )
 
 

@@ -145,14 +145,17 @@ def bootstrap_vault(root: hvac.Client, catalog: Catalog, worker_token_ttl: str =
             name=action_policy_name(spec.name),
             policy=f'path "{action_secret_api_path(spec.name)}" {{\n  capabilities = ["read"]\n}}\n',
         )
-        root.auth.token.create_or_update_role(
-            role_name=spec.vault_role,
-            allowed_policies=[action_policy_name(spec.name)],
-            orphan=False,
-            renewable=False,
-            token_explicit_max_ttl=f"{spec.timeout_seconds}s",
-            token_no_default_policy=True,
-            token_type="service",
+        # hvac's role helper lacks the token_* fields, so write the role directly.
+        root.adapter.post(
+            f"/v1/auth/token/roles/{spec.vault_role}",
+            json={
+                "allowed_policies": [action_policy_name(spec.name)],
+                "orphan": False,
+                "renewable": False,
+                "token_explicit_max_ttl": spec.timeout_seconds,
+                "token_no_default_policy": True,
+                "token_type": "service",
+            },
         )
         role_patterns.append(spec.vault_role)
     worker_policy = "".join(

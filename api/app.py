@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
@@ -246,7 +246,10 @@ async def signal_with_start(client: Client, settings: Settings, key: str, batch:
         start_signal=SIGNAL_ALERTS,
         start_signal_args=[batch],
         search_attributes=TypedSearchAttributes(
-            [SA_SERVICE.value_set(service[:256]), SA_PHASE.value_set(Phase.SETTLING.value)]
+            [
+                SearchAttributePair(SA_SERVICE, service[:256]),
+                SearchAttributePair(SA_PHASE, Phase.SETTLING.value),
+            ]
         ),
         rpc_timeout=RPC_TIMEOUT,
     )

