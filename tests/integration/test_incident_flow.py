@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +22,10 @@ import httpx
 import hvac
 import hvac.exceptions
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from activities.credentials import ActionCredential, ActionCredentials
 from api.app import create_app
@@ -32,7 +35,7 @@ from models.incident import ApprovalSignal, IncidentResult, IncidentState, Outco
 from models.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
 from tests.payloads import alertmanager_alert, alertmanager_payload
-from worker import build_worker
+from worker import WORKFLOWS, build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -130,6 +133,23 @@ async def make_stack(
         await cleanup()
 
 
+async def replay_and_keep(stack: Stack, incident_id: str, name: str) -> str:
+    """Replay a finished incident's history now; keep it under tests/histories/ on request.
+
+    FIREBREAK_RECORD_HISTORIES=1 refreshes the committed histories that
+    tests/test_replay.py replays on every run.
+    """
+    history = await stack.handle(incident_id).fetch_history()
+    await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter).replay_workflow(
+        history
+    )
+    text = history.to_json()
+    if os.environ.get("FIREBREAK_RECORD_HISTORIES"):
+        recorded = {"workflowId": incident_id, **json.loads(text)}
+        (PROJECT_ROOT / "tests" / "histories" / f"{name}.json").write_text(json.dumps(recorded))
+    return text
+
+
 def unique_service() -> str:
     return f"checkout-{secrets.token_hex(4)}"
 
@@ -171,10 +191,17 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
     assert state.policy is not None and state.policy.verdict == "needs_approval"
     assert stack.restarts(service) == [], "nothing may run before approval"
 
-    # The Temporal UI shows the pending decision and the exact signal payload.
-    description = await stack.handle(incident_id).describe()
-    details = description.raw_description.workflow_extended_info  # noqa: F841 - shape check below
-    assert description.status is not None
+    # The Temporal UI's "Current Details" show the pending decision and the exact signal.
+    metadata = await stack.handle(incident_id).query(
+        "__temporal_workflow_metadata", result_type=WorkflowMetadata
+    )
+    details = metadata.current_details
+    assert "Pending: approval" in details
+    assert f'"plan_hash": "{state.plan_hash}"' in details
+    assert "`approve`" in details and "`reject`" in details
+    assert f"restart_service` on `{service}`" in details
+    signals = {d.name for d in metadata.definition.signal_definitions}
+    assert {"alerts", "approve", "reject"} <= signals
 
     await stack.handle(incident_id).signal(
         SIGNAL_APPROVE,
@@ -202,7 +229,7 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
         hvac.Client(url=vault.addr, token=credential.token.get_secret_value()).auth.token.lookup_self()
 
     # No credential value anywhere in the history (the audit log) or in the results.
-    history = (await stack.handle(incident_id).fetch_history()).to_json()
+    history = await replay_and_keep(stack, incident_id, "approved_remediated")
     token = credential.token.get_secret_value()
     assert token not in history
     assert vault.worker_token.get_secret_value() not in history
@@ -226,6 +253,7 @@ async def test_rejected_incident_never_runs_playbook(make_stack: StackFactory) -
         SIGNAL_REJECT, ApprovalSignal(by="bob", reason="deploy in progress", plan_hash=state.plan_hash)
     )
     result = await stack.handle(incident_id).result()
+    await replay_and_keep(stack, incident_id, "rejected")
     assert result.outcome == Outcome.REJECTED
     assert "bob" in result.summary and "deploy in progress" in result.summary
     assert stack.restarts(service) == []
