@@ -66,9 +66,7 @@ def build_activities(
     return [triage.triage, policy.evaluate_policy, remediation.run_playbook]
 
 
-def build_worker(
-    client: Client, settings: Settings, credentials: ActionCredentials | None = None
-) -> Worker:
+def build_worker(client: Client, settings: Settings, credentials: ActionCredentials | None = None) -> Worker:
     return Worker(
         client,
         task_queue=settings.task_queue,

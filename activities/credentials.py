@@ -90,9 +90,7 @@ class ActionCredentials:
         except (requests.RequestException, hvac.exceptions.VaultDown) as exc:
             raise VaultUnavailable(f"Vault at {self._addr} unavailable: {type(exc).__name__}") from None
         auth = response["auth"]
-        logger.info(
-            "issued credential accessor=%s action=%s ttl=%ss", auth["accessor"], spec.name, ttl
-        )
+        logger.info("issued credential accessor=%s action=%s ttl=%ss", auth["accessor"], spec.name, ttl)
         return ActionCredential(
             token=SecretStr(auth["client_token"]),
             accessor=auth["accessor"],
@@ -122,7 +120,11 @@ def _first_error(exc: hvac.exceptions.VaultError) -> str:
     return str(errors[0]) if errors else type(exc).__name__
 
 
-def bootstrap_vault(root: hvac.Client, catalog: Catalog, worker_token_ttl: str = "768h") -> SecretStr:
+def bootstrap_vault(
+    root: hvac.Client,
+    catalog: Catalog,
+    worker_token_ttl: str = "768h",  # noqa: S107 - a duration
+) -> SecretStr:
     """Create the secrets, policies and roles the catalog needs; return a worker token.
 
     Idempotent: existing action secrets are kept (a real deployment puts real ones there).
@@ -158,10 +160,13 @@ def bootstrap_vault(root: hvac.Client, catalog: Catalog, worker_token_ttl: str =
             },
         )
         role_patterns.append(spec.vault_role)
-    worker_policy = "".join(
-        f'path "auth/token/create/{role}" {{\n  capabilities = ["create", "update"]\n}}\n'
-        for role in sorted(role_patterns)
-    ) + 'path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}\n'
+    worker_policy = (
+        "".join(
+            f'path "auth/token/create/{role}" {{\n  capabilities = ["create", "update"]\n}}\n'
+            for role in sorted(role_patterns)
+        )
+        + 'path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}\n'
+    )
     root.sys.create_or_update_policy(name=WORKER_POLICY, policy=worker_policy)
     response = root.auth.token.create(
         policies=[WORKER_POLICY],

@@ -61,7 +61,7 @@ def _runtime_root(configured: Path | None) -> Path:
     if configured is not None:
         configured.mkdir(parents=True, exist_ok=True)
         return configured
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - RAM-backed on purpose; mkdtemp gives a private 0700 dir
     if shm.is_dir() and os.access(shm, os.W_OK):
         return shm
     return Path(tempfile.gettempdir())
@@ -124,9 +124,7 @@ class RemediationActivities:
             )
             try:
                 while not runner_task.done():
-                    activity.heartbeat(
-                        {"tasks_done": progress.tasks_done, "task": progress.current_task}
-                    )
+                    activity.heartbeat({"tasks_done": progress.tasks_done, "task": progress.current_task})
                     await asyncio.wait({runner_task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
             except asyncio.CancelledError:
                 progress.cancel.set()

@@ -47,8 +47,7 @@ class Rule(BaseModel):
     def matches(self, alert: Alert) -> bool:
         labels = {**alert.labels, "alertname": alert.name}
         return all(
-            re.fullmatch(pattern, labels.get(label, "")) is not None
-            for label, pattern in self.match.items()
+            re.fullmatch(pattern, labels.get(label, "")) is not None for label, pattern in self.match.items()
         )
 
 
@@ -140,13 +139,12 @@ def _summary(alert: Alert, rule: Rule, count: int) -> str:
 
 def _fill(params: dict[str, Any], alert: Alert) -> dict[str, Any]:
     def substitute(match: re.Match[str]) -> str:
-        token = match.group(1)
-        if token == "service":
+        placeholder = match.group(1)
+        if placeholder == "service":
             return alert.service
-        return alert.labels.get(token.split(":", 1)[1], "")
+        return alert.labels.get(placeholder.split(":", 1)[1], "")
 
     return {
         key: _PLACEHOLDER.sub(substitute, value) if isinstance(value, str) else value
         for key, value in params.items()
     }
-

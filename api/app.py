@@ -58,8 +58,12 @@ class Problem(BaseModel):
     detail: list[dict[str, str]] = []
 
 
-def problem(status: int, error: str, detail: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    error: str,
+    detail: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     body = Problem(error=error, detail=detail or [])
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -98,7 +102,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        ok, detail = await gateway.reachable()
+        detail = (await gateway.reachable())[1]
         logger.info("Temporal %s", detail)
         yield
 
@@ -117,8 +121,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         scheme, _, token = header.partition(" ")
         expected = settings.api_token.get_secret_value() if settings.api_token else ""
         if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
-            return problem(401, "missing or wrong bearer token",
-                           headers={"WWW-Authenticate": "Bearer"})
+            return problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         return None
 
     async def read_json(request: Request) -> Any | JSONResponse:
@@ -146,26 +149,44 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         try:
             client = await gateway.client()
             await asyncio.gather(
-                *(signal_with_start(client, settings, key, AlertBatch(alerts=group, received_at=received_at))
-                  for key, group in groups.items())
+                *(
+                    signal_with_start(
+                        client, settings, key, AlertBatch(alerts=group, received_at=received_at)
+                    )
+                    for key, group in groups.items()
+                )
             )
         except (RPCError, RuntimeError, OSError) as exc:
             logger.warning("Temporal did not accept %d alert(s): %s", len(alerts), type(exc).__name__)
-            return problem(503, "Temporal is unavailable; retry later",
-                           headers={"Retry-After": RETRY_AFTER_SECONDS})
+            return problem(
+                503,
+                "Temporal is unavailable; retry later",
+                headers={"Retry-After": RETRY_AFTER_SECONDS},
+            )
         incidents = sorted(incident_workflow_id(k) for k in groups)
         logger.info("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
-        return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(),
-                            status_code=202)
+        return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(), status_code=202)
 
     @app.post(
         "/alerts/alertmanager",
         status_code=202,
         response_model=Accepted,
-        responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem},
-                   415: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": AlertmanagerPayload.model_json_schema(by_alias=True)}}}},
+        responses={
+            400: {"model": Problem},
+            401: {"model": Problem},
+            413: {"model": Problem},
+            415: {"model": Problem},
+            422: {"model": Problem},
+            503: {"model": Problem},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": AlertmanagerPayload.model_json_schema(by_alias=True)}
+                },
+            }
+        },
     )
     async def alertmanager(request: Request) -> JSONResponse:
         """Alertmanager webhook receiver (payload version 4)."""
@@ -187,10 +208,20 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         "/alerts/generic",
         status_code=202,
         response_model=Accepted,
-        responses={400: {"model": Problem}, 401: {"model": Problem}, 413: {"model": Problem},
-                   415: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": _GENERIC.json_schema()}}}},
+        responses={
+            400: {"model": Problem},
+            401: {"model": Problem},
+            413: {"model": Problem},
+            415: {"model": Problem},
+            422: {"model": Problem},
+            503: {"model": Problem},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _GENERIC.json_schema()}},
+            }
+        },
     )
     async def generic(request: Request) -> JSONResponse:
         """One generic JSON alert, or a list of them."""
@@ -216,8 +247,10 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
     async def healthz() -> JSONResponse:
         """Is the API up, and can it reach Temporal?"""
         ok, detail = await gateway.reachable()
-        return JSONResponse({"status": "ok" if ok else "degraded", "temporal": detail},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ok" if ok else "degraded", "temporal": detail},
+            status_code=200 if ok else 503,
+        )
 
     return app
 

@@ -87,9 +87,7 @@ class Alert(BaseModel):
     service: str = Field(min_length=1, max_length=256)
     severity: Severity
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
-    annotations: dict[LabelName, AnnotationValue] = Field(
-        default_factory=dict, max_length=MAX_LABELS
-    )
+    annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     starts_at: datetime
     ends_at: datetime | None = None
     generator_url: str | None = None
@@ -143,9 +141,7 @@ class AlertmanagerAlert(BaseModel):
 
     status: AlertStatus
     labels: dict[LabelName, LabelValue] = Field(max_length=MAX_LABELS)
-    annotations: dict[LabelName, AnnotationValue] = Field(
-        default_factory=dict, max_length=MAX_LABELS
-    )
+    annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     starts_at: datetime = Field(alias="startsAt")
     ends_at: datetime | None = Field(default=None, alias="endsAt")
     generator_url: str | None = Field(default=None, alias="generatorURL", max_length=4096)
@@ -193,9 +189,7 @@ class AlertmanagerPayload(BaseModel):
     status: AlertStatus
     receiver: str = Field(max_length=256)
     group_labels: dict[LabelName, LabelValue] = Field(default_factory=dict, alias="groupLabels")
-    common_labels: dict[LabelName, LabelValue] = Field(
-        default_factory=dict, alias="commonLabels"
-    )
+    common_labels: dict[LabelName, LabelValue] = Field(default_factory=dict, alias="commonLabels")
     common_annotations: dict[LabelName, AnnotationValue] = Field(
         default_factory=dict, alias="commonAnnotations"
     )
@@ -222,9 +216,7 @@ class GenericAlert(BaseModel):
     summary: str | None = Field(default=None, max_length=MAX_ANNOTATION_VALUE)
     description: str | None = Field(default=None, max_length=MAX_ANNOTATION_VALUE)
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
-    annotations: dict[LabelName, AnnotationValue] = Field(
-        default_factory=dict, max_length=MAX_LABELS
-    )
+    annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
     starts_at: datetime | None = None
     ends_at: datetime | None = None

@@ -91,8 +91,7 @@ class Catalog(BaseModel):
         )
         if errors:
             detail = "; ".join(
-                f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}"
-                for e in errors
+                f"{'.'.join(str(p) for p in e.absolute_path) or '(params)'}: {e.message}" for e in errors
             )
             raise CatalogError(f"action {name!r}: invalid params: {detail}")
         return spec

@@ -73,9 +73,7 @@ class PolicyEngine:
         """Turn regopy's error tree into `file:line: message` lines."""
         text = str(exc)
         lines = []
-        for location, message in zip(
-            _ERROR_LOCATION.finditer(text), _ERRMSG.finditer(text), strict=False
-        ):
+        for location, message in zip(_ERROR_LOCATION.finditer(text), _ERRMSG.finditer(text), strict=False):
             name = location.group("file")
             offset = int(location.group("offset"))
             source = self._modules.get(name, "")

@@ -102,7 +102,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
             try:
                 if root.sys.is_initialized() and not root.sys.is_sealed():
                     break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
@@ -121,7 +121,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
 def settings(tmp_path: Path, vault: VaultServer) -> Settings:
     """Worker/API settings for one test: its own task queue and demo target dir."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         data_dir=tmp_path / "data",
         task_queue=f"tq-{secrets.token_hex(6)}",
         vault_addr=vault.addr,

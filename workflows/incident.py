@@ -9,9 +9,9 @@ incident as it is now, including exactly which signal answers a pending approval
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -67,9 +67,7 @@ class IncidentWorkflow:
     def __init__(self, input: IncidentWorkflowInput) -> None:
         self._input = input
         info = workflow.info()
-        self._state = IncidentState(
-            incident_id=info.workflow_id, key=input.key, opened_at=workflow.now()
-        )
+        self._state = IncidentState(incident_id=info.workflow_id, key=input.key, opened_at=workflow.now())
         self._approval: ApprovalRecord | None = None
         self._awaiting_approval = False
 
@@ -84,7 +82,11 @@ class IncidentWorkflow:
             if known is not None and known.status == alert.status:
                 self._state.duplicate_alerts += 1
                 continue
-            if known is not None and known.status == AlertStatus.RESOLVED and alert.status == AlertStatus.FIRING:
+            if (
+                known is not None
+                and known.status == AlertStatus.RESOLVED
+                and alert.status == AlertStatus.FIRING
+            ):
                 # A re-fire within the same incident: keep the original start.
                 alert = alert.model_copy(update={"starts_at": min(known.starts_at, alert.starts_at)})
             self._state.alerts[alert.fingerprint] = alert
@@ -115,8 +117,7 @@ class IncidentWorkflow:
             refusal = "no approval is pending"
         elif signal.plan_hash != self._state.plan_hash:
             refusal = (
-                f"plan_hash {signal.plan_hash!r} does not match the pending plan "
-                f"{self._state.plan_hash!r}"
+                f"plan_hash {signal.plan_hash!r} does not match the pending plan {self._state.plan_hash!r}"
             )
         if refusal is not None:
             record = record.model_copy(update={"decision": "refused", "note": f"{decision}: {refusal}"})
@@ -214,11 +215,14 @@ class IncidentWorkflow:
 
         self._set_phase(Phase.REMEDIATING)
         for index, action in enumerate(plan.actions):
-            result = await self._remediate(index, action_input=RemediationInput(
-                incident_id=state.incident_id,
-                action=action,
-                idempotency_key=self._idempotency_key(index),
-            ))
+            result = await self._remediate(
+                index,
+                action_input=RemediationInput(
+                    incident_id=state.incident_id,
+                    action=action,
+                    idempotency_key=self._idempotency_key(index),
+                ),
+            )
             state.remediations.append(result)
             self._decide(
                 "remediation",
@@ -230,7 +234,8 @@ class IncidentWorkflow:
             )
             if result.status != "successful":
                 return await self._close(
-                    Outcome.ESCALATED, f"remediation {action.action} on {action.target}: {result.status}"
+                    Outcome.ESCALATED,
+                    f"remediation {action.action} on {action.target}: {result.status}",
                 )
 
         self._set_phase(Phase.VERIFYING)
@@ -275,11 +280,11 @@ class IncidentWorkflow:
         raw = f"{info.workflow_id}/{info.run_id}/{index}"
         return hashlib.sha256(raw.encode()).hexdigest()[:32]
 
-    async def _wait(self, condition: object, seconds: float) -> bool:
+    async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
         """wait_condition with a timeout; True if the condition held before it expired."""
         try:
-            await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))  # type: ignore[arg-type]
-        except asyncio.TimeoutError:
+            await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))
+        except TimeoutError:
             return False
         return True
 
@@ -295,7 +300,7 @@ class IncidentWorkflow:
 
     def _decide(self, kind: str, by: str, summary: str, reasons: list[str] | None = None) -> None:
         self._state.decisions.append(
-            Decision(at=workflow.now(), kind=kind, by=by, summary=summary, reasons=reasons or [])  # type: ignore[arg-type]
+            Decision(at=workflow.now(), kind=kind, by=by, summary=summary, reasons=reasons or [])
         )
 
     def _set_phase(self, phase: Phase) -> None:
@@ -321,16 +326,23 @@ def render_details(state: IncidentState, awaiting_approval: bool) -> str:
         lines.append(f"- `{alert.severity}` **{alert.name}** on `{alert.service}`: {alert.summary[:200]}")
     if state.triage:
         t = state.triage
-        lines += ["", f"**Triage** ({t.reasoner}, confidence {t.confidence:.2f}): {t.summary[:300]}"]
+        lines += [
+            "",
+            f"**Triage** ({t.reasoner}, confidence {t.confidence:.2f}): {t.summary[:300]}",
+        ]
     if state.plan:
         lines += ["", f"**Plan** `{state.plan_hash}`:"]
         for action in state.plan.actions:
+            params = json.dumps(action.params, sort_keys=True)
             lines.append(
-                f"- `{action.action}` on `{action.target}` params `{json.dumps(action.params, sort_keys=True)}`"
+                f"- `{action.action}` on `{action.target}` params `{params}`"
                 f" (risk {action.risk}, timeout {action.timeout_seconds}s)"
             )
     if state.policy:
-        lines += ["", f"**Policy:** {state.policy.verdict.value} — {'; '.join(state.policy.reasons)}"]
+        lines += [
+            "",
+            f"**Policy:** {state.policy.verdict.value} — {'; '.join(state.policy.reasons)}",
+        ]
     if awaiting_approval:
         payload = json.dumps({"by": "YOUR NAME", "reason": "WHY", "plan_hash": state.plan_hash})
         group = state.policy.approver_group if state.policy else None
@@ -346,5 +358,6 @@ def render_details(state: IncidentState, awaiting_approval: bool) -> str:
     if state.remediations:
         lines += ["", "**Actions:**"] + [f"- {r.summary}" for r in state.remediations]
     if state.outcome and state.decisions:
-        lines += ["", f"**Outcome:** {state.decisions[-1].reasons[0] if state.decisions[-1].reasons else state.outcome.value}"]
+        last = state.decisions[-1]
+        lines += ["", f"**Outcome:** {last.reasons[0] if last.reasons else state.outcome.value}"]
     return "\n".join(lines)

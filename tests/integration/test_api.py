@@ -39,7 +39,7 @@ class CountingFactory:
 
 
 def api_settings(**overrides: Any) -> Settings:
-    return Settings(_env_file=None, api_token=SecretStr(TOKEN), **overrides)  # type: ignore[call-arg]
+    return Settings(_env_file=None, api_token=SecretStr(TOKEN), **overrides)
 
 
 @pytest.fixture
@@ -82,7 +82,9 @@ async def test_bad_alertmanager_payload_names_the_field(
     assert factory.calls == 0, "a bad payload never reaches Temporal"
 
 
-async def test_bad_generic_payload_names_the_field(api: tuple[httpx.AsyncClient, CountingFactory]) -> None:
+async def test_bad_generic_payload_names_the_field(
+    api: tuple[httpx.AsyncClient, CountingFactory],
+) -> None:
     http, factory = api
     response = await http.post(
         "/alerts/generic", json={"name": "DiskFull", "service": "db", "sevrity": "P1"}, headers=AUTH
@@ -102,7 +104,9 @@ async def test_transport_level_bad_input(api: tuple[httpx.AsyncClient, CountingF
     )
     assert wrong_type.status_code == 415 and "application/json" in wrong_type.json()["error"]
     not_json = await http.post(
-        "/alerts/alertmanager", content=b"{nope", headers={**AUTH, "Content-Type": "application/json"}
+        "/alerts/alertmanager",
+        content=b"{nope",
+        headers={**AUTH, "Content-Type": "application/json"},
     )
     assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["error"]
     huge = await http.post(
@@ -117,7 +121,9 @@ async def test_transport_level_bad_input(api: tuple[httpx.AsyncClient, CountingF
             yield b"a" * 1000
 
     streamed = await http.post(
-        "/alerts/alertmanager", content=chunks(), headers={**AUTH, "Content-Type": "application/json"}
+        "/alerts/alertmanager",
+        content=chunks(),
+        headers={**AUTH, "Content-Type": "application/json"},
     )
     assert streamed.status_code == 413, "a body without Content-Length is still bounded"
     assert factory.calls == 0
@@ -139,15 +145,19 @@ def test_api_refuses_to_start_without_a_token() -> None:
         raise AssertionError("not called")
 
     with pytest.raises(ConfigurationError, match="FIREBREAK_API_TOKEN"):
-        create_app(Settings(_env_file=None), never)  # type: ignore[call-arg]
+        create_app(Settings(_env_file=None), never)
 
 
 async def test_generic_alert_accepted(api: tuple[httpx.AsyncClient, CountingFactory]) -> None:
     http, _ = api
     response = await http.post(
         "/alerts/generic",
-        json={"name": "DiskSpaceLow", "service": "api-tests-db", "severity": "warning",
-              "summary": "disk 91% full"},
+        json={
+            "name": "DiskSpaceLow",
+            "service": "api-tests-db",
+            "severity": "warning",
+            "summary": "disk 91% full",
+        },
         headers=AUTH,
     )
     assert response.status_code == 202, response.text

@@ -8,172 +8,30 @@ local target) is what the tests observe.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import secrets
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
 import hvac
 import hvac.exceptions
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer, Worker
 
-from activities.credentials import ActionCredential, ActionCredentials
-from api.app import create_app
-from models.catalog import ActionSpec
-from models.constants import QUERY_STATE, SIGNAL_APPROVE, SIGNAL_REJECT
-from models.incident import ApprovalSignal, IncidentResult, IncidentState, Outcome, Phase
-from models.settings import PROJECT_ROOT, Settings
+from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
+from models.incident import ApprovalSignal, Outcome, Phase
+from models.settings import PROJECT_ROOT
 from tests.conftest import VaultServer
+from tests.integration.conftest import (
+    StackFactory,
+    awaiting,
+    open_incident,
+    replay_and_keep,
+    resolve,
+    unique_service,
+)
 from tests.payloads import alertmanager_alert, alertmanager_payload
-from worker import WORKFLOWS, build_worker
 
 pytestmark = pytest.mark.integration
-
-
-class RecordingCredentials(ActionCredentials):
-    """The real Vault credentials, remembering what they issued so tests can hunt for it."""
-
-    def __init__(self, addr: str, token: Any) -> None:
-        super().__init__(addr, token)
-        self.issued: list[ActionCredential] = []
-
-    def issue(self, spec: ActionSpec, incident_id: str, idempotency_key: str) -> ActionCredential:
-        credential = super().issue(spec, incident_id, idempotency_key)
-        self.issued.append(credential)
-        return credential
-
-
-@dataclass
-class Stack:
-    client: Client
-    settings: Settings
-    http: httpx.AsyncClient
-    credentials: RecordingCredentials
-    worker: Worker
-    headers: dict[str, str] = field(default_factory=dict)
-
-    async def post_alertmanager(self, payload: dict[str, Any]) -> httpx.Response:
-        return await self.http.post("/alerts/alertmanager", json=payload, headers=self.headers)
-
-    def handle(self, incident_id: str) -> WorkflowHandle[Any, IncidentResult]:
-        return self.client.get_workflow_handle(incident_id, result_type=IncidentResult)
-
-    async def state(self, incident_id: str) -> IncidentState:
-        return await self.handle(incident_id).query(QUERY_STATE, result_type=IncidentState)
-
-    async def wait_for(
-        self, incident_id: str, check: Callable[[IncidentState], bool], timeout: float = 60
-    ) -> IncidentState:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                state = await self.state(incident_id)
-                if check(state):
-                    return state
-            except Exception:  # noqa: BLE001 - workflow may not have run its first task yet
-                state = None
-            if asyncio.get_running_loop().time() > deadline:
-                pytest.fail(f"{incident_id} never reached the expected state; last: {state}")
-            await asyncio.sleep(0.2)
-
-    def restarts(self, service: str) -> list[str]:
-        log = self.settings.resolved_target_state_dir() / service / "restarts.log"
-        return log.read_text().splitlines() if log.exists() else []
-
-
-StackFactory = Callable[..., Awaitable[Stack]]
-
-
-@pytest.fixture
-async def make_stack(
-    client: Client, settings: Settings, vault: VaultServer
-) -> AsyncIterator[StackFactory]:
-    cleanups: list[Callable[[], Awaitable[None]]] = []
-
-    async def factory(**overrides: Any) -> Stack:
-        configured = settings.model_copy(update=overrides)
-        credentials = RecordingCredentials(vault.addr, vault.worker_token)
-        worker = build_worker(client, configured, credentials)
-        task = asyncio.create_task(worker.run())
-
-        async def client_factory() -> Client:
-            return client
-
-        app = create_app(configured, client_factory)
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
-
-        async def cleanup() -> None:
-            await http.aclose()
-            await worker.shutdown()
-            await task
-
-        cleanups.append(cleanup)
-        assert configured.api_token is not None
-        return Stack(
-            client=client,
-            settings=configured,
-            http=http,
-            credentials=credentials,
-            worker=worker,
-            headers={"Authorization": f"Bearer {configured.api_token.get_secret_value()}"},
-        )
-
-    yield factory
-    for cleanup in cleanups:
-        await cleanup()
-
-
-async def replay_and_keep(stack: Stack, incident_id: str, name: str) -> str:
-    """Replay a finished incident's history now; keep it under tests/histories/ on request.
-
-    FIREBREAK_RECORD_HISTORIES=1 refreshes the committed histories that
-    tests/test_replay.py replays on every run.
-    """
-    history = await stack.handle(incident_id).fetch_history()
-    await Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter).replay_workflow(
-        history
-    )
-    text = history.to_json()
-    if os.environ.get("FIREBREAK_RECORD_HISTORIES"):
-        recorded = {"workflowId": incident_id, **json.loads(text)}
-        (PROJECT_ROOT / "tests" / "histories" / f"{name}.json").write_text(json.dumps(recorded))
-    return text
-
-
-def unique_service() -> str:
-    return f"checkout-{secrets.token_hex(4)}"
-
-
-async def open_incident(stack: Stack, service: str, alertname: str = "KubePodCrashLooping") -> str:
-    response = await stack.post_alertmanager(
-        alertmanager_payload(alertmanager_alert(alertname, service))
-    )
-    assert response.status_code == 202, response.text
-    body = response.json()
-    assert body["accepted"] == 1
-    (incident_id,) = body["incidents"]
-    return str(incident_id)
-
-
-async def resolve(stack: Stack, service: str, alertname: str = "KubePodCrashLooping") -> None:
-    response = await stack.post_alertmanager(
-        alertmanager_payload(alertmanager_alert(alertname, service, status="resolved"))
-    )
-    assert response.status_code == 202, response.text
-
-
-def awaiting(state: IncidentState) -> bool:
-    return state.phase == Phase.AWAITING_APPROVAL
 
 
 async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
@@ -222,6 +80,7 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
 
     # The credential: minted once, TTL within the action's timeout, revoked, dead.
     (credential,) = stack.credentials.issued
+    assert state.plan is not None
     assert credential.ttl_seconds <= state.plan.actions[0].timeout_seconds
     assert remediation.credential_accessor == credential.accessor
     assert remediation.credential_revoked
@@ -235,7 +94,9 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
     assert vault.worker_token.get_secret_value() not in history
     assert token not in state.model_dump_json()
     secret = vault.root().secrets.kv.v2.read_secret_version(
-        path="firebreak/actions/restart_service", mount_point="secret", raise_on_deleted_version=True
+        path="firebreak/actions/restart_service",
+        mount_point="secret",
+        raise_on_deleted_version=True,
     )["data"]["data"]["api_key"]
     assert secret not in history
     # ... nor left on the target or in any file the run wrote.
@@ -250,7 +111,8 @@ async def test_rejected_incident_never_runs_playbook(make_stack: StackFactory) -
     incident_id = await open_incident(stack, service)
     state = await stack.wait_for(incident_id, awaiting)
     await stack.handle(incident_id).signal(
-        SIGNAL_REJECT, ApprovalSignal(by="bob", reason="deploy in progress", plan_hash=state.plan_hash)
+        SIGNAL_REJECT,
+        ApprovalSignal(by="bob", reason="deploy in progress", plan_hash=state.plan_hash),
     )
     result = await stack.handle(incident_id).result()
     await replay_and_keep(stack, incident_id, "rejected")
@@ -341,7 +203,9 @@ async def test_alerts_resolving_within_settle_window_close_as_transient(
     assert stack.restarts(service) == []
 
 
-async def test_resolution_while_awaiting_approval_withdraws_request(make_stack: StackFactory) -> None:
+async def test_resolution_while_awaiting_approval_withdraws_request(
+    make_stack: StackFactory,
+) -> None:
     stack = await make_stack()
     service = unique_service()
     incident_id = await open_incident(stack, service)
