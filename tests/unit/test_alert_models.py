@@ -100,7 +100,7 @@ def payload(*alerts: dict[str, Any], status: str = "firing") -> dict[str, Any]:
         "commonAnnotations": {},
         "externalURL": "http://alertmanager-0:9093",
         "version": "4",
-        "groupKey": '{}/{severity=~"warning|critical"}:{alertname="%s"}' % first,
+        "groupKey": f'{{}}/{{severity=~"warning|critical"}}:{{alertname="{first}"}}',
         "truncatedAlerts": 0,
     }
 

@@ -226,7 +226,9 @@ def test_worst_severity_wins_and_is_acted_on_first(reasoner: RuleReasoner) -> No
 
 
 def test_informational_alerts_alone_need_nothing(reasoner: RuleReasoner) -> None:
-    result = reasoner.triage([alert({"alertname": "Watchdog"}), alert({"alertname": "InfoInhibitor"})])
+    result = reasoner.triage(
+        [alert({"alertname": "Watchdog"}), alert({"alertname": "InfoInhibitor"})]
+    )
     assert result.category == "informational"
     assert result.proposed is None
     assert result.escalate_reason is None
@@ -323,7 +325,14 @@ def write_rules(tmp_path: Path, text: str) -> Path:
             "name",
         ),
     ],
-    ids=["bad-regex", "missing-category", "confidence-range", "empty-match", "action-name", "no-name"],
+    ids=[
+        "bad-regex",
+        "missing-category",
+        "confidence-range",
+        "empty-match",
+        "action-name",
+        "no-name",
+    ],
 )
 def test_bad_rule_names_file_and_rule(tmp_path: Path, body: str, rule: str, detail: str) -> None:
     path = write_rules(tmp_path, "rules:" + GOOD_RULE + body)
@@ -352,7 +361,7 @@ def test_bad_rules_file_names_the_file(tmp_path: Path, text: str) -> None:
 
 
 def test_missing_rules_file(tmp_path: Path) -> None:
-    with pytest.raises(RuleFileError, match="absent.yaml"):
+    with pytest.raises(RuleFileError, match=r"absent\.yaml"):
         RuleReasoner.load(tmp_path / "absent.yaml")
 
 
@@ -461,7 +470,7 @@ actions:
     params_schema: {type: object}
 """
     )
-    with pytest.raises(CatalogError, match="restart_service.*nowhere.yml"):
+    with pytest.raises(CatalogError, match=r"restart_service.*nowhere\.yml"):
         Catalog.load(tmp_path)
 
 
