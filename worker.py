@@ -78,15 +78,18 @@ def build_worker(client: Client, settings: Settings, credentials: ActionCredenti
 async def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    # Check configuration before touching the network: a broken policy must stop us here.
     try:
-        client = await connect()
-        worker = build_worker(client, settings)
+        activities = build_activities(settings)
     except ConfigurationError as exc:
         logger.error("cannot start: %s", exc)
         return 2
+    try:
+        client = await connect()
     except RuntimeError as exc:
         logger.error("cannot connect to Temporal: %s", exc)
         return 3
+    worker = Worker(client, task_queue=settings.task_queue, workflows=list(WORKFLOWS), activities=activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
