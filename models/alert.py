@@ -73,7 +73,34 @@ _SEVERITY_LABELS = {
 }
 
 # Labels that name the thing that is broken, most specific first.
-SERVICE_LABELS = ("service", "app", "app_kubernetes_io_name", "job", "container", "instance")
+SERVICE_LABELS = (
+    "service",
+    "app",
+    "app_kubernetes_io_name",
+    "deployment",
+    "statefulset",
+    "daemonset",
+    "container",
+    "job",
+    "instance",
+)
+# Exporters and scrapers name who *observed* a problem, not what is broken: an alert from
+# kube-state-metrics about a crash-looping container is about the container.
+OBSERVERS = frozenset(
+    {
+        "kube-state-metrics",
+        "node",
+        "node-exporter",
+        "blackbox",
+        "blackbox-exporter",
+        "prometheus",
+        "kubelet",
+        "cadvisor",
+        "alertmanager",
+        "pushgateway",
+    }
+)
+_INSTANCE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://)?(?P<host>\[[^\]]+\]|[^/:?#]+)", re.IGNORECASE)
 
 
 class Alert(BaseModel):
@@ -83,8 +110,8 @@ class Alert(BaseModel):
 
     fingerprint: str = Field(min_length=1, max_length=128)
     status: AlertStatus
-    name: str = Field(min_length=1, max_length=256)
-    service: str = Field(min_length=1, max_length=256)
+    name: str = Field(min_length=1, max_length=MAX_LABEL_VALUE)
+    service: str = Field(min_length=1, max_length=MAX_LABEL_VALUE)
     severity: Severity
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
@@ -113,7 +140,10 @@ class AlertBatch(BaseModel):
 def slug(text: str) -> str:
     cleaned = _KEY_UNSAFE.sub("-", text.lower()).strip("-.")
     if not cleaned:
-        raise ValueError("no usable characters for an incident key")
+        if not text:
+            raise ValueError("no usable characters for an incident key")
+        # Names in other scripts still need a stable, safe key.
+        return "u-" + hashlib.sha256(text.encode()).hexdigest()[:16]
     if len(cleaned) > 120:
         # Keep ids bounded but distinct: truncate and add a digest of the whole.
         cleaned = cleaned[:100] + "-" + hashlib.sha256(cleaned.encode()).hexdigest()[:16]
@@ -122,14 +152,20 @@ def slug(text: str) -> str:
 
 def fingerprint_of(name: str, labels: dict[str, str]) -> str:
     """Stable fingerprint for sources that do not send one (same labels, same alert)."""
-    canonical = json.dumps({"alertname": name, **labels}, sort_keys=True, separators=(",", ":"))
+    # Name and labels apart, so a label called "alertname" cannot collide with the name.
+    canonical = json.dumps({"name": name, "labels": labels}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def service_of(labels: dict[str, str]) -> str | None:
+    """The workload an alert is about: the first workload label that is not an observer."""
     for key in SERVICE_LABELS:
-        if labels.get(key):
-            return labels[key]
+        value = labels.get(key, "").strip()
+        if key == "instance" and value:
+            match = _INSTANCE.match(value)
+            value = match.group("host").strip("[]") if match else value
+        if value and value.lower() not in OBSERVERS:
+            return value
     return None
 
 

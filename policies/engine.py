@@ -88,9 +88,18 @@ class PolicyEngine:
             output = rego.query(query)
         except RegoError as exc:
             raise PolicyEvaluationError(self._describe(exc)) from None
-        parsed = json.loads(str(output))
+        text = str(output)
+        if not output.ok():
+            # e.g. two rules giving one key different values: a policy bug, never an allow.
+            raise PolicyEvaluationError(f"{query} failed to evaluate: {text}")
+        if text.strip() == "undefined":
+            return None
+        try:
+            parsed = json.loads(text)
+        except json.JSONDecodeError:
+            raise PolicyEvaluationError(f"{query} gave an unreadable result: {text[:200]}") from None
         if "expressions" not in parsed:
-            return None  # undefined
+            return None
         return parsed["expressions"][0]
 
     def decide(self, input: dict[str, Any]) -> dict[str, Any]:

