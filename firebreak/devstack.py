@@ -156,9 +156,7 @@ def _split_host_port(address: str, what: str) -> tuple[str, int]:
 
 
 def endpoints_from(settings: Settings) -> Endpoints:
-    temporal_host, temporal_port = _split_host_port(
-        str(connect_config()["target_host"]), "TEMPORAL_ADDRESS"
-    )
+    temporal_host, temporal_port = _split_host_port(str(connect_config()["target_host"]), "TEMPORAL_ADDRESS")
     vault = urlsplit(settings.vault_addr)
     if vault.scheme != "http" or not vault.hostname or vault.port is None or vault.path.strip("/"):
         raise DevStackError(
@@ -456,14 +454,11 @@ class DevStack:
             worker_token = await asyncio.to_thread(_bootstrap, ep.vault_addr, root, catalog)
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             raise DevStackError(
-                f"configuring OpenBao failed: {type(exc).__name__}: {exc}; "
-                f"see {self.log_dir / 'openbao.log'}"
+                f"configuring OpenBao failed: {type(exc).__name__}: {exc}; see {self.log_dir / 'openbao.log'}"
             ) from None
 
         # The worker: only its own narrow Vault token.
-        worker_env = child_env(
-            os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value()
-        )
+        worker_env = child_env(os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value())
         worker_child: list[Child] = []
         await self._step(
             "worker",
@@ -515,9 +510,7 @@ class DevStack:
     async def _temporal_ready(self) -> bool:
         try:
             if self.client is None:
-                self.client = await asyncio.wait_for(
-                    connect(self.endpoints.temporal_address), timeout=5
-                )
+                self.client = await asyncio.wait_for(connect(self.endpoints.temporal_address), timeout=5)
             return bool(await self.client.service_client.check_health(timeout=timedelta(seconds=2)))
         except (RuntimeError, RPCError, OSError, TimeoutError):
             return False
@@ -650,9 +643,9 @@ Firebreak dev stack is up.
                     )
                 if state.phase == Phase.CLOSED:
                     outcome = state.outcome.value if state.outcome else "unknown"
-                    last = state.decisions[-1].summary if state.decisions else ""
+                    why = "; ".join(state.decisions[-1].reasons) if state.decisions else ""
                     self.say(
-                        f"demo: {incident_id} closed: {outcome}. {last}\n"
+                        f"demo: {incident_id} closed: {outcome} ({why})\n"
                         f"demo: the audit trail is the workflow history: {url} "
                         f"(or `firebreak audit {key}`)"
                     )
