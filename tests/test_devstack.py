@@ -29,6 +29,7 @@ from temporalio.client import WorkflowExecutionStatus
 from firebreak.demo import demo_payload
 from firebreak.temporal import connect
 from models.constants import INCIDENT_WORKFLOW
+from models.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -298,3 +299,12 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
     assert "worker was killed by signal 9 unexpectedly" in again.output, again.diagnostics()
     left = alive_in_groups(set(children))
     assert not left, left
+
+
+def test_env_example_lists_every_setting() -> None:
+    """`.env.example` documents each Settings field (and nothing that is not one)."""
+    text = (PROJECT_ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^#? ?FIREBREAK_([A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    fields = {name.upper() for name in Settings.model_fields}
+    assert fields - listed == set(), "add these to .env.example"
+    assert listed - fields == set(), "not settings any more: remove from .env.example"
