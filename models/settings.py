@@ -12,6 +12,7 @@ Firebreak always agree on where the server is.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,3 +76,23 @@ class Settings(BaseSettings):
 
     def resolved_target_state_dir(self) -> Path:
         return self.target_state_dir or self.data_dir / "targets"
+
+    # Memory: runbooks, post-mortems and past incidents in Qdrant
+    qdrant_url: str | None = Field(
+        default=None, description="a Qdrant server or cluster; unset: local mode in qdrant_path"
+    )
+    qdrant_api_key: SecretStr | None = Field(default=None, description="for a Qdrant server that needs one")
+    qdrant_path: Path | None = Field(
+        default=None, description="local-mode storage folder (default: $FIREBREAK_DATA_DIR/qdrant)"
+    )
+    knowledge_dir: Path = PROJECT_ROOT / "knowledge"
+    knowledge_collection: str = "firebreak_knowledge"
+    incidents_collection: str = "firebreak_incidents"
+    embeddings: Literal["auto", "dense", "sparse"] = Field(
+        default="auto",
+        description="auto: dense+sparse hybrid when the dense extra is installed; dense: require it; "
+        "sparse: BM25 only",
+    )
+
+    def resolved_qdrant_path(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
