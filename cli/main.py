@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from enum import StrEnum
 from typing import Annotated
@@ -175,5 +176,23 @@ def dev(demo: Annotated[bool, typer.Option(help="fire a demo alert once up")] = 
     raise typer.Exit(devstack_main(["--demo"] if demo else []))
 
 
+def main() -> None:
+    """Console entry point.
+
+    Exits with os._exit after flushing: the Temporal client's native threads can race
+    interpreter finalization and abort a CLI that has already done its work (seen as
+    "PyGILState_Release" at exit), which would turn a delivered approval into exit 134.
+    """
+    code: int
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(app())
+    main()

@@ -41,7 +41,7 @@ def alertmanager_payload(*alerts: dict[str, Any], status: str | None = None) -> 
     first = alerts[0]
     return {
         "version": "4",
-        "groupKey": '{}:{alertname="%s"}' % first["labels"]["alertname"],
+        "groupKey": '{{}}:{{alertname="{}"}}'.format(first["labels"]["alertname"]),
         "truncatedAlerts": 0,
         "status": status or first["status"],
         "receiver": "firebreak",

@@ -46,7 +46,9 @@ async def test_cli_approves_and_audits_from_history(make_stack: StackFactory, cl
     state = await stack.wait_for(incident_id, awaiting)
     key = incident_id.removeprefix("incident-")
 
-    approved = await firebreak(client, "approve", key, "--by", "dana@example.com", "--reason", "runbook step 2")
+    approved = await firebreak(
+        client, "approve", key, "--by", "dana@example.com", "--reason", "runbook step 2"
+    )
     assert approved.returncode == 0, approved.stderr
     assert f"plan {state.plan_hash}: restart_service on {service}" in approved.stdout
     await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
