@@ -1,0 +1,170 @@
+"""Metric names, their meaning, and time series in the shape diagnosis works on.
+
+Names are `<kind>_<stat>`: `latency_p99`, `errors_avg`, `availability_min`. The kind says
+what the number means and which way is bad; the stat is how it was aggregated.
+
+    Metrics = {service: {metric: [(unix_seconds, value), ...]}}
+
+A value may be NaN (a gap). A service may be missing entirely (no data at all).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+Point = tuple[float, float]
+Metrics = Mapping[str, Mapping[str, Sequence[Point]]]
+
+
+class Kind(StrEnum):
+    LATENCY = "latency"
+    ERRORS = "errors"
+    AVAILABILITY = "availability"
+    REQUESTS = "requests"
+    CPU = "cpu"
+    MEMORY = "memory"
+    SATURATION = "saturation"
+    OTHER = "other"
+
+
+class Direction(StrEnum):
+    UP_IS_BAD = "up"
+    DOWN_IS_BAD = "down"
+    BOTH = "both"
+
+
+STATS = ("avg", "p50", "p90", "p95", "p99", "sum", "min", "max")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    kind: Kind
+    stat: str | None
+    direction: Direction
+    # Smallest change worth calling a change, in the metric's own unit, for series that
+    # are flat in the normal period (an error ratio of exactly 0 must not turn 0.001 into
+    # an infinite z-score). None: use only the relative floor.
+    absolute_floor: float | None
+    # Resource kinds point at the service itself; the others also move when a dependency
+    # misbehaves, so they say less about where a fault started.
+    is_resource: bool
+
+
+_DIRECTION = {
+    Kind.LATENCY: Direction.UP_IS_BAD,
+    Kind.ERRORS: Direction.UP_IS_BAD,
+    Kind.AVAILABILITY: Direction.DOWN_IS_BAD,
+    # Traffic moves both ways in a failure: it drops behind a broken caller, and it jumps
+    # with retries. Seasonal traffic moves it too, hence its low weight in ranking.
+    Kind.REQUESTS: Direction.BOTH,
+    Kind.CPU: Direction.UP_IS_BAD,
+    Kind.MEMORY: Direction.UP_IS_BAD,
+    Kind.SATURATION: Direction.UP_IS_BAD,
+    Kind.OTHER: Direction.BOTH,
+}
+_FLOOR = {
+    Kind.ERRORS: 0.002,  # ratios: 0.2 percentage points
+    Kind.AVAILABILITY: 0.002,
+    Kind.LATENCY: 0.001,  # seconds
+    Kind.SATURATION: 0.01,
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    """Interpret a metric name; names that do not follow the convention are OTHER."""
+    kind_part, _, stat = name.rpartition("_")
+    if stat not in STATS:
+        kind_part, stat = name, ""
+    try:
+        kind = Kind(kind_part)
+    except ValueError:
+        kind = Kind.OTHER
+    return MetricInfo(
+        name=name,
+        kind=kind,
+        stat=stat or None,
+        direction=_DIRECTION[kind],
+        absolute_floor=_FLOOR.get(kind),
+        is_resource=kind in (Kind.CPU, Kind.MEMORY, Kind.SATURATION),
+    )
+
+
+class MetricsFileError(ValueError):
+    """metrics.csv does not parse; the message names the file and the line."""
+
+
+def parse_time(value: str | float | int, *, where: str = "") -> float:
+    """Unix seconds from a number or an ISO-8601 timestamp."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ValueError(f"{where}bad timestamp {value!r}: expected unix seconds or ISO-8601") from None
+
+
+def load_metrics_csv(path: Path) -> dict[str, dict[str, list[Point]]]:
+    """Read the long format `timestamp,service,metric,value`; an empty value is a gap."""
+    out: dict[str, dict[str, list[Point]]] = {}
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except OSError as exc:
+        raise MetricsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    with handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return out
+        columns = [h.strip().lower() for h in header]
+        try:
+            i_t, i_s, i_m, i_v = (columns.index(c) for c in ("timestamp", "service", "metric", "value"))
+        except ValueError:
+            raise MetricsFileError(
+                f"{path}: header must name timestamp,service,metric,value; got {header}"
+            ) from None
+        width = max(i_t, i_s, i_m, i_v) + 1
+        for line_no, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) < width:
+                raise MetricsFileError(f"{path}:{line_no}: expected {width} columns, got {len(row)}")
+            try:
+                ts = parse_time(row[i_t])
+                raw = row[i_v].strip()
+                value = float(raw) if raw and raw.lower() not in ("nan", "null", "none") else math.nan
+            except ValueError as exc:
+                raise MetricsFileError(f"{path}:{line_no}: {exc}") from None
+            out.setdefault(row[i_s].strip(), {}).setdefault(row[i_m].strip(), []).append((ts, value))
+    for per_service in out.values():
+        for points in per_service.values():
+            points.sort(key=lambda p: p[0])
+    return out
+
+
+def write_metrics_csv(path: Path, metrics: Metrics) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "service", "metric", "value"])
+        rows = [
+            (ts, service, metric, value)
+            for service, per in metrics.items()
+            for metric, points in per.items()
+            for ts, value in points
+        ]
+        rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        for ts, service, metric, value in rows:
+            writer.writerow(
+                [f"{ts:.0f}" if ts == int(ts) else f"{ts:.3f}", service, metric, "" if math.isnan(value) else f"{value:.6g}"]
+            )

@@ -1,0 +1,486 @@
+"""Root-cause ranking: how anomalous each service is, explained through the dependency graph.
+
+Two steps.
+
+1. **Anomaly per service.** Each series is compared with its own normal period using the
+   median and the median absolute deviation (robust to spikes in the baseline), floored
+   so that a flat baseline (an error ratio of exactly 0) cannot turn a blip into an
+   infinite score. The incident level is a *sustained* one (the k-th highest point, k a
+   third of the points), so one outlier is not an incident. Direction matters: latency,
+   errors and resources are bad going up, availability going down, traffic either way.
+   A z-score becomes a belief in [0, 1]; a service's belief combines its metric kinds.
+   Services whose metrics all stop during the incident are treated as down; services
+   with no data at all stay *unknown* rather than healthy.
+
+2. **Explanation over the graph.** Each service r is scored as a hypothesis "the fault
+   started at r", by a log-likelihood ratio against "nothing is wrong": r itself must be
+   anomalous (a healthy r is strong evidence against it); every anomalous service that
+   depends on r, transitively, is explained by it; a direct caller that stayed healthy is
+   mild evidence against. Anomalies that r cannot explain count neither way, so a caller
+   whose dependency is also anomalous loses to that dependency (the dependency explains
+   the caller and itself), and an anomalous service whose dependencies are healthy wins.
+   The symptom gives a prior: the root cause is the symptom or something it depends on.
+
+The constants are likelihoods with a meaning (how often a fault shows at its own service,
+how often it reaches a caller, how often a service is anomalous by chance), not knobs
+fitted to one data set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from statistics import median
+
+import networkx as nx
+
+from models.alert import Alert, AlertStatus, Severity
+from rca.metrics import Direction, Kind, Metrics, Point, metric_info
+from rca.models import Candidate, Evidence, Symptom
+from rca.topology import Topology
+
+# --- anomaly scoring -------------------------------------------------------------------------
+
+MAD_TO_SIGMA = 1.4826
+RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call a sigma
+Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
+Z_SLOPE = 1.0
+KIND_WEIGHT = {
+    Kind.LATENCY: 1.0,
+    Kind.ERRORS: 1.0,
+    Kind.AVAILABILITY: 1.0,
+    Kind.CPU: 0.85,
+    Kind.MEMORY: 0.85,
+    Kind.SATURATION: 0.85,
+    Kind.REQUESTS: 0.4,
+    Kind.OTHER: 0.3,
+}
+VANISHED_BELIEF = 0.8  # every series stopped during the incident: most likely down
+ALERT_BELIEF = {Severity.P1: 0.5, Severity.P2: 0.45, Severity.P3: 0.35, Severity.P4: 0.2}
+SYMPTOM_BELIEF = 0.5  # the alert that opened the incident says the symptom is unwell
+
+# --- explanation model (probabilities, see the module docstring) ------------------------------
+
+P_SELF = 0.95  # a fault shows in its own service's metrics
+P_CHANCE = 0.10  # a service looks anomalous without a fault behind it
+P_REACHES = 0.70  # an anomalous caller is explained by a faulty dependency
+P_HEALTHY_CALLER = (0.35, 0.10)  # a direct / two-hop caller stays healthy despite the fault
+UNKNOWN_BELIEF = 0.35  # a service with no data: below even odds, never "healthy"
+OFF_PATH_PRIOR = -1.5  # log-prior for a root cause the symptom does not depend on
+COVER_CAP = 3.0  # most log-evidence that explaining callers can add
+DEPENDENCY_PENALTY = 0.8  # how much a dominant anomalous dependency takes from a candidate
+DEPENDENCY_DECAY = 0.7  # per hop further down
+DOMINANCE_SLOPE = 2.0  # per unit of log(1 + intensity) difference
+VANISHED_INTENSITY = 20.0
+
+_LOG_SELF_ANOM = math.log(P_SELF / P_CHANCE)
+_LOG_SELF_NORM = math.log((1 - P_SELF) / (1 - P_CHANCE))
+_LOG_CALLER_ANOM = math.log(P_REACHES / P_CHANCE)
+_LOG_CALLER_NORM = tuple(math.log((1 - p) / (1 - P_CHANCE)) for p in P_HEALTHY_CALLER)
+
+
+@dataclass(frozen=True)
+class MetricAnomaly:
+    service: str
+    metric: str
+    kind: Kind
+    z: float  # sustained robust z in the bad direction (>= 0)
+    belief: float  # probability-like anomaly in [0, 1]
+    normal_median: float
+    incident_value: float  # the sustained incident level the z was taken at
+    normal_points: int
+    incident_points: int
+
+    def summary(self) -> str:
+        return (
+            f"{self.metric} {_fmt(self.incident_value)} vs normal {_fmt(self.normal_median)} "
+            f"(robust z {self.z:.1f}, {self.incident_points} pts vs {self.normal_points})"
+        )
+
+
+@dataclass
+class ServiceAnomaly:
+    service: str
+    belief: float | None  # None: no data and no alert, unknown
+    metrics: list[MetricAnomaly] = field(default_factory=list)  # strongest first
+    notes: list[str] = field(default_factory=list)
+    has_data: bool = False
+    vanished: bool = False
+    alerts: list[str] = field(default_factory=list)
+
+    @property
+    def max_z(self) -> float:
+        return max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics), default=0.0)
+
+
+def _fmt(value: float) -> str:
+    if value == 0 or 0.01 <= abs(value) < 10_000:
+        return f"{value:.3g}"
+    return f"{value:.3e}"
+
+
+def _finite(points: Iterable[Point], window: tuple[float, float]) -> list[float]:
+    lo, hi = window
+    return [v for t, v in points if lo <= t <= hi and math.isfinite(v)]
+
+
+def _sigmoid(x: float) -> float:
+    if x < -60:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def score_series(
+    service: str,
+    metric: str,
+    points: Sequence[Point],
+    normal: tuple[float, float],
+    anomalous: tuple[float, float],
+    *,
+    load_ratio: float = 1.0,
+) -> MetricAnomaly | None:
+    """Sustained robust z of one series against its own normal period; None without data.
+
+    `load_ratio` (incident traffic / normal traffic of the same service, when known) scales
+    the expected level of CPU and saturation: twice the requests at twice the CPU is load,
+    not a fault.
+    """
+    info = metric_info(metric)
+    base = _finite(points, normal)
+    cur = _finite(points, anomalous)
+    if len(base) < 2 or not cur:
+        return None
+    center = median(base)
+    if info.kind in (Kind.CPU, Kind.SATURATION) and load_ratio > 1.0:
+        base = [v * load_ratio for v in base]
+        center *= load_ratio
+    mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
+    scale = max(mad, RELATIVE_FLOOR * abs(center), info.absolute_floor or 0.0, 1e-12)
+    if info.direction == Direction.UP_IS_BAD:
+        zs = [(v - center) / scale for v in cur]
+    elif info.direction == Direction.DOWN_IS_BAD:
+        zs = [(center - v) / scale for v in cur]
+    else:
+        zs = [abs(v - center) / scale for v in cur]
+    order = sorted(range(len(cur)), key=lambda i: zs[i], reverse=True)
+    k = max(1, math.ceil(len(cur) / 3))
+    pick = order[k - 1]
+    z = max(0.0, zs[pick])
+    # Few points on either side make any z less certain.
+    z *= min(1.0, (len(cur) + 1) / 4) * min(1.0, len(base) / 4)
+    return MetricAnomaly(
+        service=service,
+        metric=metric,
+        kind=info.kind,
+        z=z,
+        belief=_sigmoid((z - Z_CENTER) / Z_SLOPE),
+        normal_median=center,
+        incident_value=cur[pick],
+        normal_points=len(base),
+        incident_points=len(cur),
+    )
+
+
+def score_services(
+    metrics: Metrics,
+    normal: tuple[float, float],
+    anomalous: tuple[float, float],
+    *,
+    services: Iterable[str] = (),
+    alerts: Sequence[Alert] = (),
+    symptom: Symptom | None = None,
+) -> dict[str, ServiceAnomaly]:
+    """How anomalous each service is, with the metrics that say so."""
+    names = sorted(set(services) | set(metrics))
+    incident_has_data = any(
+        _finite(points, anomalous) for per in metrics.values() for points in per.values()
+    )
+    firing: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        if alert.status == AlertStatus.FIRING:
+            firing.setdefault(alert.service, []).append(alert)
+    out: dict[str, ServiceAnomaly] = {}
+    for name in names:
+        per = metrics.get(name, {})
+        ratio = _load_ratio(per, normal, anomalous)
+        found = [
+            a
+            for metric, points in per.items()
+            if (a := score_series(name, metric, points, normal, anomalous, load_ratio=ratio))
+        ]
+        had_normal = any(len(_finite(p, normal)) >= 2 for p in per.values())
+        has_incident = any(_finite(p, anomalous) for p in per.values())
+        result = ServiceAnomaly(service=name, belief=None, has_data=bool(found))
+        if found:
+            per_kind: dict[Kind, float] = {}
+            for m in found:
+                per_kind[m.kind] = max(per_kind.get(m.kind, 0.0), m.belief)
+            calm = 1.0
+            for kind, belief in per_kind.items():
+                calm *= 1.0 - KIND_WEIGHT[kind] * belief
+            result.belief = 1.0 - calm
+            result.metrics = sorted(found, key=lambda m: (m.belief * KIND_WEIGHT[m.kind], m.z), reverse=True)
+        elif had_normal and not has_incident and incident_has_data:
+            result.belief = VANISHED_BELIEF
+            result.vanished = True
+            result.has_data = True
+            result.notes.append("every series stopped during the incident: down, or no longer scraped")
+        elif per:
+            result.notes.append("too few points in the normal or incident window to judge")
+        else:
+            result.notes.append("no metrics for this service")
+        hints = [ALERT_BELIEF[a.severity] for a in firing.get(name, [])]
+        if symptom is not None and symptom.service == name:
+            hints.append(SYMPTOM_BELIEF)
+        if hints:
+            calm = (1.0 - (result.belief or 0.0)) * math.prod(1.0 - h for h in hints)
+            result.belief = 1.0 - calm
+            result.alerts = sorted({a.name for a in firing.get(name, [])})
+        out[name] = result
+    return out
+
+
+def _load_ratio(
+    per: Mapping[str, Sequence[Point]], normal: tuple[float, float], anomalous: tuple[float, float]
+) -> float:
+    """How much more traffic the service got during the incident (1.0 when unknown)."""
+    best: tuple[int, float] | None = None
+    for metric, points in per.items():
+        if metric_info(metric).kind != Kind.REQUESTS:
+            continue
+        base, cur = _finite(points, normal), _finite(points, anomalous)
+        if len(base) < 2 or not cur:
+            continue
+        before, during = median(base), median(cur)
+        if before > 0 and during > 0 and (best is None or len(base) > best[0]):
+            best = (len(base), min(during / before, 10.0))
+    return best[1] if best else 1.0
+
+
+# --- ranking -------------------------------------------------------------------------------
+
+
+def _belief(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
+    found = anomalies.get(service)
+    return found.belief if found else None
+
+
+def _callers_by_distance(topology: Topology, service: str) -> dict[str, int]:
+    """Every service that depends on `service`, with its hop count (1 = direct caller)."""
+    if service not in topology:
+        return {}
+    reverse = topology.graph.reverse(copy=False)
+    lengths: dict[str, int] = dict(nx.single_source_shortest_path_length(reverse, service))
+    lengths.pop(service, None)
+    return lengths
+
+
+def _intensity(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float:
+    found = anomalies.get(service)
+    if found is None:
+        return 0.0
+    if found.vanished:
+        return VANISHED_INTENSITY
+    return found.max_z
+
+
+def explanation_score(
+    topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str
+) -> tuple[float, list[tuple[str, int, float]], list[tuple[str, int, float]]]:
+    """Log-likelihood ratio of "the fault started at `service`", the callers it explains and
+    the anomalous dependencies that compete with it."""
+    own = _belief(anomalies, service)
+    a = UNKNOWN_BELIEF if own is None else own
+    score = a * _LOG_SELF_ANOM + (1 - a) * _LOG_SELF_NORM
+    explained: list[tuple[str, int, float]] = []
+    cover = 0.0
+    for caller, hops in _callers_by_distance(topology, service).items():
+        b = _belief(anomalies, caller)
+        if b is None:
+            continue  # no data: no evidence either way
+        healthy_term = _LOG_CALLER_NORM[hops - 1] if hops <= len(_LOG_CALLER_NORM) else 0.0
+        cover += b * _LOG_CALLER_ANOM + (1 - b) * healthy_term
+        if b >= 0.5:
+            explained.append((caller, hops, b))
+    # Explaining more callers helps, but with diminishing returns: otherwise a shared
+    # database under half the company wins every incident that touches its callers.
+    score += COVER_CAP * math.tanh(cover / COVER_CAP) if cover > 0 else cover
+    own_intensity = math.log1p(_intensity(anomalies, service))
+    competing: list[tuple[str, int, float]] = []
+    for dep, hops in topology.depth_from(service).items():
+        b = _belief(anomalies, dep)
+        if hops == 0 or b is None or b < 0.3:
+            continue
+        # A dependency at least as anomalous as we are is the likelier origin.
+        dominance = _sigmoid(DOMINANCE_SLOPE * (math.log1p(_intensity(anomalies, dep)) - own_intensity) + 1.0)
+        weight = b * dominance * DEPENDENCY_DECAY ** (hops - 1)
+        score += math.log(1.0 - DEPENDENCY_PENALTY * weight)
+        if weight >= 0.3:
+            competing.append((dep, hops, b))
+    explained.sort(key=lambda e: (e[1], -e[2], e[0]))
+    competing.sort(key=lambda e: (e[1], -e[2], e[0]))
+    return score, explained, competing
+
+
+def rank_root_causes(
+    topology: Topology | None,
+    metrics: Metrics,
+    symptom: Symptom | str | None,
+    normal: tuple[float, float],
+    anomalous: tuple[float, float],
+    *,
+    alerts: Sequence[Alert] = (),
+    limit: int | None = 10,
+) -> list[Candidate]:
+    """Rank services as root causes of the incident, each with the evidence behind it.
+
+    `metrics` is `{service: {"<kind>_<stat>": [(unix_seconds, value), ...]}}`; windows are
+    (start, end) in unix seconds. Works without a topology (then it is anomaly alone),
+    without metrics (then alerts and the graph alone), and with services missing data.
+    """
+    topo = topology if topology is not None else Topology([])
+    if isinstance(symptom, str):
+        symptom = Symptom(service=symptom)
+    alert_services = {a.service for a in alerts if a.service in topo or a.service in metrics}
+    universe = set(topo.services) | set(metrics) | alert_services
+    if symptom is not None:
+        universe.add(symptom.service)
+    anomalies = score_services(
+        metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom
+    )
+    on_path: set[str] | None = None
+    if symptom is not None and symptom.service in topo:
+        on_path = {symptom.service} | topo.downstream(symptom.service)
+
+    scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
+    for service in sorted(universe):
+        score, explained, _ = explanation_score(topo, anomalies, service)
+        if on_path is not None and service not in on_path:
+            score += OFF_PATH_PRIOR
+        scored.append((score, service, explained))
+    scored.sort(key=lambda s: (-s[0], s[1]))
+
+    top = max((s[0] for s in scored), default=0.0)
+    total = sum(math.exp(s[0] - top) for s in scored) or 1.0
+    candidates: list[Candidate] = []
+    for rank, (score, service, explained) in enumerate(scored[:limit] if limit else scored, start=1):
+        found = anomalies[service]
+        candidates.append(
+            Candidate(
+                service=service,
+                rank=rank,
+                score=round(score, 4),
+                confidence=round(math.exp(score - top) / total, 4),
+                anomaly=None if found.belief is None else round(found.belief, 4),
+                service_kind=(kind.value if (kind := topo.kind(service)) else None),
+                explains=[c for c, _, _ in explained],
+                evidence=_evidence(topo, anomalies, service, explained, on_path),
+            )
+        )
+    return candidates
+
+
+def _evidence(
+    topo: Topology,
+    anomalies: Mapping[str, ServiceAnomaly],
+    service: str,
+    explained: list[tuple[str, int, float]],
+    on_path: set[str] | None,
+) -> list[Evidence]:
+    found = anomalies[service]
+    out: list[Evidence] = []
+    for m in found.metrics[:3]:
+        if m.belief < 0.2 and out:
+            break
+        out.append(
+            Evidence(
+                source="metrics",
+                service=service,
+                kind="anomaly" if m.belief >= 0.5 else "normal",
+                summary=m.summary(),
+                value=m.incident_value,
+                score=round(m.z, 2),
+            )
+        )
+    for note in found.notes:
+        kind = "metrics_vanished" if found.vanished else "no_data"
+        out.append(Evidence(source="metrics", service=service, kind=kind, summary=note))
+    if found.alerts:
+        out.append(
+            Evidence(
+                source="alerts",
+                service=service,
+                kind="alerts_firing",
+                summary=f"firing: {', '.join(found.alerts[:5])}",
+            )
+        )
+    for caller, hops, belief in explained[:5]:
+        strongest = anomalies[caller].metrics[0].summary() if anomalies[caller].metrics else "alerting"
+        out.append(
+            Evidence(
+                source="topology",
+                service=caller,
+                kind="explains",
+                summary=f"{caller} depends on {service} ({hops} hop{'s' if hops > 1 else ''}) "
+                f"and is anomalous: {strongest}",
+                score=round(belief, 3),
+            )
+        )
+    deps = topo.dependencies(service)
+    if deps:
+        beliefs = {d: _belief(anomalies, d) for d in deps}
+        healthy = [d for d, b in beliefs.items() if b is not None and b < 0.5]
+        sick = [d for d, b in beliefs.items() if b is not None and b >= 0.5]
+        unknown = [d for d, b in beliefs.items() if b is None]
+        if healthy and not sick:
+            out.append(
+                Evidence(
+                    source="topology",
+                    service=service,
+                    kind="dependencies_healthy",
+                    summary=f"its dependencies look normal: {', '.join(healthy)}"
+                    + (f" (no data: {', '.join(unknown)})" if unknown else ""),
+                )
+            )
+        elif sick:
+            out.append(
+                Evidence(
+                    source="topology",
+                    service=service,
+                    kind="dependencies_anomalous",
+                    summary=f"dependencies also anomalous, which may explain it: {', '.join(sick)}",
+                )
+            )
+    if on_path is not None and service not in on_path:
+        out.append(
+            Evidence(
+                source="topology",
+                service=service,
+                kind="off_path",
+                summary="the symptom service does not depend on it",
+            )
+        )
+    return out
+
+
+# --- baselines (for the evaluation harness) ------------------------------------------------
+
+
+def rank_most_anomalous(
+    metrics: Metrics,
+    normal: tuple[float, float],
+    anomalous: tuple[float, float],
+    services: Iterable[str] = (),
+) -> list[str]:
+    """Baseline: services by their strongest weighted z-score, graph ignored."""
+    anomalies = score_services(metrics, normal, anomalous, services=services)
+    return sorted(anomalies, key=lambda s: (-anomalies[s].max_z, s))
+
+
+def rank_symptom_first(topology: Topology, symptom: str) -> list[str]:
+    """Baseline: the symptom service, then what it depends on, nearest first (ties by name)."""
+    depth = topology.depth_from(symptom)
+    ordered = sorted(depth, key=lambda s: (depth[s], s))
+    rest = sorted(set(topology.services) - set(ordered))
+    return (ordered or [symptom]) + rest
