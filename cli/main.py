@@ -176,6 +176,12 @@ def dev(demo: Annotated[bool, typer.Option(help="fire a demo alert once up")] = 
     raise typer.Exit(devstack_main(["--demo"] if demo else []))
 
 
+from cli.kb import feedback, kb_app  # noqa: E402 - sub-commands of the app defined above
+
+app.add_typer(kb_app, name="kb")
+app.command()(feedback)
+
+
 def main() -> None:
     """Console entry point.
 
