@@ -182,6 +182,12 @@ app.add_typer(kb_app, name="kb")
 app.command()(feedback)
 
 
+from cli.rca import rca_app, simulate  # noqa: E402 - sub-commands of the app defined above
+
+app.add_typer(rca_app, name="rca")
+app.command()(simulate)
+
+
 def main() -> None:
     """Console entry point.
 

@@ -94,5 +94,22 @@ class Settings(BaseSettings):
         "sparse: BM25 only",
     )
 
+    # Telemetry for diagnosis (activities/telemetry.py) and the dependency topology (rca/)
+    prometheus_url: str = Field(default="http://127.0.0.1:9090", description="Prometheus HTTP API base URL")
+    prometheus_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per HTTP request")
+    prometheus_service_label: str = Field(default="service", description="the label that names a service")
+    prometheus_queries: dict[str, str] = Field(
+        default_factory=dict,
+        description="metric name (<kind>_<stat>) -> PromQL using $services and $window; "
+        "empty: the built-in set in activities/telemetry.py",
+    )
+    prometheus_rate_window: str = Field(default="5m", description="range for rate() in the built-in queries")
+    telemetry_normal_seconds: float = Field(
+        default=3600.0, gt=0, description="how much history before an incident counts as normal"
+    )
+    topology_file: Path | None = Field(
+        default=None, description="CMDB export (YAML) of services and their dependencies"
+    )
+
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or self.data_dir / "qdrant"

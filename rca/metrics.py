@@ -166,5 +166,10 @@ def write_metrics_csv(path: Path, metrics: Metrics) -> None:
         rows.sort(key=lambda r: (r[0], r[1], r[2]))
         for ts, service, metric, value in rows:
             writer.writerow(
-                [f"{ts:.0f}" if ts == int(ts) else f"{ts:.3f}", service, metric, "" if math.isnan(value) else f"{value:.6g}"]
+                [
+                    f"{ts:.0f}" if ts == int(ts) else f"{ts:.3f}",
+                    service,
+                    metric,
+                    "" if math.isnan(value) else f"{value:.6g}",
+                ]
             )

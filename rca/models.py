@@ -64,10 +64,14 @@ class TelemetryInput(BaseModel):
     # Also look at what the services depend on (where root causes hide) and one hop of callers.
     expand_topology: bool = True
     alerts: list[Alert] = Field(default_factory=list)  # weak evidence for ranking
+    include_series: bool = False  # return the raw series of the incident's services too
+
+
+TelemetryStatus = Literal["ok", "partial", "unavailable"]
 
 
 class TelemetryResult(BaseModel):
-    status: Literal["ok", "partial", "unavailable"]
+    status: TelemetryStatus
     confidence: float = Field(ge=0.0, le=1.0)  # multiply the diagnosis' confidence by this
     reasons: list[str] = Field(default_factory=list)
     prometheus_url: str

@@ -33,8 +33,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
-import networkx as nx
-
 from models.alert import Alert, AlertStatus, Severity
 from rca.metrics import Direction, Kind, Metrics, Point, metric_info
 from rca.models import Candidate, Evidence, Symptom
@@ -53,31 +51,43 @@ KIND_WEIGHT = {
     Kind.CPU: 0.85,
     Kind.MEMORY: 0.85,
     Kind.SATURATION: 0.85,
-    Kind.REQUESTS: 0.4,
+    Kind.REQUESTS: 0.25,
     Kind.OTHER: 0.3,
 }
-VANISHED_BELIEF = 0.8  # every series stopped during the incident: most likely down
+VANISHED_BELIEF = 0.9  # every series stopped during the incident: most likely down
 ALERT_BELIEF = {Severity.P1: 0.5, Severity.P2: 0.45, Severity.P3: 0.35, Severity.P4: 0.2}
 SYMPTOM_BELIEF = 0.5  # the alert that opened the incident says the symptom is unwell
 
 # --- explanation model (probabilities, see the module docstring) ------------------------------
 
 P_SELF = 0.95  # a fault shows in its own service's metrics
-P_CHANCE = 0.10  # a service looks anomalous without a fault behind it
+P_CHANCE = 0.30  # a service looks anomalous without a fault behind it
 P_REACHES = 0.70  # an anomalous caller is explained by a faulty dependency
 P_HEALTHY_CALLER = (0.35, 0.10)  # a direct / two-hop caller stays healthy despite the fault
 UNKNOWN_BELIEF = 0.35  # a service with no data: below even odds, never "healthy"
 OFF_PATH_PRIOR = -1.5  # log-prior for a root cause the symptom does not depend on
-COVER_CAP = 3.0  # most log-evidence that explaining callers can add
+COVER_CAP = 6.0  # most log-evidence that explaining callers can add
 DEPENDENCY_PENALTY = 0.8  # how much a dominant anomalous dependency takes from a candidate
 DEPENDENCY_DECAY = 0.7  # per hop further down
 DOMINANCE_SLOPE = 2.0  # per unit of log(1 + intensity) difference
-VANISHED_INTENSITY = 20.0
+ATTENUATION_SLOPE = 2.0  # per unit of log(1 + intensity) that a caller is stronger than us
+ATTENUATION_OFFSET = 2.0  # a caller as anomalous as we are is still well explained (sigmoid(2))
+BLIND_REACH = 0.6  # how well a service without data explains its anomalous callers
+VANISHED_INTENSITY = 1000.0  # as strong as anomalies get
+SURGE_DISCOUNT = 0.5  # per unit of extra traffic: a service flooded by its callers is a victim
+SURGE_MAX_DISCOUNT = 0.6
 
-_LOG_SELF_ANOM = math.log(P_SELF / P_CHANCE)
-_LOG_SELF_NORM = math.log((1 - P_SELF) / (1 - P_CHANCE))
-_LOG_CALLER_ANOM = math.log(P_REACHES / P_CHANCE)
-_LOG_CALLER_NORM = tuple(math.log((1 - p) / (1 - P_CHANCE)) for p in P_HEALTHY_CALLER)
+
+def _log_terms() -> tuple[float, float, float, tuple[float, ...]]:
+    return (
+        math.log(P_SELF / P_CHANCE),
+        math.log((1 - P_SELF) / (1 - P_CHANCE)),
+        math.log(P_REACHES / P_CHANCE),
+        tuple(math.log((1 - p) / (1 - P_CHANCE)) for p in P_HEALTHY_CALLER),
+    )
+
+
+_LOG_SELF_ANOM, _LOG_SELF_NORM, _LOG_CALLER_ANOM, _LOG_CALLER_NORM = _log_terms()
 
 
 @dataclass(frozen=True)
@@ -109,9 +119,23 @@ class ServiceAnomaly:
     vanished: bool = False
     alerts: list[str] = field(default_factory=list)
 
+    load_ratio: float = 1.0  # incident traffic / normal traffic
+
     @property
     def max_z(self) -> float:
         return max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics), default=0.0)
+
+    @property
+    def intensity(self) -> float:
+        """How strong the service's own anomaly is; traffic is an input, so it does not count."""
+        if self.vanished:
+            return VANISHED_INTENSITY
+        return max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0)
+
+    @property
+    def surge_discount(self) -> float:
+        """How much of the anomaly a surge of incoming traffic may explain."""
+        return min(SURGE_MAX_DISCOUNT, max(0.0, (self.load_ratio - 1.2) * SURGE_DISCOUNT))
 
 
 def _fmt(value: float) -> str:
@@ -193,9 +217,7 @@ def score_services(
 ) -> dict[str, ServiceAnomaly]:
     """How anomalous each service is, with the metrics that say so."""
     names = sorted(set(services) | set(metrics))
-    incident_has_data = any(
-        _finite(points, anomalous) for per in metrics.values() for points in per.values()
-    )
+    incident_has_data = any(_finite(points, anomalous) for per in metrics.values() for points in per.values())
     firing: dict[str, list[Alert]] = {}
     for alert in alerts:
         if alert.status == AlertStatus.FIRING:
@@ -211,7 +233,7 @@ def score_services(
         ]
         had_normal = any(len(_finite(p, normal)) >= 2 for p in per.values())
         has_incident = any(_finite(p, anomalous) for p in per.values())
-        result = ServiceAnomaly(service=name, belief=None, has_data=bool(found))
+        result = ServiceAnomaly(service=name, belief=None, has_data=bool(found), load_ratio=ratio)
         if found:
             per_kind: dict[Kind, float] = {}
             for m in found:
@@ -234,7 +256,8 @@ def score_services(
         if symptom is not None and symptom.service == name:
             hints.append(SYMPTOM_BELIEF)
         if hints:
-            calm = (1.0 - (result.belief or 0.0)) * math.prod(1.0 - h for h in hints)
+            prior = UNKNOWN_BELIEF if result.belief is None else result.belief
+            calm = (1.0 - prior) * math.prod(1.0 - h for h in hints)
             result.belief = 1.0 - calm
             result.alerts = sorted({a.name for a in firing.get(name, [])})
         out[name] = result
@@ -266,23 +289,43 @@ def _belief(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | No
     return found.belief if found else None
 
 
-def _callers_by_distance(topology: Topology, service: str) -> dict[str, int]:
-    """Every service that depends on `service`, with its hop count (1 = direct caller)."""
+def _reachable_callers(
+    topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str
+) -> dict[str, int]:
+    """Callers a fault at `service` can have reached, with their hop count (1 = direct caller).
+
+    A fault travels up one caller at a time, so the walk continues only through callers
+    that are anomalous themselves (or have no data); a healthy caller is recorded, since
+    it is evidence that the fault did not spread there, but the walk stops at it.
+    """
     if service not in topology:
         return {}
-    reverse = topology.graph.reverse(copy=False)
-    lengths: dict[str, int] = dict(nx.single_source_shortest_path_length(reverse, service))
-    lengths.pop(service, None)
-    return lengths
+    graph = topology.graph
+    seen = {service: 0}
+    frontier = [service]
+    while frontier:
+        nxt: list[str] = []
+        for node in frontier:
+            for caller in graph.predecessors(node):
+                if caller in seen:
+                    continue
+                seen[caller] = seen[node] + 1
+                b = _belief(anomalies, caller)
+                if b is None or b >= 0.5:
+                    nxt.append(caller)
+        frontier = nxt
+    seen.pop(service)
+    return seen
 
 
 def _intensity(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float:
     found = anomalies.get(service)
-    if found is None:
-        return 0.0
-    if found.vanished:
-        return VANISHED_INTENSITY
-    return found.max_z
+    return found.intensity if found else 0.0
+
+
+def _surge(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float:
+    found = anomalies.get(service)
+    return found.surge_discount if found else 0.0
 
 
 def explanation_score(
@@ -291,22 +334,32 @@ def explanation_score(
     """Log-likelihood ratio of "the fault started at `service`", the callers it explains and
     the anomalous dependencies that compete with it."""
     own = _belief(anomalies, service)
-    a = UNKNOWN_BELIEF if own is None else own
+    # A service flooded with extra traffic is more likely a victim of whoever sends it.
+    a = UNKNOWN_BELIEF if own is None else own * (1.0 - _surge(anomalies, service))
     score = a * _LOG_SELF_ANOM + (1 - a) * _LOG_SELF_NORM
     explained: list[tuple[str, int, float]] = []
     cover = 0.0
-    for caller, hops in _callers_by_distance(topology, service).items():
+    found = anomalies.get(service)
+    own_intensity = math.log1p(_intensity(anomalies, service))
+    blind = found is None or not (found.has_data or found.vanished)
+    for caller, hops in _reachable_callers(topology, anomalies, service).items():
         b = _belief(anomalies, caller)
         if b is None:
             continue  # no data: no evidence either way
+        # Anomalies weaken as they travel up (timeouts cap latency, fallbacks absorb errors):
+        # a faint anomaly here hardly explains a violent one in a caller.
+        if blind:
+            reach = BLIND_REACH
+        else:
+            gap = own_intensity - math.log1p(_intensity(anomalies, caller))
+            reach = _sigmoid(ATTENUATION_SLOPE * gap + ATTENUATION_OFFSET)
         healthy_term = _LOG_CALLER_NORM[hops - 1] if hops <= len(_LOG_CALLER_NORM) else 0.0
-        cover += b * _LOG_CALLER_ANOM + (1 - b) * healthy_term
-        if b >= 0.5:
+        cover += b * reach * _LOG_CALLER_ANOM + (1 - b) * healthy_term
+        if b >= 0.5 and reach >= 0.5:
             explained.append((caller, hops, b))
     # Explaining more callers helps, but with diminishing returns: otherwise a shared
     # database under half the company wins every incident that touches its callers.
     score += COVER_CAP * math.tanh(cover / COVER_CAP) if cover > 0 else cover
-    own_intensity = math.log1p(_intensity(anomalies, service))
     competing: list[tuple[str, int, float]] = []
     for dep, hops in topology.depth_from(service).items():
         b = _belief(anomalies, dep)
@@ -314,7 +367,7 @@ def explanation_score(
             continue
         # A dependency at least as anomalous as we are is the likelier origin.
         dominance = _sigmoid(DOMINANCE_SLOPE * (math.log1p(_intensity(anomalies, dep)) - own_intensity) + 1.0)
-        weight = b * dominance * DEPENDENCY_DECAY ** (hops - 1)
+        weight = b * (1.0 - _surge(anomalies, dep)) * dominance * DEPENDENCY_DECAY ** (hops - 1)
         score += math.log(1.0 - DEPENDENCY_PENALTY * weight)
         if weight >= 0.3:
             competing.append((dep, hops, b))
@@ -346,9 +399,7 @@ def rank_root_causes(
     universe = set(topo.services) | set(metrics) | alert_services
     if symptom is not None:
         universe.add(symptom.service)
-    anomalies = score_services(
-        metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom
-    )
+    anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
     on_path: set[str] | None = None
     if symptom is not None and symptom.service in topo:
         on_path = {symptom.service} | topo.downstream(symptom.service)

@@ -123,7 +123,7 @@ def load_truth(path: Path) -> Truth:
     truth_path = path / "truth.json"
     raw = _read_json(truth_path)
     if not isinstance(raw, dict) or not isinstance(raw.get("root_cause"), str):
-        raise ScenarioError(f"{truth_path}: expected {{\"root_cause\": \"<service>\"}}")
+        raise ScenarioError(f'{truth_path}: expected {{"root_cause": "<service>"}}')
     fault = raw.get("fault") or raw.get("fault_kind") or raw.get("kind") or "unknown"
     return Truth(root_cause=raw["root_cause"], fault=str(fault))
 

@@ -1,3 +1,4 @@
+# ruff: noqa: S311 - seeded pseudo-randomness is the point of a reproducible simulator
 """Fault-injection simulator: topologies, telemetry and alerts with a known root cause.
 
 The point is variety, so that a number measured on the output means something:
@@ -46,17 +47,69 @@ FAULTS = (
 )
 SHAPES = ("layered", "hub", "chain")
 
-_SERVICE_NAMES = (
-    "checkout cart catalog search recommendations payments orders inventory shipping users auth "
-    "notifications pricing reviews ads currency fraud ledger billing profile sessions media geo "
-    "quotes loyalty returns tax invoices wishlist coupons identity accounts transfers reports "
-    "scheduler pricing-engine fulfillment warehouse tracking feeds comments ratings storefront "
-    "bff-web bff-mobile graphql catalog-sync image-resizer"
-).split()
-_DB_NAMES = "orders-db users-db catalog-db ledger-db inventory-db pg-main mysql-legacy mongo-events".split()
-_CACHE_NAMES = "redis-cache session-redis memcached".split()
-_QUEUE_NAMES = "events-kafka orders-queue email-queue audit-stream".split()
-_EXTERNAL_NAMES = "stripe-api sendgrid-api maps-api tax-api sms-gateway fx-rates-api".split()
+_SERVICE_NAMES = [
+    "checkout",
+    "cart",
+    "catalog",
+    "search",
+    "recommendations",
+    "payments",
+    "orders",
+    "inventory",
+    "shipping",
+    "users",
+    "auth",
+    "notifications",
+    "pricing",
+    "reviews",
+    "ads",
+    "currency",
+    "fraud",
+    "ledger",
+    "billing",
+    "profile",
+    "sessions",
+    "media",
+    "geo",
+    "quotes",
+    "loyalty",
+    "returns",
+    "tax",
+    "invoices",
+    "wishlist",
+    "coupons",
+    "identity",
+    "accounts",
+    "transfers",
+    "reports",
+    "scheduler",
+    "pricing-engine",
+    "fulfillment",
+    "warehouse",
+    "tracking",
+    "feeds",
+    "comments",
+    "ratings",
+    "storefront",
+    "bff-web",
+    "bff-mobile",
+    "graphql",
+    "catalog-sync",
+    "image-resizer",
+]
+_DB_NAMES = [
+    "orders-db",
+    "users-db",
+    "catalog-db",
+    "ledger-db",
+    "inventory-db",
+    "pg-main",
+    "mysql-legacy",
+    "mongo-events",
+]
+_CACHE_NAMES = ["redis-cache", "session-redis", "memcached"]
+_QUEUE_NAMES = ["events-kafka", "orders-queue", "email-queue", "audit-stream"]
+_EXTERNAL_NAMES = ["stripe-api", "sendgrid-api", "maps-api", "tax-api", "sms-gateway", "fx-rates-api"]
 _ALERT_NAMES = {
     "latency": "HighRequestLatency",
     "errors": "HighErrorRate",
@@ -141,7 +194,9 @@ def _take(rng: random.Random, pool: list[str], used: set[str]) -> str:
     return f"{base}-{n}"
 
 
-def generate_topology(rng: random.Random, shape: str, size: int) -> tuple[dict[str, dict[str, Any]], list[str]]:
+def generate_topology(
+    rng: random.Random, shape: str, size: int
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """Services (name -> {kind, tier, depends_on}) and their order, callers before callees."""
     used: set[str] = set()
     services: dict[str, dict[str, Any]] = {}
@@ -165,14 +220,14 @@ def generate_topology(rng: random.Random, shape: str, size: int) -> tuple[dict[s
         layers = [entries] + [[add("service", 2 + i, _SERVICE_NAMES)] for i in range(min(n_mid, 7))]
         rest = n_mid - min(n_mid, 7)
         for _ in range(rest):
-            layer = rng.randrange(1, len(layers))
-            layers[layer].append(add("service", 1 + layer, _SERVICE_NAMES))
+            at = rng.randrange(1, len(layers))
+            layers[at].append(add("service", 1 + at, _SERVICE_NAMES))
     else:
         depth = rng.randint(2, 4)
         layers = [entries] + [[] for _ in range(depth)]
         for _ in range(n_mid):
-            layer = rng.randint(1, depth)
-            layers[layer].append(add("service", 1 + layer, _SERVICE_NAMES))
+            at = rng.randint(1, depth)
+            layers[at].append(add("service", 1 + at, _SERVICE_NAMES))
         layers = [layer for layer in layers if layer]
     leaves_tier = len(layers) + 1
     dbs = [add("database", leaves_tier, _DB_NAMES) for _ in range(n_db)]
@@ -257,8 +312,13 @@ def _metric_names(rng: random.Random, comp: Component) -> list[str]:
     if comp.kind == "external":
         return [] if rng.random() < 0.4 else ["latency_avg", "availability_min"]
     if comp.kind == "lb":
-        return ["latency_avg", rng.choice(("latency_p95", "latency_p99")), "errors_avg", "requests_sum",
-                "availability_avg"]
+        return [
+            "latency_avg",
+            rng.choice(("latency_p95", "latency_p99")),
+            "errors_avg",
+            "requests_sum",
+            "availability_avg",
+        ]
     if comp.kind == "queue":
         return ["requests_sum", "saturation_max", "latency_avg", "cpu_avg"]
     if comp.kind == "database":
@@ -318,18 +378,23 @@ class _Model:
 
     def step(self, t: float, faults: list[Fault], jitter: random.Random) -> _State:
         active = [f for f in faults if f.onset <= t <= f.end]
+        down = {f.root for f in active if f.kind == "dependency_down"}
         season = _season(t, self.season_amp, self.season_phase)
         req: dict[str, float] = {}
         for name in self.order:
             comp = self.comps[name]
             total = comp.entry_traffic * season * (1 + jitter.gauss(0, 0.01))
             for caller in self.callers[name]:
+                if caller in down:
+                    continue  # a component that is down calls nobody
                 call = self.calls[(caller, name)]
                 per = call.per_request
                 for f in active:
                     if f.kind == "misconfiguration" and f.root == caller and f.hammered == name:
                         per *= f.params["hammer"]
-                total += req.get(caller, 0.0) * per * (1 + call.retries * self.prev_errors[name])
+                # clients retry failed calls, within a retry budget
+                retry = min(1.5, 1 + call.retries * self.prev_errors[name])
+                total += req.get(caller, 0.0) * per * retry
             req[name] = total
         lat: dict[str, float] = {}
         err: dict[str, float] = {}
@@ -337,7 +402,6 @@ class _Model:
         cpu: dict[str, float] = {}
         mem: dict[str, float] = {}
         p99: dict[str, float] = {}
-        down: set[str] = set()
         for name in reversed(self.order):
             comp = self.comps[name]
             cpu_mult, lat_mult, lat_add, own_err, tail, mem_add = 1.0, 1.0, 0.0, comp.base_errors, 1.0, 0.0
@@ -353,8 +417,6 @@ class _Model:
                     own_err = max(own_err, f.params["errors"] * (0.6 + 0.4 * jitter.random()))
                 elif f.kind == "memory_leak":
                     mem_add += f.params["leak"] * progress * comp.memory_limit
-                elif f.kind == "dependency_down":
-                    down.add(name)
                 elif f.kind == "misconfiguration":
                     own_err = max(own_err, f.params["errors"])
                     lat_mult *= f.params["slow"]
@@ -438,7 +500,9 @@ def _value(metric: str, comp: Component, state: _State, step: float) -> float:
 # --- scenario generation ---------------------------------------------------------------------
 
 
-def simulate_scenario(seed: int, out: Path, *, fault: str | None = None, shape: str | None = None) -> dict[str, Any]:
+def simulate_scenario(
+    seed: int, out: Path, *, fault: str | None = None, shape: str | None = None
+) -> dict[str, Any]:
     """Write one scenario directory; returns its truth (root cause, fault, parameters)."""
     rng = random.Random(seed)
     shape = shape or rng.choice(SHAPES)
@@ -454,7 +518,9 @@ def simulate_scenario(seed: int, out: Path, *, fault: str | None = None, shape: 
                 per_request=rng.uniform(0.3, 1.0) if comps[name].kind == "lb" else rng.uniform(0.2, 2.0),
                 sync=rng.uniform(0.5, 1.0) if dep_kind != "queue" else rng.uniform(0.05, 0.3),
                 timeout=rng.choice((0.25, 0.5, 1.0, 2.0)),
-                fallback=rng.uniform(0.0, 0.7) if dep_kind in ("external", "queue") else rng.uniform(0.0, 0.3),
+                fallback=rng.uniform(0.0, 0.7)
+                if dep_kind in ("external", "queue")
+                else rng.uniform(0.0, 0.3),
                 retries=rng.choice((0, 0, 0, 1, 2)),
             )
     graph: nx.DiGraph[str] = nx.DiGraph(list(calls))
@@ -483,7 +549,10 @@ def simulate_scenario(seed: int, out: Path, *, fault: str | None = None, shape: 
     probe = model.step(start, [], random.Random(0))
     for name, comp in comps.items():
         load = max(probe.requests[name], 1e-3)
-        comp.capacity = load / rng.uniform(0.1, 0.45)
+        # third-party endpoints are sized for the whole internet, not for us
+        comp.capacity = load / (
+            rng.uniform(0.01, 0.05) if comp.kind == "external" else rng.uniform(0.1, 0.45)
+        )
         comp.cpu_per_request = comp.cores * rng.uniform(0.2, 0.55) / load
         comp.metrics = _metric_names(rng, comp)
     probe = model.step(start, [], random.Random(0))
@@ -522,10 +591,15 @@ def simulate_scenario(seed: int, out: Path, *, fault: str | None = None, shape: 
         others = [n for n in order if n != root and comps[n].kind != "external"]
         unrelated = rng.choice(others)
         noise_kind = rng.choice(("noise_cpu", "noise_latency", "noise_memory"))
-        noise_params = {"cpu": rng.uniform(1.5, 3.0), "slow": rng.uniform(1.3, 2.5), "jump": rng.uniform(0.2, 0.6)}
+        noise_params = {
+            "cpu": rng.uniform(1.5, 3.0),
+            "slow": rng.uniform(1.3, 2.5),
+            "jump": rng.uniform(0.2, 0.6),
+        }
         n_on = onset + rng.uniform(0, window * 0.5)
-        faults.append(Fault(noise_kind, unrelated, n_on, min(end, n_on + window * rng.uniform(0.3, 1.0)),
-                            noise_params))
+        faults.append(
+            Fault(noise_kind, unrelated, n_on, min(end, n_on + window * rng.uniform(0.3, 1.0)), noise_params)
+        )
 
     noise = rng.choice((0.02, 0.04, 0.06, 0.08, 0.12))
     gap_rate = rng.choice((0.0, 0.0, 0.05, 0.1, 0.2))
@@ -557,7 +631,9 @@ def simulate_scenario(seed: int, out: Path, *, fault: str | None = None, shape: 
                     if jitter.random() < 0.004:
                         value *= jitter.uniform(1.5, 4.0)  # a spike
                 elif metric.startswith("errors"):
-                    value = min(1.0, max(0.0, value * (1 + jitter.gauss(0, 0.3)) + abs(jitter.gauss(0, 0.0005))))
+                    value = min(
+                        1.0, max(0.0, value * (1 + jitter.gauss(0, 0.3)) + abs(jitter.gauss(0, 0.0005)))
+                    )
                 else:
                     value = min(1.0, max(0.0, value - abs(jitter.gauss(0, 0.0005))))
                 series.setdefault(name, {}).setdefault(metric, []).append((t, value))
@@ -641,7 +717,9 @@ def _pick_symptom(
         if err1 - err0 > 0.01:
             affected.append((comps[name].tier, name, "errors_avg"))
         elif lat1 > lat0 * 1.3 and lat1 - lat0 > 0.005:
-            affected.append((comps[name].tier, name, "latency_p99" if comps[name].kind != "lb" else "latency_avg"))
+            affected.append(
+                (comps[name].tier, name, "latency_p99" if comps[name].kind != "lb" else "latency_avg")
+            )
     if not affected:
         return root, "latency_avg", [root]
     names = [a[1] for a in affected]
@@ -683,12 +761,19 @@ def _alerts(
         chance = 0.35 if name == root else 0.5
         if rng.random() < chance:
             kind = rng.choice(("latency", "errors"))
-            alerts.append(_alert(_ALERT_NAMES[kind], name, "warning", onset + rng.uniform(0, 300), f"{name} {kind}"))
+            alerts.append(
+                _alert(_ALERT_NAMES[kind], name, "warning", onset + rng.uniform(0, 300), f"{name} {kind}")
+            )
     for _ in range(rng.randint(0, 3)):
         name = rng.choice(order)
         alerts.append(
-            _alert(rng.choice(_NOISE_ALERTS), name, rng.choice(("warning", "info")), onset + rng.uniform(-600, 600),
-                   "unrelated")
+            _alert(
+                rng.choice(_NOISE_ALERTS),
+                name,
+                rng.choice(("warning", "info")),
+                onset + rng.uniform(-600, 600),
+                "unrelated",
+            )
         )
     return alerts
 

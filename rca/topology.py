@@ -64,7 +64,9 @@ class ServiceSpec(BaseModel):
 class Topology:
     """An immutable view of the dependency graph with the walks diagnosis needs."""
 
-    def __init__(self, services: Iterable[ServiceSpec], *, source: str = "<memory>", allow_cycles: bool = False):
+    def __init__(
+        self, services: Iterable[ServiceSpec], *, source: str = "<memory>", allow_cycles: bool = False
+    ):
         self.source = source
         self.allow_cycles = allow_cycles
         self.services: dict[str, ServiceSpec] = {}
@@ -95,7 +97,9 @@ class Topology:
                     "set allow_cycles: true if this is intended"
                 )
         self.graph: nx.DiGraph[str] = graph
-        self._undirected: dict[str, set[str]] = {n: set(graph.successors(n)) | set(graph.predecessors(n)) for n in graph}
+        self._undirected: dict[str, set[str]] = {
+            n: set(graph.successors(n)) | set(graph.predecessors(n)) for n in graph
+        }
 
     # --- loading ---------------------------------------------------------------------------
 

@@ -1,0 +1,347 @@
+"""Telemetry activity: metrics from Prometheus's HTTP API, ranked over the topology.
+
+`gather_telemetry` asks Prometheus (`/api/v1/query` as a probe, `/api/v1/query_range`
+per metric kind) about the incident's services and what they depend on, for a normal
+period before the incident and for the incident itself, then ranks root-cause candidates
+(rca.ranking) with the evidence attached.
+
+Prometheus being down, slow or refusing a query never fails the activity: the result says
+`unavailable` or `partial`, lowers `confidence`, records why, and still ranks from the
+topology and the alerts. Diagnosis goes on; it just knows less.
+
+Errors (internal; mapped to the result, never raised to the workflow):
+
+    PrometheusError
+    ├── PrometheusUnavailable   connection refused, timeout, 5xx
+    └── PrometheusQueryError    4xx or status=error: the query itself is wrong
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from string import Template
+from typing import Any
+
+import httpx
+from temporalio import activity
+
+from models.settings import Settings
+from rca.metrics import Metrics, Point
+from rca.models import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
+from rca.ranking import rank_root_causes, score_series
+from rca.topology import Topology
+
+logger = logging.getLogger("firebreak.telemetry")
+
+# PromQL per metric (`<kind>_<stat>`), for the conventions of the common client libraries
+# (http_request_duration_seconds histograms, http_requests_total with a `code` label,
+# process_* collectors, cAdvisor throttling). $label is the service label, $services a
+# regex of the services asked about, $window the rate() range.
+DEFAULT_QUERIES: dict[str, str] = {
+    "latency_avg": (
+        'sum by ($label) (rate(http_request_duration_seconds_sum{$label=~"$services"}[$window]))'
+        ' / sum by ($label) (rate(http_request_duration_seconds_count{$label=~"$services"}[$window]))'
+    ),
+    "latency_p99": (
+        "histogram_quantile(0.99, sum by ($label, le) "
+        '(rate(http_request_duration_seconds_bucket{$label=~"$services"}[$window])))'
+    ),
+    "errors_avg": (
+        '(sum by ($label) (rate(http_requests_total{$label=~"$services",code=~"5.."}[$window]))'
+        ' or 0 * sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window])))'
+        ' / sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window]))'
+    ),
+    "requests_avg": 'sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window]))',
+    "availability_avg": 'avg by ($label) (up{$label=~"$services"})',
+    "cpu_avg": 'sum by ($label) (rate(process_cpu_seconds_total{$label=~"$services"}[$window]))',
+    "memory_max": 'max by ($label) (process_resident_memory_bytes{$label=~"$services"})',
+    "saturation_avg": (
+        'max by ($label) (rate(container_cpu_cfs_throttled_periods_total{$label=~"$services"}[$window])'
+        ' / rate(container_cpu_cfs_periods_total{$label=~"$services"}[$window]))'
+    ),
+}
+PROBE_QUERY = 'up{$label=~"$services"}'
+MAX_SERVICES = 60
+MAX_POINTS = 240  # per series: enough for a robust baseline, small enough for one payload
+MAX_EVIDENCE = 40
+CONFIDENCE: dict[str, float] = {"ok": 1.0, "partial": 0.7, "unavailable": 0.4}
+_LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class PrometheusError(Exception):
+    pass
+
+
+class PrometheusUnavailable(PrometheusError):
+    pass
+
+
+class PrometheusQueryError(PrometheusError):
+    pass
+
+
+def public_url(url: str) -> str:
+    """The URL without credentials, for logs and results."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
+
+
+class PrometheusClient:
+    """The two endpoints diagnosis needs, with a timeout per request and typed errors."""
+
+    def __init__(self, http: httpx.AsyncClient, base_url: str, timeout_seconds: float) -> None:
+        self._http = http
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout_seconds
+
+    async def _get(self, path: str, params: dict[str, str]) -> Any:
+        url = f"{self._base}{path}"
+        try:
+            response = await self._http.get(url, params=params, timeout=self._timeout)
+        except httpx.TimeoutException as exc:
+            raise PrometheusUnavailable(
+                f"timed out after {self._timeout:g}s ({type(exc).__name__})"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise PrometheusUnavailable(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code >= 500 or response.status_code in (408, 429):
+            raise PrometheusUnavailable(f"HTTP {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise PrometheusUnavailable(f"HTTP {response.status_code}: not a Prometheus API answer") from None
+        if response.status_code >= 400 or body.get("status") != "success":
+            raise PrometheusQueryError(
+                f"HTTP {response.status_code} {body.get('errorType', '')}: {body.get('error', '')}".strip()
+            )
+        return body.get("data", {})
+
+    async def query(self, expr: str, at: float) -> list[dict[str, Any]]:
+        data = await self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
+        result = data.get("result", [])
+        return result if isinstance(result, list) else []
+
+    async def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+        data = await self._get("/api/v1/query_range", params)
+        result = data.get("result", [])
+        return result if isinstance(result, list) else []
+
+
+@dataclass(frozen=True)
+class TelemetryConfig:
+    prometheus_url: str
+    timeout_seconds: float = 10.0
+    queries: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_QUERIES))
+    service_label: str = "service"
+    rate_window: str = "5m"
+    normal_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not _LABEL.match(self.service_label):
+            raise ValueError(
+                f"prometheus_service_label {self.service_label!r} is not a Prometheus label name"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TelemetryConfig:
+        return cls(
+            prometheus_url=settings.prometheus_url,
+            timeout_seconds=settings.prometheus_timeout_seconds,
+            queries=dict(settings.prometheus_queries or DEFAULT_QUERIES),
+            service_label=settings.prometheus_service_label,
+            rate_window=settings.prometheus_rate_window,
+            normal_seconds=settings.telemetry_normal_seconds,
+        )
+
+
+def services_regex(services: list[str]) -> str:
+    """An RE2 alternation of the names, escaped for a double-quoted PromQL string."""
+    regex = "|".join(re.escape(s) for s in services)
+    return regex.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _value(raw: Any) -> float:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
+class TelemetryActivities:
+    def __init__(
+        self, http: httpx.AsyncClient, config: TelemetryConfig, topology: Topology | None = None
+    ) -> None:
+        self._config = config
+        self._prometheus = PrometheusClient(http, config.prometheus_url, config.timeout_seconds)
+        self._topology = topology
+
+    def scope(self, input: TelemetryInput) -> list[str]:
+        """The incident's services, then what they depend on (nearest first), then their callers."""
+        ordered = list(dict.fromkeys(input.services))
+        topo = self._topology
+        if input.expand_topology and topo is not None:
+            depth: dict[str, int] = {}
+            for service in ordered:
+                for other, hops in topo.depth_from(service).items():
+                    depth[other] = min(hops, depth.get(other, hops))
+            ordered += sorted((s for s in depth if s not in ordered), key=lambda s: (depth[s], s))
+            callers = sorted({c for s in input.services for c in topo.callers(s)} - set(ordered))
+            ordered += callers
+        return ordered[:MAX_SERVICES]
+
+    @activity.defn
+    async def gather_telemetry(self, input: TelemetryInput) -> TelemetryResult:
+        """Query Prometheus for the incident's services and rank root causes; never raises for an outage."""
+        config = self._config
+        services = self.scope(input)
+        start = input.incident_start.timestamp()
+        end = max(input.incident_end.timestamp(), start + 1.0)
+        normal_len = input.normal_seconds or config.normal_seconds
+        normal = (start - input.normal_gap_seconds - normal_len, start - input.normal_gap_seconds)
+        anomalous = (start, end)
+        step = input.step_seconds or max(1.0, math.ceil((end - normal[0]) / MAX_POINTS))
+        symptom = input.symptom or Symptom(service=input.services[0])
+        values = {
+            "label": config.service_label,
+            "services": services_regex(services),
+            "window": config.rate_window,
+        }
+        reasons: list[str] = []
+        metrics: dict[str, dict[str, list[Point]]] = {}
+        status: TelemetryStatus = "ok"
+        url = public_url(config.prometheus_url)
+
+        try:
+            probe = await self._prometheus.query(Template(PROBE_QUERY).safe_substitute(values), end)
+        except PrometheusError as exc:
+            probe = None
+            status = "unavailable"
+            reasons.append(
+                f"Prometheus at {url} did not answer ({exc}); diagnosis from topology and alerts only"
+            )
+            logger.warning("incident %s: Prometheus unavailable: %s", input.incident_id, exc)
+
+        if probe is not None:
+            names = sorted(config.queries)
+            outcomes = await asyncio.gather(
+                *(
+                    self._prometheus.query_range(
+                        Template(config.queries[name]).safe_substitute(values), normal[0], end, step
+                    )
+                    for name in names
+                ),
+                return_exceptions=True,
+            )
+            for name, outcome in zip(names, outcomes, strict=True):
+                if isinstance(outcome, PrometheusError):
+                    status = "partial"
+                    reasons.append(f"query for {name} failed: {outcome}")
+                    continue
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                for series in outcome:
+                    service = series.get("metric", {}).get(config.service_label)
+                    if service not in services:
+                        continue
+                    points = [(float(t), _value(v)) for t, v in series.get("values", [])]
+                    metrics.setdefault(service, {})[name] = points
+            missing = [s for s in input.services if s not in metrics]
+            if not metrics:
+                status = "partial"
+                reasons.append(f"Prometheus at {url} has no data for {', '.join(services[:10])}")
+            elif missing:
+                reasons.append(f"no metrics for {', '.join(missing[:10])}")
+
+        candidates = rank_root_causes(
+            self._topology, metrics, symptom, normal, anomalous, alerts=input.alerts, limit=5
+        )
+        evidence = self._evidence(metrics, normal, anomalous, input.services, url, status, reasons)
+        logger.info(
+            "incident %s: telemetry %s for %d services, %d series; top candidate %s",
+            input.incident_id,
+            status,
+            len(services),
+            sum(len(m) for m in metrics.values()),
+            candidates[0].service if candidates else "-",
+        )
+        return TelemetryResult(
+            status=status,
+            confidence=CONFIDENCE[status] * (0.7 if status == "partial" and not metrics else 1.0),
+            reasons=reasons,
+            prometheus_url=url,
+            services=services,
+            normal=normal,
+            anomalous=anomalous,
+            series=[
+                MetricSeries(service=s, metric=m, points=p[-MAX_POINTS:])
+                for s, per in sorted(metrics.items())
+                if s in input.services
+                for m, p in sorted(per.items())
+            ]
+            if input.include_series
+            else [],
+            evidence=evidence,
+            candidates=candidates,
+        )
+
+    def _evidence(
+        self,
+        metrics: Metrics,
+        normal: tuple[float, float],
+        anomalous: tuple[float, float],
+        incident_services: list[str],
+        url: str,
+        status: str,
+        reasons: list[str],
+    ) -> list[Evidence]:
+        if status == "unavailable":
+            return [
+                Evidence(
+                    source="prometheus",
+                    service=service,
+                    kind="telemetry_unavailable",
+                    summary=reasons[0] if reasons else f"Prometheus at {url} did not answer",
+                    score=0.0,
+                )
+                for service in incident_services
+            ]
+        found = []
+        for service, per in metrics.items():
+            for metric, points in per.items():
+                anomaly = score_series(service, metric, points, normal, anomalous)
+                if anomaly is None:
+                    continue
+                if anomaly.belief >= 0.5 or service in incident_services:
+                    found.append(anomaly)
+        found.sort(key=lambda a: (a.service not in incident_services, -a.belief, -a.z, a.service, a.metric))
+        evidence = [
+            Evidence(
+                source="prometheus",
+                service=a.service,
+                kind="anomaly" if a.belief >= 0.5 else "normal",
+                summary=a.summary(),
+                value=a.incident_value,
+                score=round(a.z, 2),
+            )
+            for a in found[:MAX_EVIDENCE]
+        ]
+        evidence += [
+            Evidence(source="prometheus", service="*", kind="telemetry_degraded", summary=reason)
+            for reason in reasons
+        ]
+        return evidence
+
+
+def build_telemetry_activities(
+    settings: Settings, http: httpx.AsyncClient | None = None
+) -> TelemetryActivities:
+    """Activities from settings; an invalid topology file raises TopologyError naming it."""
+    topology = Topology.load(settings.topology_file) if settings.topology_file else None
+    return TelemetryActivities(http or httpx.AsyncClient(), TelemetryConfig.from_settings(settings), topology)
