@@ -33,6 +33,7 @@ class CorrelatedIncident:
     last_at: datetime
     services: set[str] = field(default_factory=set)
     fingerprints: set[str] = field(default_factory=set)
+    service_last: dict[str, datetime] = field(default_factory=dict)  # last alert per service
     alerts: int = 0  # alerts ingested, duplicates included
     merged_from: list[int] = field(default_factory=list)
     closed: bool = False
@@ -58,24 +59,29 @@ class Correlator:
         hops: int = 1,
         window: timedelta = timedelta(minutes=15),
         scope_labels: Sequence[str] = ("cluster",),
+        merge: bool = False,
+        max_span: timedelta = timedelta(hours=1),
     ) -> None:
         self.topology = topology or Topology([])
         self.hops = hops
         self.window = window
         self.scope_labels = tuple(scope_labels)
+        self.merge = merge
+        self.max_span = max_span
         self.incidents: dict[int, CorrelatedIncident] = {}
         self.assignments: list[int] = []  # incident id per ingested alert, in order
         self._open: dict[tuple[tuple[str, ...], str], set[int]] = {}  # (scope, service) -> open ids
         self._alias: dict[int, int] = {}  # merged id -> surviving id
-        self._near: dict[str, frozenset[str]] = {}
+        self._near: dict[str, dict[str, int]] = {}
         self._next = 1
         self._clock: datetime | None = None
         self._active: set[int] = set()
 
-    def near(self, service: str) -> frozenset[str]:
+    def near(self, service: str) -> dict[str, int]:
+        """Services within `hops` of this one, with their distance (0 for itself)."""
         cached = self._near.get(service)
         if cached is None:
-            cached = frozenset(self.topology.within(service, self.hops))
+            cached = self.topology.within_distances(service, self.hops)
             self._near[service] = cached
         return cached
 
@@ -86,26 +92,40 @@ class Correlator:
         return incident_id
 
     def add(self, alert: Alert) -> int:
-        """Assign one alert to an incident (opening or merging as needed); returns its id."""
+        """Assign one alert to an incident (opening one if nothing is related); returns its id."""
         at = alert.starts_at
         self._advance(at)
         scope = tuple(alert.labels.get(k, "") for k in self.scope_labels)
+        # The closest relation wins: the same service, then one hop, then two...; among
+        # equals, the incident that heard from that service most recently.
+        best: tuple[int, float, int] | None = None  # (distance, -last seen, id)
         related: set[int] = set()
-        for other in self.near(alert.service):
+        for other, distance in self.near(alert.service).items():
             for incident_id in self._open.get((scope, other), ()):
                 incident = self.incidents[incident_id]
-                if not incident.closed and at - incident.last_at <= self.window:
-                    related.add(incident_id)
-        if not related:
+                seen = incident.service_last[other]
+                if at - seen > self.window:
+                    continue  # that service went quiet: stale relation
+                if distance > 0 and at - incident.opened_at > self.max_span:
+                    continue  # a long-running incident (a flapping alert) must not absorb new failures
+                related.add(incident_id)
+                key = (distance, -seen.timestamp(), incident_id)
+                if best is None or key < best:
+                    best = key
+        if best is None:
             incident = CorrelatedIncident(id=self._next, scope=scope, opened_at=at, last_at=at)
             self._next += 1
             self.incidents[incident.id] = incident
             self._active.add(incident.id)
-        else:
+        elif self.merge and len(related) > 1:
             incident = self._merge(sorted(related))
+        else:
+            incident = self.incidents[best[2]]
         incident.alerts += 1
         incident.fingerprints.add(alert.fingerprint)
         incident.last_at = max(incident.last_at, at)
+        previous = incident.service_last.get(alert.service)
+        incident.service_last[alert.service] = max(previous, at) if previous else at
         if alert.service not in incident.services:
             incident.services.add(alert.service)
             self._open.setdefault((scope, alert.service), set()).add(incident.id)
@@ -131,6 +151,9 @@ class Correlator:
                 ids_for.discard(other_id)
                 ids_for.add(survivor.id)
             survivor.services |= other.services
+            for service, seen in other.service_last.items():
+                mine = survivor.service_last.get(service)
+                survivor.service_last[service] = max(mine, seen) if mine else seen
             self._alias[other_id] = survivor.id
         return survivor
 

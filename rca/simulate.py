@@ -786,3 +786,54 @@ def simulate(out: Path, count: int, seed: int = 0, faults: tuple[str, ...] = FAU
         fault = faults[i % len(faults)]
         truths.append(simulate_scenario(seed * 100_003 + i, out / f"s{i:0{width}d}-{fault}", fault=fault))
     return truths
+
+
+# --- alert storms (correlation benchmark) -----------------------------------------------------
+
+
+@dataclass
+class AlertStorm:
+    topology: dict[str, Any]  # topology.yaml content
+    alerts: list[dict[str, Any]]  # Alertmanager alerts, in time order
+    labels: list[str]  # the failure each alert truly belongs to ("noise-*" for unrelated ones)
+
+
+def alert_storm(
+    seed: int = 0, alerts: int = 10_000, services: int = 40, failures: int = 6, noise_sources: int = 4
+) -> AlertStorm:
+    """A storm: a few failures, each alerting on its root and callers for half an hour,
+    repeatedly and per pod, plus flapping alerts unrelated to any failure."""
+    rng = random.Random(seed)
+    spec, order = generate_topology(rng, "layered", services)
+    graph: nx.DiGraph[str] = nx.DiGraph([(s, d) for s in order for d in spec[s]["depends_on"]])
+    graph.add_nodes_from(order)
+    start = 1_780_000_000.0
+    sources: list[tuple[str, list[str], float, float]] = []  # label, services, begin, end
+    roots = rng.sample([n for n in order if graph.in_degree(n) > 0], failures)
+    for i, root in enumerate(roots):
+        callers = sorted(nx.ancestors(graph, root))
+        near = [c for c in callers if nx.shortest_path_length(graph, c, root) <= 2]
+        affected = [root, *rng.sample(near, min(len(near), rng.randint(1, 5)))]
+        begin = start + i * 45 * 60 + rng.uniform(-600, 600)
+        sources.append((f"failure-{i}", affected, begin, begin + rng.uniform(15, 30) * 60))
+    end = max(s[3] for s in sources)
+    for j in range(noise_sources):
+        sources.append((f"noise-{j}", [rng.choice(order)], start, end))
+    weights = [len(s[1]) * (3.0 if s[0].startswith("failure") else 0.5) for s in sources]
+    out: list[tuple[float, dict[str, Any], str]] = []
+    for _ in range(alerts):
+        label, affected, begin, finish = rng.choices(sources, weights)[0]
+        service = rng.choice(affected)
+        kind = rng.choice(("latency", "errors", "saturation", "down"))
+        name = _ALERT_NAMES[kind] if label.startswith("failure") else rng.choice(_NOISE_ALERTS)
+        at = rng.uniform(begin, finish)
+        pod = f"{service}-{rng.randrange(16):x}{rng.randrange(4096):03x}"
+        alert = _alert(name, service, rng.choice(("critical", "warning")), at, f"{service} {kind}")
+        alert["labels"]["pod"] = pod
+        alert["fingerprint"] = f"{name}-{pod}"[:60].lower()
+        out.append((at, alert, label))
+    out.sort(key=lambda x: x[0])
+    topology = {
+        "services": {n: {"kind": spec[n]["kind"], "depends_on": spec[n]["depends_on"]} for n in order}
+    }
+    return AlertStorm(topology=topology, alerts=[a for _, a, _ in out], labels=[label for _, _, label in out])

@@ -204,16 +204,20 @@ class Topology:
 
     def within(self, service: str, hops: int) -> set[str]:
         """Services connected to `service` by at most `hops` edges, in either direction."""
+        return set(self.within_distances(service, hops))
+
+    def within_distances(self, service: str, hops: int) -> dict[str, int]:
+        """Like `within`, with each service's hop count (0 for `service` itself)."""
+        seen = {service: 0}
         if service not in self._undirected:
-            return {service}
-        seen = {service}
-        frontier: deque[tuple[str, int]] = deque([(service, 0)])
+            return seen
+        frontier: deque[str] = deque([service])
         while frontier:
-            node, dist = frontier.popleft()
-            if dist == hops:
+            node = frontier.popleft()
+            if seen[node] == hops:
                 continue
-            for nxt in self._undirected[node]:
+            for nxt in sorted(self._undirected[node]):
                 if nxt not in seen:
-                    seen.add(nxt)
-                    frontier.append((nxt, dist + 1))
+                    seen[nxt] = seen[node] + 1
+                    frontier.append(nxt)
         return seen

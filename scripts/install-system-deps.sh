@@ -8,6 +8,7 @@ set -euo pipefail
 # docker-compose: `docker-compose config` validates docker-compose.yml (tests/test_compose.py).
 PACKAGES=(
     docker-compose
+    prometheus prometheus-alertmanager
 )
 
 missing=()
