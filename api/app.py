@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import secrets
-from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from api.ingest import Coalescer, Overloaded, Unavailable
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -105,6 +105,10 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         detail = (await gateway.reachable())[1]
         logger.info("Temporal %s", detail)
         yield
+        # Shutdown: what is already queued still goes out before the server stops.
+        ingest: Coalescer | None = getattr(app.state, "coalescer", None)
+        if ingest is not None:
+            await ingest.drain()
 
     app = FastAPI(
         title="Firebreak alert ingress",
@@ -141,29 +145,36 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             return problem(400, f"body is not valid JSON: {exc}")
 
-    async def deliver(alerts: list[Alert]) -> JSONResponse:
-        groups: dict[str, list[Alert]] = defaultdict(list)
-        for alert in alerts:
-            groups[alert.incident_key()].append(alert)
-        received_at = datetime.now(UTC)
-        try:
-            client = await gateway.client()
-            await asyncio.gather(
-                *(
-                    signal_with_start(
-                        client, settings, key, AlertBatch(alerts=group, received_at=received_at)
-                    )
-                    for key, group in groups.items()
-                )
+    async def send_batch(key: str, batch: AlertBatch) -> None:
+        client = await gateway.client()
+        await signal_with_start(client, settings, key, batch)
+
+    def coalescer() -> Coalescer:
+        # Created on first use: it needs the server's running event loop.
+        if getattr(app.state, "coalescer", None) is None:
+            app.state.coalescer = Coalescer(
+                send_batch,
+                max_delay=settings.ingest_max_delay_ms / 1000,
+                max_batch=settings.ingest_max_batch,
+                max_pending=settings.ingest_max_pending,
             )
-        except (RPCError, RuntimeError, OSError) as exc:
-            logger.warning("Temporal did not accept %d alert(s): %s", len(alerts), type(exc).__name__)
+        ingest: Coalescer = app.state.coalescer
+        return ingest
+
+    async def deliver(alerts: list[Alert]) -> JSONResponse:
+        try:
+            keys = await coalescer().submit(alerts)
+        except Overloaded as exc:
+            return problem(
+                429, "too many alerts waiting; retry later", headers={"Retry-After": str(exc.retry_after)}
+            )
+        except Unavailable:
             return problem(
                 503,
                 "Temporal is unavailable; retry later",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
-        incidents = sorted(incident_workflow_id(k) for k in groups)
+        incidents = [incident_workflow_id(k) for k in keys]
         logger.info("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
         return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(), status_code=202)
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from pydantic import SecretStr
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
+
+from firebreak.codec import data_converter
+from models.settings import Settings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
@@ -20,9 +23,17 @@ def connect_config() -> dict[str, Any]:
     return config
 
 
-async def connect(target_host: str | None = None, **overrides: Any) -> Client:
+async def connect(
+    target_host: str | None = None, codec_keys: SecretStr | str | None = None, **overrides: Any
+) -> Client:
+    """Connect with Firebreak's converter; encrypts payloads when codec keys are configured.
+
+    Keys default to FIREBREAK_CODEC_KEYS, so every process (API, worker, CLI) agrees.
+    """
     config = connect_config()
     if target_host is not None:
         config["target_host"] = target_host
     config.update(overrides)
-    return await Client.connect(data_converter=pydantic_data_converter, **config)
+    if codec_keys is None:
+        codec_keys = Settings().codec_keys
+    return await Client.connect(data_converter=data_converter(codec_keys), **config)

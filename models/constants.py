@@ -16,6 +16,13 @@ SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
 QUERY_STATE = "state"
 
+# The per-target resource lock (workflows/lock.py).
+LOCK_WORKFLOW = "ResourceLockWorkflow"
+LOCK_WORKFLOW_ID_PREFIX = "lock-"
+SIGNAL_LOCK_ACQUIRE = "acquire"
+SIGNAL_LOCK_RELEASE = "release"
+SIGNAL_LOCK_GRANTED = "lock_granted"
+
 # Custom search attributes, registered by the dev stack and the test fixtures.
 SA_SEVERITY = SearchAttributeKey.for_keyword("FirebreakSeverity")
 SA_SERVICE = SearchAttributeKey.for_keyword("FirebreakService")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.constants import TASK_QUEUE
@@ -24,7 +24,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="FIREBREAK_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="FIREBREAK_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     data_dir: Path = Field(default=PROJECT_ROOT / "data", description="state of the dev stack")
@@ -42,9 +46,21 @@ class Settings(BaseSettings):
         default=False, description="accept webhooks without a token (never in production)"
     )
     api_max_body_bytes: int = 1_048_576
+    # Storm handling (api/ingest.py): alerts per incident within the delay share one RPC
+    ingest_max_delay_ms: float = Field(default=20.0, ge=0, le=1000)
+    ingest_max_batch: int = Field(default=500, ge=1, le=5000)
+    ingest_max_pending: int = Field(default=50_000, ge=1, description="then 429 + Retry-After")
 
     # Temporal UI (the dev stack starts it with the server)
     temporal_ui_port: int = 8233
+
+    # Payload encryption (firebreak/codec.py) and the codec server the UI decodes through
+    codec_keys: SecretStr | None = Field(
+        default=None, description="id:base64key[,id:base64key...]; first encrypts, all decrypt"
+    )
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8081
+    codec_server_token: SecretStr | None = None
 
     # Incident timings, passed to each new incident's workflow input
     settle_seconds: float = 30.0
@@ -73,6 +89,37 @@ class Settings(BaseSettings):
         default=None,
         description="where the bundled demo playbooks keep the state of local demo targets",
     )
+
+    # Agents' LLM (Claude). Without a key every decision is made by the rules.
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FIREBREAK_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+        description="enables Claude for what the rules cannot decide (ANTHROPIC_API_KEY also works)",
+    )
+    llm_enabled: bool = Field(default=True, description="kill switch: false keeps every decision on rules")
+    llm_model: str = "claude-sonnet-4-5"
+    llm_base_url: str | None = Field(default=None, description="Messages API base URL (default: Anthropic's)")
+    llm_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=35, description="per request; an agent activity allows a call and its repair"
+    )
+    llm_max_tokens: int = Field(default=1024, ge=256, le=8192)
+    llm_confidence_threshold: float = Field(
+        default=0.6, ge=0.0, le=1.0, description="rules below this confidence route to the LLM"
+    )
+    # Prices in USD per million tokens, for the cost recorded per call and per incident.
+    llm_price_input_per_mtok: float = Field(default=3.0, ge=0)
+    llm_price_output_per_mtok: float = Field(default=15.0, ge=0)
+    llm_price_cache_write_per_mtok: float = Field(default=3.75, ge=0)
+    llm_price_cache_read_per_mtok: float = Field(default=0.30, ge=0)
+    # Budgets: beyond them, decisions stay on rules and say so.
+    llm_incident_token_cap: int = Field(default=200_000, ge=0)
+    llm_incident_cost_cap_usd: float = Field(default=1.0, ge=0)
+    llm_global_requests_per_minute: int = Field(default=60, ge=0, description="per worker process")
+    llm_global_spend_cap_usd: float = Field(default=25.0, ge=0, description="per worker process and window")
+    llm_global_spend_window_seconds: float = Field(default=86_400.0, gt=0)
+    # Redaction before anything reaches the LLM (secrets and keys always).
+    llm_redact_emails: bool = True
+    llm_redact_ips: bool = False
 
     def resolved_target_state_dir(self) -> Path:
         return self.target_state_dir or self.data_dir / "targets"
