@@ -15,14 +15,19 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import anthropic
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.agents import AgentActivities
 from activities.credentials import ActionCredentials
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
-from activities.triage import TriageActivities
-from agents.rules import RuleFileError, RuleReasoner
+from agents.budget import GlobalBudget, IncidentCaps, Pricing
+from agents.claude import ClaudeReasoner
+from agents.hybrid import HybridReasoner
+from agents.redact import Redactor
+from agents.rules import RuleBook, RuleFileError
 from firebreak.temporal import connect
 from models.catalog import Catalog, CatalogError
 from models.settings import Settings
@@ -45,7 +50,7 @@ def build_activities(
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
         catalog = Catalog.load(settings.playbooks_dir)
-        reasoner = RuleReasoner.load(settings.rules_file)
+        book = RuleBook.load(settings.rules_file)
         policies = PolicyEngine.load(settings.policies_dir)
     except (CatalogError, RuleFileError, PolicyLoadError) as exc:
         raise ConfigurationError(str(exc)) from exc
@@ -54,7 +59,7 @@ def build_activities(
             "FIREBREAK_VAULT_TOKEN is not set: the worker needs its own Vault token "
             "(`firebreak vault-bootstrap` creates one)"
         )
-    triage = TriageActivities(reasoner, catalog)
+    agents = AgentActivities(book, catalog, build_reasoner(settings, catalog))
     policy = PolicyActivities(policies)
     remediation = RemediationActivities(
         catalog=catalog,
@@ -63,7 +68,56 @@ def build_activities(
         target_state_dir=settings.resolved_target_state_dir(),
         runtime_dir=settings.ansible_runtime_dir,
     )
-    return [triage.triage, policy.evaluate_policy, remediation.run_playbook]
+    return [
+        agents.triage,
+        agents.diagnose,
+        agents.plan_remediation,
+        agents.review_plan,
+        policy.evaluate_policy,
+        remediation.run_playbook,
+    ]
+
+
+def build_reasoner(settings: Settings, catalog: Catalog) -> HybridReasoner:
+    """Rules always; Claude too when a key is configured and the LLM is enabled."""
+    llm = None
+    disabled = "no LLM configured (FIREBREAK_ANTHROPIC_API_KEY unset)"
+    if not settings.llm_enabled:
+        disabled = "LLM disabled (FIREBREAK_LLM_ENABLED=false)"
+    elif settings.anthropic_api_key is not None:
+        client = anthropic.AsyncAnthropic(
+            api_key=settings.anthropic_api_key.get_secret_value(),
+            base_url=settings.llm_base_url,
+            max_retries=0,  # Temporal owns retries
+            timeout=settings.llm_timeout_seconds,
+        )
+        llm = ClaudeReasoner(
+            client,
+            model=settings.llm_model,
+            max_tokens=settings.llm_max_tokens,
+            pricing=Pricing(
+                input_per_mtok=settings.llm_price_input_per_mtok,
+                output_per_mtok=settings.llm_price_output_per_mtok,
+                cache_write_per_mtok=settings.llm_price_cache_write_per_mtok,
+                cache_read_per_mtok=settings.llm_price_cache_read_per_mtok,
+            ),
+            catalog=catalog,
+        )
+    return HybridReasoner(
+        llm,
+        threshold=settings.llm_confidence_threshold,
+        redactor=Redactor(emails=settings.llm_redact_emails, ips=settings.llm_redact_ips),
+        incident_caps=IncidentCaps(
+            tokens=settings.llm_incident_token_cap, cost_usd=settings.llm_incident_cost_cap_usd
+        ),
+        # Process-wide: one budget per worker (see activities.agents).
+        budget=GlobalBudget(
+            requests_per_minute=settings.llm_global_requests_per_minute,
+            spend_cap_usd=settings.llm_global_spend_cap_usd,
+            window_seconds=settings.llm_global_spend_window_seconds,
+        ),
+        disabled_reason=disabled,
+    )
 
 
 def build_worker(client: Client, settings: Settings, credentials: ActionCredentials | None = None) -> Worker:

@@ -17,6 +17,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 
+from models.agents import AgentResult, DiagnosisResult, PlanResult, ReviewResult, TriageResult
 from models.alert import AlertBatch
 from models.constants import SIGNAL_ALERTS, SIGNAL_APPROVE, SIGNAL_REJECT
 from models.incident import (
@@ -25,11 +26,13 @@ from models.incident import (
     IncidentWorkflowInput,
     PolicyDecision,
     RemediationResult,
-    TriageResult,
 )
 
 ACTIVITY_RESULTS: dict[str, type[BaseModel]] = {
     "triage": TriageResult,
+    "diagnose": DiagnosisResult,
+    "plan_remediation": PlanResult,
+    "review_plan": ReviewResult,
     "evaluate_policy": PolicyDecision,
     "run_playbook": RemediationResult,
 }
@@ -160,18 +163,8 @@ async def _entry(
 
 
 def _activity_summary(result: BaseModel) -> str:
-    if isinstance(result, TriageResult):
-        action = (
-            f"proposes {result.proposed.action} on {result.proposed.target} {result.proposed.params}"
-            if result.proposed
-            else f"escalate: {result.escalate_reason}"
-            if result.escalate_reason
-            else "no action"
-        )
-        return (
-            f"triage by {result.reasoner}{f' (rule {result.rule})' if result.rule else ''}: "
-            f"{result.severity} {result.category}, confidence {result.confidence:.2f}; {action}"
-        )
+    if isinstance(result, AgentResult):
+        return f"{_agent_summary(result)}\n{_how_decided(result)}"
     if isinstance(result, PolicyDecision):
         group = f", approver group {result.approver_group}" if result.approver_group else ""
         return f"policy {result.policy}: {result.verdict}{group} — {'; '.join(result.reasons)}"
@@ -186,8 +179,63 @@ def _activity_summary(result: BaseModel) -> str:
     return type(result).__name__
 
 
+def _agent_summary(result: AgentResult) -> str:
+    """What the agent decided, with the reasoning and evidence it gave."""
+    by = f"{result.reasoner}{f' (rule {result.rule})' if result.rule else ''}"
+    escalate = f"; escalate: {result.escalate_reason}" if result.escalate_reason else ""
+    if isinstance(result, TriageResult):
+        what = "no action needed" if not result.actionable and not result.escalate_reason else ""
+        return (
+            f"triage by {by}: {result.severity} {result.category}, confidence {result.confidence:.2f}; "
+            f"{', '.join(result.services)}: {result.summary}{escalate}{'; ' + what if what else ''}"
+        )
+    if isinstance(result, DiagnosisResult):
+        lines = [f"diagnosis by {by}: {len(result.hypotheses)} hypothesis(es){escalate}"]
+        for rank, h in enumerate(result.hypotheses, 1):
+            lines.append(f"  {rank}. {h.service} [{h.kind}] {h.cause} (confidence {h.confidence:.2f})")
+            lines += [f"     evidence: {e}" for e in h.evidence[:5]]
+        return "\n".join(lines)
+    if isinstance(result, PlanResult):
+        actions = "; ".join(f"{a.action} on {a.target} {a.params}" for a in result.actions) or "no action"
+        lines = [f"plan by {by}: {actions}, confidence {result.confidence:.2f}{escalate}"]
+        lines.append(f"  why: {result.rationale}")
+        if result.expected_effect:
+            lines.append(f"  expected: {result.expected_effect}")
+        if result.verification:
+            lines.append(f"  verify: {result.verification}")
+        return "\n".join(lines)
+    if isinstance(result, ReviewResult):
+        return "\n".join(
+            [f"review by {by}: {result.verdict}, confidence {result.confidence:.2f}{escalate}"]
+            + [f"  - {reason}" for reason in result.reasons]
+        )
+    return f"{type(result).__name__} by {by}"
+
+
+def _how_decided(result: AgentResult) -> str:
+    """Which reasoner, why it was routed there, and what the LLM cost."""
+    parts = [f"  reasoner: {result.reasoner}; routing: {result.routing or '(not recorded)'}"]
+    if result.usage.calls:
+        u = result.usage
+        parts.append(
+            f"  LLM {result.model}: {u.calls} call(s), {u.input_tokens} in / {u.output_tokens} out / "
+            f"{u.cache_read_input_tokens} cache read / {u.cache_creation_input_tokens} cache write tokens, "
+            f"${u.cost_usd:.4f}"
+        )
+    if result.repair_error:
+        parts.append(f"  repaired once after: {result.repair_error}")
+    if result.redactions:
+        parts.append(
+            "  redacted before the LLM: " + ", ".join(f"{k} x{v}" for k, v in result.redactions.items())
+        )
+    return "\n".join(parts)
+
+
 def render_text(incident_id: str, entries: list[AuditEntry]) -> str:
     lines = [f"Audit of {incident_id} ({len(entries)} entries, from workflow history)", ""]
+    indent = " " * 38  # under the summary column
     for entry in entries:
-        lines.append(f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.kind:<16} {entry.summary}")
+        first, *rest = entry.summary.split("\n")
+        lines.append(f"{entry.at:%Y-%m-%d %H:%M:%S}  {entry.kind:<16} {first}")
+        lines += [indent + line for line in rest]
     return "\n".join(lines)

@@ -10,16 +10,31 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from models.agents import (
+    DiagnosisResult,
+    LLMUsage,
+    PlanResult,
+    ProposedAction,
+    ReviewResult,
+    TriageInput,
+    TriageResult,
+)
 from models.alert import Alert, Severity
+
+# Kept importable from here: these were defined in this module before the agents had theirs.
+__all__ = ["ProposedAction", "TriageInput", "TriageResult"]
 
 
 class Phase(StrEnum):
     SETTLING = "settling"
     TRIAGE = "triage"
+    DIAGNOSING = "diagnosing"
+    PLANNING = "planning"
+    REVIEWING = "reviewing"
     POLICY = "policy"
     AWAITING_APPROVAL = "awaiting_approval"
     REMEDIATING = "remediating"
@@ -33,6 +48,7 @@ class Outcome(StrEnum):
     SELF_RESOLVED = "self_resolved"  # every alert resolved before an action ran
     REJECTED = "rejected"  # a human rejected the plan
     DENIED = "denied"  # the policy denied the plan
+    VETOED = "vetoed"  # the reviewer agent vetoed the plan
     ESCALATED = "escalated"  # handed to a human: no plan, approval timeout, failed remediation
     NO_ACTION = "no_action"  # triage found nothing to do beyond notifying
 
@@ -41,42 +57,6 @@ class PolicyVerdict(StrEnum):
     ALLOW = "allow"
     NEEDS_APPROVAL = "needs_approval"
     DENY = "deny"
-
-
-# --- Triage ----------------------------------------------------------------------------------
-
-
-class ProposedAction(BaseModel):
-    """A catalog action with validated parameters, aimed at one target.
-
-    Risk, autonomy and timeout are copied from the catalog when the action is proposed, so
-    the plan an approver sees (and its hash) states them.
-    """
-
-    action: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    target: str
-    risk: str = "medium"
-    autonomy: str = "approve"
-    timeout_seconds: int = Field(default=300, gt=0, le=3600)
-
-
-class TriageInput(BaseModel):
-    incident_id: str
-    alerts: list[Alert]
-
-
-class TriageResult(BaseModel):
-    severity: Severity
-    category: str
-    services: list[str]
-    summary: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    reasoner: str
-    rule: str | None = None  # which rule matched, when the rules decided
-    runbook: str | None = None
-    proposed: ProposedAction | None = None
-    escalate_reason: str | None = None
 
 
 # --- Policy ----------------------------------------------------------------------------------
@@ -137,6 +117,8 @@ class RemediationInput(BaseModel):
     action: ProposedAction
     idempotency_key: str
     check_mode: bool = False
+    severity_rank: int = Field(default=3, ge=1, le=4)  # orders the wait for the target's lock
+    lock_wait_seconds: float = Field(default=1800.0, gt=0)
 
 
 class RemediationResult(BaseModel):
@@ -161,10 +143,23 @@ class Decision(BaseModel):
     """One step of the incident's reasoning, as the audit shows it."""
 
     at: datetime
-    kind: Literal["triage", "policy", "approval", "remediation", "verification", "close"]
+    kind: Literal[
+        "triage",
+        "diagnosis",
+        "plan",
+        "review",
+        "llm",
+        "policy",
+        "approval",
+        "remediation",
+        "verification",
+        "close",
+    ]
     by: str  # reasoner, policy package, human or "firebreak"
     summary: str
     reasons: list[str] = Field(default_factory=list)
+    confidence: float | None = None  # agents' decisions
+    routing: str | None = None  # agents' decisions: why this reasoner
 
 
 class IncidentWorkflowInput(BaseModel):
@@ -188,12 +183,18 @@ class IncidentState(BaseModel):
     alert_signals: int = 0
     duplicate_alerts: int = 0
     triage: TriageResult | None = None
+    diagnosis: DiagnosisResult | None = None
+    proposal: PlanResult | None = None  # the planner's answer: actions, rationale, verification
+    review: ReviewResult | None = None
     plan: Plan | None = None
     plan_hash: str | None = None
     policy: PolicyDecision | None = None
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     remediations: list[RemediationResult] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
+    llm_usage: LLMUsage = Field(default_factory=LLMUsage)  # every agent's LLM calls, summed
+    redactions: dict[str, int] = Field(default_factory=dict)  # secrets kept out of prompts, by kind
+    llm_unavailable: str | None = None  # set when the LLM stayed down: the rest ran on rules
 
     @property
     def firing(self) -> list[Alert]:

@@ -1,6 +1,12 @@
 """IncidentWorkflow: one incident from its first alert to its outcome.
 
-settle -> triage -> policy -> (approval) -> remediation (child workflows) -> verify -> close.
+settle -> triage -> diagnose -> plan -> review -> policy -> (approval) -> remediation (child
+workflows) -> verify -> close.
+
+Each agent step is its own activity on the hybrid reasoner (rules first, Claude where the
+rules are not enough). When the LLM stays unavailable (retries exhausted, or a request it
+rejects), the step runs again on rules and so does the rest of the incident, which records
+why. Token usage, cost and redaction counts of every decision add up in the state.
 
 The workflow's history is the audit log: every alert batch, decision, approval and action
 result is an event in it. The state query and the Temporal UI's current details show the
@@ -11,16 +17,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.agents import AgentActivities
     from activities.policy import PolicyActivities
-    from activities.triage import TriageActivities
+    from models.agents import (
+        AgentInput,
+        AgentResult,
+        DiagnosisInput,
+        Evidence,
+        PlanInput,
+        ReviewInput,
+    )
     from models.alert import AlertBatch, AlertStatus
     from models.constants import (
         INCIDENT_WORKFLOW,
@@ -43,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Phase,
         Plan,
+        PolicyDecision,
         PolicyInput,
         PolicyVerdict,
         RemediationInput,
@@ -51,7 +68,6 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.remediation import RemediationWorkflow
 
-TRIAGE_TIMEOUT = timedelta(seconds=60)
 POLICY_TIMEOUT = timedelta(seconds=15)
 DECISION_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -59,6 +75,22 @@ DECISION_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["PolicyError", "CatalogError"],
 )
+# An agent activity may make an LLM call and its repair (each bounded by the client's own
+# timeout, at most 35 s); a few attempts, then the incident continues on rules.
+AGENT_TIMEOUT = timedelta(seconds=90)
+AGENT_SCHEDULE_TIMEOUT = timedelta(minutes=4)
+AGENT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=3,
+    non_retryable_error_types=["LLMRequestRejected"],
+)
+LLM_FAULTS = ("LLMUnavailable", "LLMRequestRejected")
+RULES_TIMEOUT = timedelta(seconds=30)
+
+AgentInputT = TypeVar("AgentInputT", bound="AgentInput")
+AgentResultT = TypeVar("AgentResultT", bound="AgentResult")
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -139,11 +171,10 @@ class IncidentWorkflow:
             return await self._close(Outcome.TRANSIENT, "every alert resolved within the settle window")
 
         self._set_phase(Phase.TRIAGE)
-        triage = await workflow.execute_activity_method(
-            TriageActivities.triage,
-            TriageInput(incident_id=state.incident_id, alerts=state.firing or list(state.alerts.values())),
-            start_to_close_timeout=TRIAGE_TIMEOUT,
-            retry_policy=DECISION_RETRY,
+        alerts = state.firing or list(state.alerts.values())
+        triage = await self._agent(
+            AgentActivities.triage,
+            TriageInput(incident_id=state.incident_id, alerts=alerts),
         )
         state.triage = triage
         state.severity = triage.severity
@@ -153,36 +184,102 @@ class IncidentWorkflow:
                 SA_SERVICE.value_set(",".join(triage.services)[:256]),
             ]
         )
-        self._decide(
-            "triage",
-            triage.reasoner,
-            f"{triage.severity} {triage.category}: {triage.summary}",
-            [f"confidence {triage.confidence:.2f}"]
-            + ([f"rule {triage.rule}"] if triage.rule else [])
-            + ([triage.escalate_reason] if triage.escalate_reason else []),
-        )
-        if triage.proposed is None:
-            if triage.escalate_reason:
-                return await self._close(Outcome.ESCALATED, triage.escalate_reason)
+        self._decide_agent("triage", triage, f"{triage.severity} {triage.category}: {triage.summary}")
+        if triage.escalate_reason:
+            return await self._close(Outcome.ESCALATED, triage.escalate_reason)
+        if not triage.actionable:
             return await self._close(Outcome.NO_ACTION, f"{triage.category}: nothing to remediate")
 
-        plan = Plan(actions=[triage.proposed])
+        # Evidence from telemetry and the topology-aware ranker joins here once it exists.
+        evidence: list[Evidence] = []
+        self._set_phase(Phase.DIAGNOSING)
+        diagnosis = await self._agent(
+            AgentActivities.diagnose,
+            DiagnosisInput(incident_id=state.incident_id, alerts=alerts, triage=triage, evidence=evidence),
+        )
+        state.diagnosis = diagnosis
+        top = diagnosis.hypotheses[0] if diagnosis.hypotheses else None
+        self._decide_agent(
+            "diagnosis",
+            diagnosis,
+            f"{len(diagnosis.hypotheses)} hypothesis(es)"
+            + (f"; best: {top.cause} ({top.confidence:.2f})" if top else ""),
+            [
+                f"{h.service}/{h.kind} {h.confidence:.2f}: {'; '.join(h.evidence[:3])}"
+                for h in diagnosis.hypotheses
+            ],
+        )
+        if diagnosis.escalate_reason:
+            return await self._close(Outcome.ESCALATED, diagnosis.escalate_reason)
+
+        self._set_phase(Phase.PLANNING)
+        proposal = await self._agent(
+            AgentActivities.plan_remediation,
+            PlanInput(
+                incident_id=state.incident_id,
+                alerts=alerts,
+                triage=triage,
+                diagnosis=diagnosis,
+                evidence=evidence,
+            ),
+        )
+        state.proposal = proposal
+        self._decide_agent(
+            "plan",
+            proposal,
+            "escalate: " + proposal.escalate_reason
+            if proposal.escalate_reason
+            else "; ".join(
+                f"{a.action} on {a.target} {json.dumps(a.params, sort_keys=True)}" for a in proposal.actions
+            ),
+            [proposal.rationale]
+            + ([f"expected: {proposal.expected_effect}"] if proposal.expected_effect else [])
+            + ([f"verify: {proposal.verification}"] if proposal.verification else []),
+        )
+        if proposal.escalate_reason or not proposal.actions:
+            return await self._close(
+                Outcome.ESCALATED, proposal.escalate_reason or "the planner proposed no action"
+            )
+
+        self._set_phase(Phase.REVIEWING)
+        review = await self._agent(
+            AgentActivities.review_plan,
+            ReviewInput(
+                incident_id=state.incident_id,
+                alerts=alerts,
+                triage=triage,
+                diagnosis=diagnosis,
+                plan=proposal,
+                evidence=evidence,
+            ),
+        )
+        state.review = review
+        self._decide_agent("review", review, f"plan {review.verdict}", review.reasons)
+        if review.verdict == "veto":
+            return await self._close(Outcome.VETOED, "reviewer vetoed the plan: " + "; ".join(review.reasons))
+
+        plan = Plan(actions=proposal.actions)
         state.plan = plan
         state.plan_hash = plan.digest()
 
         self._set_phase(Phase.POLICY)
-        policy = await workflow.execute_activity_method(
-            PolicyActivities.evaluate_policy,
-            PolicyInput(
-                incident_id=state.incident_id,
-                severity=triage.severity,
-                services=triage.services,
-                action=triage.proposed,
-                now=workflow.now(),
-            ),
-            start_to_close_timeout=POLICY_TIMEOUT,
-            retry_policy=DECISION_RETRY,
-        )
+        decisions = []
+        for action in plan.actions:
+            decisions.append(
+                await workflow.execute_activity_method(
+                    PolicyActivities.evaluate_policy,
+                    PolicyInput(
+                        incident_id=state.incident_id,
+                        severity=triage.severity,
+                        services=triage.services,
+                        action=action,
+                        now=workflow.now(),
+                    ),
+                    start_to_close_timeout=POLICY_TIMEOUT,
+                    retry_policy=DECISION_RETRY,
+                )
+            )
+        policy = strictest(decisions)
         state.policy = policy
         self._decide("policy", policy.policy, f"verdict: {policy.verdict}", policy.reasons)
         if policy.verdict == PolicyVerdict.DENY:
@@ -251,6 +348,69 @@ class IncidentWorkflow:
 
     # --- steps -----------------------------------------------------------------------------
 
+    async def _agent(
+        self, activity: Callable[[Any, AgentInputT], Awaitable[AgentResultT]], input: AgentInputT
+    ) -> AgentResultT:
+        """Run one agent; when its LLM stays unavailable, run it (and the rest) on rules."""
+        state = self._state
+        if state.llm_unavailable is None:
+            try:
+                result = await workflow.execute_activity_method(
+                    activity,
+                    input.model_copy(update={"llm_usage": state.llm_usage}),
+                    start_to_close_timeout=AGENT_TIMEOUT,
+                    schedule_to_close_timeout=AGENT_SCHEDULE_TIMEOUT,
+                    retry_policy=AGENT_RETRY,
+                )
+                return self._account(result)
+            except ActivityError as exc:
+                cause = exc.cause
+                if isinstance(cause, ApplicationError) and cause.type in LLM_FAULTS:
+                    why = f"{cause.type}: {cause.message}"
+                elif isinstance(cause, ActivityTimeout):
+                    why = f"timed out: {cause.message}"
+                else:
+                    raise
+                state.llm_unavailable = f"LLM unavailable ({why}); the incident continues on rules"
+                self._decide("llm", "firebreak", state.llm_unavailable)
+        result = await workflow.execute_activity_method(
+            activity,
+            input.model_copy(update={"llm_usage": state.llm_usage, "rules_only": state.llm_unavailable}),
+            start_to_close_timeout=RULES_TIMEOUT,
+            retry_policy=DECISION_RETRY,
+        )
+        return self._account(result)
+
+    def _account(self, result: AgentResultT) -> AgentResultT:
+        state = self._state
+        state.llm_usage = state.llm_usage.plus(result.usage)
+        for kind, count in result.redactions.items():
+            state.redactions[kind] = state.redactions.get(kind, 0) + count
+        return result
+
+    def _decide_agent(
+        self, kind: str, result: AgentResult, summary: str, reasons: list[str] | None = None
+    ) -> None:
+        usage = result.usage
+        notes = list(reasons or [])
+        if usage.calls:
+            notes.append(f"LLM: {usage.calls} call(s), {usage.total_tokens} tokens, ${usage.cost_usd:.4f}")
+        if result.repair_error:
+            notes.append(f"repaired after: {result.repair_error}")
+        if result.escalate_reason:
+            notes.append(f"escalate: {result.escalate_reason}")
+        self._state.decisions.append(
+            Decision(
+                at=workflow.now(),
+                kind=kind,
+                by=result.reasoner,
+                summary=summary,
+                reasons=notes,
+                confidence=result.confidence,
+                routing=result.routing,
+            )
+        )
+
     async def _remediate(self, index: int, action_input: RemediationInput) -> RemediationResult:
         info = workflow.info()
         try:
@@ -312,6 +472,16 @@ class IncidentWorkflow:
         workflow.set_current_details(render_details(self._state, self._awaiting_approval))
 
 
+_VERDICT_ORDER = {PolicyVerdict.ALLOW: 0, PolicyVerdict.NEEDS_APPROVAL: 1, PolicyVerdict.DENY: 2}
+
+
+def strictest(decisions: list[PolicyDecision]) -> PolicyDecision:
+    """One decision for a plan of several actions: the strictest verdict, every reason."""
+    worst = max(decisions, key=lambda d: _VERDICT_ORDER[d.verdict])
+    reasons = list(dict.fromkeys(r for d in decisions for r in d.reasons))
+    return worst.model_copy(update={"reasons": reasons})
+
+
 def render_details(state: IncidentState, awaiting_approval: bool) -> str:
     """Markdown for the Temporal UI's "Current Details": the incident at a glance."""
     firing = state.firing
@@ -330,6 +500,23 @@ def render_details(state: IncidentState, awaiting_approval: bool) -> str:
             "",
             f"**Triage** ({t.reasoner}, confidence {t.confidence:.2f}): {t.summary[:300]}",
         ]
+    if state.diagnosis and state.diagnosis.hypotheses:
+        d = state.diagnosis
+        lines += ["", f"**Diagnosis** ({d.reasoner}, confidence {d.confidence:.2f}):"]
+        lines += [f"- `{h.service}` {h.cause[:200]} ({h.confidence:.2f})" for h in d.hypotheses[:3]]
+    if state.proposal and state.proposal.actions:
+        p = state.proposal
+        lines += ["", f"**Why** ({p.reasoner}, confidence {p.confidence:.2f}): {p.rationale[:300]}"]
+        if p.verification:
+            lines.append(f"**Verify:** {p.verification[:200]}")
+    if state.review:
+        r = state.review
+        lines += ["", f"**Review** ({r.reasoner}): {r.verdict} — {'; '.join(r.reasons)[:300]}"]
+    if state.llm_usage.calls or state.llm_unavailable:
+        u = state.llm_usage
+        lines += ["", f"**LLM:** {u.calls} call(s), {u.total_tokens} tokens, ${u.cost_usd:.4f}"]
+        if state.llm_unavailable:
+            lines.append(f"**LLM unavailable:** {state.llm_unavailable}")
     if state.plan:
         lines += ["", f"**Plan** `{state.plan_hash}`:"]
         for action in state.plan.actions:

@@ -6,12 +6,13 @@ import asyncio
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
@@ -23,6 +24,7 @@ from models.constants import QUERY_STATE
 from models.incident import IncidentResult, IncidentState, Phase
 from models.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
+from tests.fake_anthropic import FakeAnthropic
 from tests.payloads import alertmanager_alert, alertmanager_payload
 from worker import WORKFLOWS, build_worker
 
@@ -156,3 +158,26 @@ async def resolve(stack: Stack, service: str, alertname: str = "KubePodCrashLoop
 
 def awaiting(state: IncidentState) -> bool:
     return state.phase == Phase.AWAITING_APPROVAL
+
+
+# --- The Messages API stand-in (the only one: there is no network here) ---------------------
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    fake = FakeAnthropic(api_key="sk-ant-test-" + secrets.token_hex(16)).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def claude_settings(fake: FakeAnthropic, **overrides: Any) -> dict[str, Any]:
+    """Settings overrides that point the worker's real anthropic client at the fake."""
+    return {
+        "anthropic_api_key": SecretStr(fake.api_key),
+        "llm_base_url": fake.url,
+        "llm_model": "claude-test-model",
+        "llm_timeout_seconds": 5.0,
+        **overrides,
+    }
