@@ -20,7 +20,14 @@ def main() -> int:
     except ConfigurationError as exc:
         logging.getLogger("firebreak.api").error("cannot start: %s", exc)
         return 2
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        access_log=settings.api_access_log,  # one line per alert is costly in a storm
+        timeout_keep_alive=30,
+    )
     return 0
 
 

@@ -175,7 +175,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         incidents = [incident_workflow_id(k) for k in keys]
-        logger.info("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
+        logger.debug("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
         return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(), status_code=202)
 
     @app.post(

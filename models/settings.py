@@ -46,6 +46,7 @@ class Settings(BaseSettings):
         default=False, description="accept webhooks without a token (never in production)"
     )
     api_max_body_bytes: int = 1_048_576
+    api_access_log: bool = Field(default=False, description="uvicorn's per-request log lines")
     # Storm handling (api/ingest.py): alerts per incident within the delay share one RPC
     ingest_max_delay_ms: float = Field(default=20.0, ge=0, le=1000)
     ingest_max_batch: int = Field(default=500, ge=1, le=5000)
