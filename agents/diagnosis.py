@@ -89,19 +89,28 @@ class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
             confidence=ranked[0].confidence if ranked else 0.0,
             rule=ranked[0].rule if ranked else None,
             hypotheses=ranked,
+            # Two services explain the incident about equally well: picking one is a guess.
+            escalate_reason=self._ambiguity(ranked),
         )
+
+    def _ambiguity(self, ranked: list[Hypothesis]) -> str | None:
+        if not ranked:
+            return None
+        margin = self.book.diagnosis.ambiguity_margin
+        first, *rest = ranked
+        rival = next((h for h in rest if h.service != first.service), None)
+        if rival is not None and first.confidence - rival.confidence < margin:
+            return (
+                f"ambiguous root cause: {first.service} ({first.confidence:.2f}) and {rival.service} "
+                f"({rival.confidence:.2f}) are within {margin:.2f}"
+            )
+        return None
 
     def llm_wanted(self, input: DiagnosisInput, ruled: DiagnosisResult, threshold: float) -> str | None:
         if not ruled.hypotheses:
             return "no rule or evidence explains the alerts"
-        margin = self.book.diagnosis.ambiguity_margin
-        first, *rest = ruled.hypotheses
-        rival = next((h for h in rest if h.service != first.service), None)
-        if rival is not None and first.confidence - rival.confidence < margin:
-            return (
-                f"ambiguous: {first.service} ({first.confidence:.2f}) and {rival.service} "
-                f"({rival.confidence:.2f}) are within {margin:.2f}"
-            )
+        if ruled.escalate_reason:
+            return ruled.escalate_reason
         return super().llm_wanted(input, ruled, threshold)
 
     def task(self, input: DiagnosisInput, ruled: DiagnosisResult) -> tuple[str, dict[str, Any]]:

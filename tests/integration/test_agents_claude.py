@@ -21,6 +21,7 @@ from agents.diagnosis import DiagnosisDraft
 from agents.planner import PlanDraft
 from agents.rules import RuleBook
 from agents.triage import TriageDraft
+from evals.run import evaluate
 from models.agents import (
     DiagnosisInput,
     DiagnosisResult,
@@ -488,3 +489,45 @@ async def test_diagnosis_and_review_on_claude(fake_anthropic: FakeAnthropic) -> 
     assert review.reasons[0] == "the db is the bottleneck; more consumers add load"
     assert "the plan came from claude" in review.routing
     assert PlanDraft.model_json_schema() != fake_anthropic.requests[-1].body["tools"][0]["input_schema"]
+
+
+async def test_eval_harness_runs_the_llm_path(fake_anthropic: FakeAnthropic) -> None:
+    """`python -m evals.run --reasoner hybrid` with a model that always hands over to a human.
+
+    Checks the harness, not a score: only the decisions the rules route to the LLM call it,
+    and an unhelpful model can make the outcome worse only by escalating, never by acting.
+    """
+    fake_anthropic.always("record_triage", ToolUse(GOOD_TRIAGE | {"services": ["nowhere"]}))
+    fake_anthropic.always(
+        "record_diagnosis",
+        ToolUse(
+            {
+                "hypotheses": [
+                    {"service": "nowhere", "kind": "x", "cause": "?", "evidence": ["?"], "confidence": 0.9}
+                ]
+            }
+        ),
+    )
+    fake_anthropic.always(
+        "record_plan",
+        ToolUse(
+            {"decision": "escalate", "rationale": "unsure", "escalate_reason": "human", "confidence": 0.2}
+        ),
+    )
+    fake_anthropic.always(
+        "record_review", ToolUse({"verdict": "veto", "reasons": ["unsure"], "confidence": 0.9})
+    )
+    settings = Settings(_env_file=None, **claude_settings(fake_anthropic))
+    rules, _ = await evaluate("rules", settings)
+    hybrid, scored = await evaluate("hybrid", settings)
+
+    wanted = [s for s in scored if s.run.llm_wanted]
+    assert hybrid["llm_calls"] == len(fake_anthropic.requests) > 0
+    assert (
+        hybrid["rules_resolved_share"]
+        == rules["rules_resolved_share"]
+        == round(1 - len(wanted) / len(scored), 3)
+    )
+    assert hybrid["no_unwarranted_action"] == 1.0
+    assert all(s.run.outcome != "act" for s in wanted)
+    assert hybrid["llm_cost_usd"] > 0
