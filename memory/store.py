@@ -14,9 +14,11 @@ its words only. A collection whose slots differ is refused, never silently recre
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,21 @@ SPARSE = "lexical"
 DENSE = "dense"
 _LOCAL_LOCKS: dict[Path, threading.Lock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_is_free(lock_file: Path) -> bool:
+    """Whether qdrant-client could take the folder's lock now (it locks with portalocker too)."""
+    if not lock_file.exists():
+        return True
+    import portalocker  # as in qdrant-client: importing it checks for writable directories
+
+    with lock_file.open("r+") as handle:
+        try:
+            portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+        except portalocker.exceptions.LockException:
+            return False
+        portalocker.unlock(handle)
+        return True
 
 
 def sparse_vector(vec: SparseVec) -> qm.SparseVector:
@@ -96,19 +113,26 @@ class QdrantStore:
         deadline = time.monotonic() + self.config.lock_timeout
         delay = 0.05
         while True:
-            try:
-                return QdrantClient(path=str(path))
-            except RuntimeError as exc:
-                if "already accessed" not in str(exc):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise StoreBusy(
-                        f"{path} is held by another process (a worker or `firebreak kb ingest`?) "
-                        f"for more than {self.config.lock_timeout:g}s; local mode admits one at a time, "
-                        "use a Qdrant server (FIREBREAK_QDRANT_URL) for concurrent access"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.5)
+            # Probe the lock first: qdrant-client leaks the lock file's handle when it finds the
+            # folder taken, and a waiting worker would otherwise leak one per attempt.
+            if _lock_is_free(path / ".lock"):
+                try:
+                    return QdrantClient(path=str(path))
+                except RuntimeError as exc:
+                    if "already accessed" not in str(exc):
+                        raise
+                # Lost a race for the lock: close the handle the failed client left behind.
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ResourceWarning)
+                    gc.collect()
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{path} is held by another process (a worker or `firebreak kb ingest`?) "
+                    f"for more than {self.config.lock_timeout:g}s; local mode admits one at a time, "
+                    "use a Qdrant server (FIREBREAK_QDRANT_URL) for concurrent access"
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
     def ensure_collection(self, client: QdrantClient, name: str, keyword_fields: tuple[str, ...]) -> None:
         """Create the collection if missing; refuse one whose vectors do not fit."""
