@@ -66,13 +66,14 @@ P_REACHES = 0.70  # an anomalous caller is explained by a faulty dependency
 P_HEALTHY_CALLER = (0.35, 0.10)  # a direct / two-hop caller stays healthy despite the fault
 UNKNOWN_BELIEF = 0.35  # a service with no data: below even odds, never "healthy"
 OFF_PATH_PRIOR = -1.5  # log-prior for a root cause the symptom does not depend on
-COVER_CAP = 6.0  # most log-evidence that explaining callers can add
+COVER_CAP = 10.0  # most log-evidence that explaining callers can add
 DEPENDENCY_PENALTY = 0.8  # how much a dominant anomalous dependency takes from a candidate
 DEPENDENCY_DECAY = 0.7  # per hop further down
 DOMINANCE_SLOPE = 2.0  # per unit of log(1 + intensity) difference
 ATTENUATION_SLOPE = 2.0  # per unit of log(1 + intensity) that a caller is stronger than us
 ATTENUATION_OFFSET = 2.0  # a caller as anomalous as we are is still well explained (sigmoid(2))
-BLIND_REACH = 0.6  # how well a service without data explains its anomalous callers
+# A service without data explains its callers as if it were as anomalous as they are.
+BLIND_REACH = 1.0 / (1.0 + math.exp(-ATTENUATION_OFFSET))
 VANISHED_INTENSITY = 1000.0  # as strong as anomalies get
 SURGE_DISCOUNT = 0.5  # per unit of extra traffic: a service flooded by its callers is a victim
 SURGE_MAX_DISCOUNT = 0.6
@@ -180,7 +181,9 @@ def score_series(
         base = [v * load_ratio for v in base]
         center *= load_ratio
     mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
-    scale = max(mad, RELATIVE_FLOOR * abs(center), info.absolute_floor or 0.0, 1e-12)
+    # For availability the room to fall is 1 - level (the error budget), not the level itself.
+    room = 1.0 - center if info.kind == Kind.AVAILABILITY else center
+    scale = max(mad, RELATIVE_FLOOR * abs(room), info.absolute_floor or 0.0, 1e-12)
     if info.direction == Direction.UP_IS_BAD:
         zs = [(v - center) / scale for v in cur]
     elif info.direction == Direction.DOWN_IS_BAD:
@@ -232,7 +235,14 @@ def score_services(
             if (a := score_series(name, metric, points, normal, anomalous, load_ratio=ratio))
         ]
         had_normal = any(len(_finite(p, normal)) >= 2 for p in per.values())
-        has_incident = any(_finite(p, anomalous) for p in per.values())
+        # Down: everything that was reported stopped, except perhaps a traffic count that
+        # fell to (near) zero, which some exporters keep reporting for a dead target.
+        went_dark = had_normal and all(
+            not _finite(p, anomalous)
+            or (metric_info(m).kind == Kind.REQUESTS and _dropped_to_zero(p, normal, anomalous))
+            for m, p in per.items()
+            if len(_finite(p, normal)) >= 2
+        )
         result = ServiceAnomaly(service=name, belief=None, has_data=bool(found), load_ratio=ratio)
         if found:
             per_kind: dict[Kind, float] = {}
@@ -243,15 +253,17 @@ def score_services(
                 calm *= 1.0 - KIND_WEIGHT[kind] * belief
             result.belief = 1.0 - calm
             result.metrics = sorted(found, key=lambda m: (m.belief * KIND_WEIGHT[m.kind], m.z), reverse=True)
-        elif had_normal and not has_incident and incident_has_data:
-            result.belief = VANISHED_BELIEF
+        if went_dark and incident_has_data:
+            result.belief = max(result.belief or 0.0, VANISHED_BELIEF)
             result.vanished = True
             result.has_data = True
             result.notes.append("every series stopped during the incident: down, or no longer scraped")
-        elif per:
-            result.notes.append("too few points in the normal or incident window to judge")
-        else:
-            result.notes.append("no metrics for this service")
+        elif not found:
+            result.notes.append(
+                "too few points in the normal or incident window to judge"
+                if per
+                else "no metrics for this service"
+            )
         hints = [ALERT_BELIEF[a.severity] for a in firing.get(name, [])]
         if symptom is not None and symptom.service == name:
             hints.append(SYMPTOM_BELIEF)
@@ -262,6 +274,13 @@ def score_services(
             result.alerts = sorted({a.name for a in firing.get(name, [])})
         out[name] = result
     return out
+
+
+def _dropped_to_zero(
+    points: Sequence[Point], normal: tuple[float, float], anomalous: tuple[float, float]
+) -> bool:
+    base, cur = _finite(points, normal), _finite(points, anomalous)
+    return bool(base) and bool(cur) and median(base) > 0 and median(cur) <= 0.1 * median(base)
 
 
 def _load_ratio(
@@ -410,7 +429,8 @@ def rank_root_causes(
         if on_path is not None and service not in on_path:
             score += OFF_PATH_PRIOR
         scored.append((score, service, explained))
-    scored.sort(key=lambda s: (-s[0], s[1]))
+    # Beliefs saturate near 1 for strong anomalies; between equals the stronger anomaly leads.
+    scored.sort(key=lambda s: (-round(s[0], 6), -_intensity(anomalies, s[1]), s[1]))
 
     top = max((s[0] for s in scored), default=0.0)
     total = sum(math.exp(s[0] - top) for s in scored) or 1.0

@@ -384,6 +384,7 @@ class _Model:
         for name in self.order:
             comp = self.comps[name]
             total = comp.entry_traffic * season * (1 + jitter.gauss(0, 0.01))
+            retried = 0.0
             for caller in self.callers[name]:
                 if caller in down:
                     continue  # a component that is down calls nobody
@@ -392,10 +393,11 @@ class _Model:
                 for f in active:
                     if f.kind == "misconfiguration" and f.root == caller and f.hammered == name:
                         per *= f.params["hammer"]
-                # clients retry failed calls, within a retry budget
-                retry = min(1.5, 1 + call.retries * self.prev_errors[name])
-                total += req.get(caller, 0.0) * per * retry
-            req[name] = total
+                calls = req.get(caller, 0.0) * per
+                total += calls
+                retried += calls * call.retries * self.prev_errors[name]
+            # clients retry failed calls within a retry budget of 20% extra load (Envoy's default)
+            req[name] = total + min(retried, 0.2 * total)
         lat: dict[str, float] = {}
         err: dict[str, float] = {}
         util: dict[str, float] = {}

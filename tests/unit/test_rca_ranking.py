@@ -1,0 +1,229 @@
+"""Ranking on small hand-made graphs: robust scoring, direction, gaps, missing data, graph logic."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from models.alert import Alert, AlertStatus, Severity
+from rca.metrics import Direction, Kind, metric_info
+from rca.models import Symptom
+from rca.ranking import (
+    rank_most_anomalous,
+    rank_root_causes,
+    rank_symptom_first,
+    score_series,
+    score_services,
+)
+from rca.topology import Topology
+
+STEP = 60.0
+NORMAL = (0.0, 59 * STEP)
+ANOMALOUS = (70 * STEP, 89 * STEP)
+
+# edge-lb -> frontend -> checkout -> payments -> payments-db ; checkout -> inventory ; frontend -> search
+CHAIN = Topology.from_data(
+    {
+        "services": {
+            "edge-lb": {"kind": "lb", "depends_on": ["frontend"]},
+            "frontend": {"depends_on": ["checkout", "search"]},
+            "checkout": {"depends_on": ["payments", "inventory"]},
+            "payments": {"depends_on": ["payments-db"]},
+            "payments-db": {"kind": "database"},
+            "inventory": {},
+            "search": {},
+        }
+    }
+)
+
+
+def series(
+    level: float,
+    incident: float | None = None,
+    *,
+    noise: float = 0.03,
+    seed: int = 0,
+    step: float = STEP,
+    gaps: float = 0.0,
+) -> list[tuple[float, float]]:
+    """A noisy series at `level` that moves to `incident` during the anomalous window."""
+    rng = random.Random(seed)
+    points = []
+    t = 0.0
+    while t <= ANOMALOUS[1]:
+        base = incident if incident is not None and t >= ANOMALOUS[0] else level
+        value = base * (1 + rng.gauss(0, noise))
+        points.append((t, math.nan if rng.random() < gaps else value))
+        t += step
+    return points
+
+
+def healthy(seed: int, latency: float = 0.05) -> dict[str, list[tuple[float, float]]]:
+    return {
+        "latency_p99": series(latency, seed=seed),
+        "errors_avg": series(0.002, seed=seed + 1),
+        "cpu_avg": series(0.5, seed=seed + 2),
+    }
+
+
+def test_metric_names_carry_kind_stat_and_direction() -> None:
+    assert metric_info("latency_p99").kind == Kind.LATENCY
+    assert metric_info("latency_p99").stat == "p99"
+    assert metric_info("availability_min").direction == Direction.DOWN_IS_BAD
+    assert metric_info("requests_sum").direction == Direction.BOTH
+    assert metric_info("saturation_max").is_resource
+    assert metric_info("queue_lag").kind == Kind.OTHER  # unknown names are tolerated
+
+
+def test_robust_z_ignores_a_spike_in_the_normal_period_and_flags_a_shift() -> None:
+    points = series(0.1, 0.1, noise=0.02)
+    spiked = [(t, v * 50 if i == 10 else v) for i, (t, v) in enumerate(points)]
+    quiet = score_series("api", "latency_avg", spiked, NORMAL, ANOMALOUS)
+    assert quiet is not None and quiet.belief < 0.1
+    shifted = score_series("api", "latency_avg", series(0.1, 0.3, noise=0.02), NORMAL, ANOMALOUS)
+    assert shifted is not None and shifted.belief > 0.99
+    assert shifted.normal_median == pytest.approx(0.1, rel=0.05)
+    assert shifted.incident_value == pytest.approx(0.3, rel=0.1)
+
+
+def test_one_outlier_in_the_incident_window_is_not_an_incident() -> None:
+    points = series(0.1, noise=0.02)
+    outlier = [(t, 5.0 if t == ANOMALOUS[0] + 5 * STEP else v) for t, v in points]
+    found = score_series("api", "latency_avg", outlier, NORMAL, ANOMALOUS)
+    assert found is not None and found.belief < 0.1
+
+
+def test_flat_zero_error_baseline_does_not_turn_a_blip_into_infinity() -> None:
+    flat = [(t, 0.0) for t, _ in series(1.0)]
+    blip = [(t, 0.001 if t >= ANOMALOUS[0] else 0.0) for t, _ in flat]
+    found = score_series("api", "errors_avg", blip, NORMAL, ANOMALOUS)
+    assert found is not None and math.isfinite(found.z) and found.belief < 0.1
+    burst = [(t, 0.2 if t >= ANOMALOUS[0] else 0.0) for t, _ in flat]
+    found = score_series("api", "errors_avg", burst, NORMAL, ANOMALOUS)
+    assert found is not None and found.belief > 0.99
+
+
+def test_direction_availability_down_is_bad_up_is_not() -> None:
+    drop = score_series("api", "availability_avg", series(0.999, 0.9, noise=0.0005), NORMAL, ANOMALOUS)
+    rise = score_series("api", "availability_avg", series(0.9, 0.999, noise=0.0005), NORMAL, ANOMALOUS)
+    assert drop is not None and drop.belief > 0.99
+    assert rise is not None and rise.belief < 0.05
+    faster = score_series("api", "latency_avg", series(0.3, 0.1), NORMAL, ANOMALOUS)
+    assert faster is not None and faster.belief < 0.05  # getting faster is not a fault
+    traffic_drop = score_series("api", "requests_sum", series(1000, 100), NORMAL, ANOMALOUS)
+    assert traffic_drop is not None and traffic_drop.belief > 0.99  # traffic counts both ways
+
+
+def test_cpu_that_follows_traffic_is_load_not_a_fault() -> None:
+    metrics = {
+        "api": {"requests_sum": series(1000, 2000, seed=1), "cpu_avg": series(0.5, 1.0, seed=2)},
+        "hot": {"requests_sum": series(1000, 1000, seed=3), "cpu_avg": series(0.5, 1.0, seed=4)},
+    }
+    scored = score_services(metrics, NORMAL, ANOMALOUS)
+    api_cpu = next(m for m in scored["api"].metrics if m.metric == "cpu_avg")
+    hot_cpu = next(m for m in scored["hot"].metrics if m.metric == "cpu_avg")
+    assert api_cpu.belief < 0.1
+    assert hot_cpu.belief > 0.99
+
+
+def test_gaps_and_coarse_sampling_still_score() -> None:
+    # one point per 5 minutes: 12 normal points, 4 in the incident; and 30% of points missing
+    coarse = score_series("api", "latency_p99", series(0.2, 0.8, step=300), NORMAL, ANOMALOUS)
+    assert coarse is not None and coarse.incident_points == 4 and coarse.belief > 0.99
+    gappy = score_series("api", "latency_p99", series(0.2, 0.8, gaps=0.3, seed=5), NORMAL, ANOMALOUS)
+    assert gappy is not None and gappy.belief > 0.99
+    assert gappy.normal_points < 60
+    empty = score_series("api", "latency_p99", [(t, math.nan) for t, _ in series(1.0)], NORMAL, ANOMALOUS)
+    assert empty is None
+
+
+def scenario(root: str) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Every service healthy except `root` and its callers (the fault propagates up)."""
+    metrics = {name: healthy(i * 10) for i, name in enumerate(sorted(CHAIN.services))}
+    affected = [root, *CHAIN.blast_radius(root)]
+    for i, name in enumerate(sorted(affected)):
+        own = 1.2 if name == root else 0.6  # weaker as it travels up
+        metrics[name]["latency_p99"] = series(0.05, 0.05 + own, seed=100 + i)
+        metrics[name]["errors_avg"] = series(0.002, 0.08 if name == root else 0.03, seed=200 + i)
+    return metrics
+
+
+@pytest.mark.parametrize("root", ["payments-db", "payments", "checkout", "inventory"])
+def test_the_deepest_anomalous_service_with_healthy_dependencies_wins(root: str) -> None:
+    candidates = rank_root_causes(CHAIN, scenario(root), "edge-lb", NORMAL, ANOMALOUS)
+    assert candidates[0].service == root, [(c.service, c.score) for c in candidates]
+    top = candidates[0]
+    assert set(top.explains) == CHAIN.blast_radius(root)
+    kinds = {e.kind for e in top.evidence}
+    assert "anomaly" in kinds and ("explains" in kinds)
+    if CHAIN.dependencies(root):
+        assert "dependencies_healthy" in kinds
+    assert [c.rank for c in candidates] == list(range(1, len(candidates) + 1))
+    assert sum(
+        c.confidence
+        for c in rank_root_causes(CHAIN, scenario(root), "edge-lb", NORMAL, ANOMALOUS, limit=None)
+    ) == (pytest.approx(1.0, abs=0.01))
+
+
+def test_an_anomaly_the_symptom_does_not_depend_on_is_not_the_root_cause() -> None:
+    metrics = scenario("payments")
+    metrics["search"]["cpu_avg"] = series(0.5, 3.0, seed=77)  # unrelated batch job
+    candidates = rank_root_causes(CHAIN, metrics, Symptom(service="checkout"), NORMAL, ANOMALOUS)
+    assert candidates[0].service == "payments"
+    search = next(
+        c
+        for c in rank_root_causes(CHAIN, metrics, "checkout", NORMAL, ANOMALOUS, limit=None)
+        if c.service == "search"
+    )
+    assert any(e.kind == "off_path" for e in search.evidence)
+
+
+def test_a_service_whose_metrics_vanish_is_treated_as_down() -> None:
+    metrics = scenario("payments")
+    metrics["payments"] = {
+        name: [(t, v) for t, v in points if t < ANOMALOUS[0]] for name, points in metrics["payments"].items()
+    }
+    candidates = rank_root_causes(CHAIN, metrics, "edge-lb", NORMAL, ANOMALOUS)
+    assert candidates[0].service == "payments"
+    assert any(e.kind == "metrics_vanished" for e in candidates[0].evidence)
+
+
+def test_services_without_data_are_unknown_not_healthy() -> None:
+    metrics = scenario("payments-db")
+    del metrics["payments-db"]  # a managed database we have no exporter for
+    candidates = rank_root_causes(CHAIN, metrics, "edge-lb", NORMAL, ANOMALOUS, limit=None)
+    by_name = {c.service: c for c in candidates}
+    assert by_name["payments-db"].anomaly is None
+    assert any(e.kind == "no_data" for e in by_name["payments-db"].evidence)
+    # payments (anomalous, its only dependency unknown) leads; the silent database stays close
+    assert candidates[0].service == "payments"
+    assert [c.service for c in candidates[:3]].count("payments-db") == 1
+
+
+def test_without_a_topology_it_is_anomaly_alone_and_without_metrics_alerts_and_graph() -> None:
+    metrics = scenario("payments")
+    alone = rank_root_causes(None, metrics, None, NORMAL, ANOMALOUS)
+    assert alone[0].service == "payments"
+    alert = Alert(
+        fingerprint="x",
+        status=AlertStatus.FIRING,
+        name="HighErrorRate",
+        service="payments",
+        severity=Severity.P1,
+        labels={"alertname": "HighErrorRate", "service": "payments"},
+        starts_at=datetime(2026, 1, 1, tzinfo=UTC),
+        source="alertmanager",
+    )
+    blind = rank_root_causes(CHAIN, {}, "checkout", NORMAL, ANOMALOUS, alerts=[alert])
+    assert blind[0].service == "payments"
+    assert any(e.kind == "alerts_firing" for e in blind[0].evidence)
+
+
+def test_baselines() -> None:
+    metrics = scenario("payments-db")
+    assert rank_most_anomalous(metrics, NORMAL, ANOMALOUS)[0] == "payments-db"
+    assert rank_symptom_first(CHAIN, "checkout")[:3] == ["checkout", "inventory", "payments"]
+    assert set(rank_symptom_first(CHAIN, "checkout")) == set(CHAIN.services)
