@@ -14,8 +14,10 @@ and redacting them hides which machine is broken.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 _SECRET_KEY = r"(?:passw(?:or)?d|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?)"  # noqa: S105 - a pattern
@@ -38,24 +40,39 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("bearer_token", re.compile(r"(?i)(?<=\bbearer )[A-Za-z0-9._~+/=-]{8,}")),
     (
         "password",
+        # `password=x`, `DB_PASSWORD: x`, `"client_secret": "x"`: the key ends in a secret word.
         re.compile(
-            rf"(?i)(?<![A-Za-z0-9_-]){_SECRET_KEY}[\"']?\s*[:=]\s*(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
+            rf"(?i)(?<![A-Za-z0-9_-])[A-Za-z0-9_-]*{_SECRET_KEY}[\"']?\s*[:=]\s*"
+            r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
         ),
     ),
     ("email", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b")),
 ]
-_IP_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("ip", re.compile(r"\b(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)\b")),
-    ("ip", re.compile(r"(?i)(?<![0-9a-f:])(?:[0-9a-f]{1,4}:){2,7}[0-9a-f]{0,4}(?![0-9a-f:])")),
-]
+# Candidates only: each is checked with `ipaddress`, so times (12:30:01) and versions stay.
+_IP_CANDIDATE = re.compile(
+    r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"  # IPv4, a :port may follow
+    r"|(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:.])"  # IPv6
+)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 _SECRET_NAME = re.compile(rf"(?i){_SECRET_KEY}|authorization|cookie")
 
 
 class Redactor:
     def __init__(self, *, emails: bool = True, ips: bool = False) -> None:
-        self._patterns = [(k, p) for k, p in _PATTERNS if emails or k != "email"]
+        self._patterns: list[tuple[str, re.Pattern[str], Callable[[str], bool] | None]] = [
+            (kind, pattern, None) for kind, pattern in _PATTERNS if emails or kind != "email"
+        ]
         if ips:
-            self._patterns += _IP_PATTERNS
+            self._patterns.append(("ip", _IP_CANDIDATE, _is_ip))
 
     def redact(self, value: Any) -> tuple[Any, dict[str, int]]:
         """A copy of `value` (str, or dicts and lists of them) with secrets replaced, and counts."""
@@ -80,9 +97,13 @@ class Redactor:
         return value
 
     def _text(self, text: str, counts: Counter[str]) -> str:
-        for kind, pattern in self._patterns:
+        for kind, pattern, check in self._patterns:
 
-            def replace(match: re.Match[str], kind: str = kind) -> str:
+            def replace(
+                match: re.Match[str], kind: str = kind, check: Callable[[str], bool] | None = check
+            ) -> str:
+                if check is not None and not check(match.group(0)):
+                    return match.group(0)
                 counts[kind] += 1
                 value = match.groupdict().get("value")
                 if value is not None:  # keep `password=` so the reader knows what was there
