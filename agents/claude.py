@@ -16,7 +16,7 @@ from __future__ import annotations
 import email.utils
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anthropic
 from anthropic.types import Message, TextBlockParam, ToolChoiceToolParam, ToolParam
@@ -159,7 +159,7 @@ class ClaudeReasoner:
         self,
         agent: Agent[Any, Any, Any],
         messages: list[Any],
-        purpose: str,
+        purpose: Literal["decide", "repair"],
         calls: list[LLMCall],
         record: CallRecorder,
     ) -> Message:
@@ -174,13 +174,13 @@ class ClaudeReasoner:
                 messages=messages,
             )
         except anthropic.APIStatusError as exc:
-            record(LLMCall(agent=agent.name, purpose=_purpose(purpose), model=self.model))
+            record(LLMCall(agent=agent.name, purpose=purpose, model=self.model))
             raise _status_error(exc) from None
         except anthropic.APITimeoutError:
-            record(LLMCall(agent=agent.name, purpose=_purpose(purpose), model=self.model))
+            record(LLMCall(agent=agent.name, purpose=purpose, model=self.model))
             raise LLMUnavailable(f"Anthropic API timed out after {time.monotonic() - started:.1f}s") from None
         except anthropic.APIConnectionError as exc:
-            record(LLMCall(agent=agent.name, purpose=_purpose(purpose), model=self.model))
+            record(LLMCall(agent=agent.name, purpose=purpose, model=self.model))
             raise LLMUnavailable(
                 f"Anthropic API unreachable: {type(exc.__cause__ or exc).__name__}"
             ) from None
@@ -191,7 +191,7 @@ class ClaudeReasoner:
         cache_read = usage.cache_read_input_tokens or 0
         call = LLMCall(
             agent=agent.name,
-            purpose=_purpose(purpose),
+            purpose=purpose,
             model=response.model or self.model,
             request_id=getattr(response, "_request_id", None),
             input_tokens=usage.input_tokens,
@@ -203,10 +203,6 @@ class ClaudeReasoner:
         calls.append(call)
         record(call)
         return response
-
-
-def _purpose(purpose: str) -> Any:
-    return "repair" if purpose == "repair" else "decide"
 
 
 def _status_error(exc: anthropic.APIStatusError) -> LLMUnavailable | LLMRequestRejected:

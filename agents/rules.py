@@ -118,7 +118,7 @@ class RuleReasoner:
                 runbook=rule.runbook,
                 proposed=ProposedAction(
                     action=rule.action.name,
-                    params=_fill(rule.action.params, alert),
+                    params=fill_params(rule.action.params, alert),
                     target=alert.service,
                 ),
             )
@@ -164,10 +164,7 @@ def _summary(alert: Alert, rule: Rule, count: int) -> str:
 
 def fill_params(params: dict[str, Any], alert: Alert) -> dict[str, Any]:
     """Fill `{service}` and `{label:x}` placeholders from the alert."""
-    return _fill(params, alert)
 
-
-def _fill(params: dict[str, Any], alert: Alert) -> dict[str, Any]:
     def substitute(match: re.Match[str]) -> str:
         placeholder = match.group(1)
         if placeholder == "service":
