@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from agents.errors import AgentOutputInvalid
 from agents.rules import RuleBook
-from models.agents import AgentInput, AgentResult, Evidence
+from models.agents import AgentInput, AgentResult, Evidence, TriageResult
 from models.alert import OBSERVERS, SERVICE_LABELS, Alert, service_of
 from models.catalog import Catalog
 
@@ -102,6 +102,11 @@ def alert_view(alert: Alert) -> dict[str, Any]:
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
     }
+
+
+def triage_view(triage: TriageResult) -> dict[str, Any]:
+    """What later agents' prompts need of the triage."""
+    return triage.model_dump(mode="json", include={"severity", "category", "services", "summary"})
 
 
 def alert_line(alert: Alert) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents import prompts
-from agents.base import Agent, alert_line, alert_view, evidence_line, implicated_services
+from agents.base import Agent, alert_line, alert_view, evidence_line, implicated_services, triage_view
 from agents.errors import AgentOutputInvalid
 from models.agents import DiagnosisInput, DiagnosisResult, Hypothesis
 
@@ -119,9 +119,7 @@ class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
             "evidence in the data below. rules_hypotheses is what the deterministic rules found.",
             {
                 "alerts": [alert_view(a) for a in input.alerts],
-                "triage": input.triage.model_dump(
-                    mode="json", include={"severity", "category", "services", "summary"}
-                ),
+                "triage": triage_view(input.triage),
                 "evidence": [e.model_dump(mode="json") for e in input.evidence],
                 "rules_hypotheses": [h.model_dump(mode="json") for h in ruled.hypotheses],
             },

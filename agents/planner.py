@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents import prompts
-from agents.base import Agent, alert_view, implicated_services
+from agents.base import Agent, alert_view, implicated_services, triage_view
 from agents.errors import AgentOutputInvalid
 from agents.rules import RuleAction, fill_params
 from models.agents import Hypothesis, PlanInput, PlanResult, ProposedAction
@@ -137,9 +137,7 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
             "using only catalog actions; or escalate.",
             {
                 "alerts": [alert_view(a) for a in input.alerts],
-                "triage": input.triage.model_dump(
-                    mode="json", include={"severity", "category", "services", "summary"}
-                ),
+                "triage": triage_view(input.triage),
                 "hypotheses": [h.model_dump(mode="json") for h in input.diagnosis.hypotheses],
                 "evidence": [e.model_dump(mode="json") for e in input.evidence],
                 "runbook": input.triage.runbook,

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from agents import prompts
-from agents.base import Agent, alert_view, evidence_line, implicated_services
+from agents.base import Agent, alert_view, evidence_line, implicated_services, triage_view
 from agents.rules import ReviewCheck
 from models.agents import ProposedAction, ReviewInput, ReviewResult
 
@@ -115,9 +115,7 @@ class ReviewerAgent(Agent[ReviewInput, ReviewDraft, ReviewResult]):
             "risk notes. rules_review is what the deterministic checks found.",
             {
                 "alerts": [alert_view(a) for a in input.alerts],
-                "triage": input.triage.model_dump(
-                    mode="json", include={"severity", "category", "services", "summary"}
-                ),
+                "triage": triage_view(input.triage),
                 "hypotheses": [h.model_dump(mode="json") for h in input.diagnosis.hypotheses],
                 "evidence": [e.model_dump(mode="json") for e in input.evidence],
                 "plan": input.plan.model_dump(
