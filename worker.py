@@ -151,6 +151,9 @@ async def main() -> int:
     logger.info("worker polling task queue %s", settings.task_queue)
     async with worker:
         await stop.wait()
+    for owner in {getattr(a, "__self__", None) for a in activities}:
+        if isinstance(owner, AgentActivities):
+            await owner.aclose()  # the LLM client's connection pool
     logger.info("worker stopped")
     return 0
 

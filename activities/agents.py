@@ -47,6 +47,10 @@ class AgentActivities:
         self._planner = PlannerAgent(book, catalog)
         self._reviewer = ReviewerAgent(book, catalog)
 
+    async def aclose(self) -> None:
+        if self.reasoner.llm is not None:
+            await self.reasoner.llm.aclose()
+
     @activity.defn(name="triage")
     async def triage(self, input: TriageInput) -> TriageResult:
         """Severity, category, affected services, summary."""

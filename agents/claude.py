@@ -53,6 +53,9 @@ class ClaudeReasoner:
         self.pricing = pricing
         self._catalog_block = prompts.catalog_block(catalog)
 
+    async def aclose(self) -> None:
+        await self._client.close()
+
     def system(self, agent: Agent[Any, Any, Any]) -> list[TextBlockParam]:
         return [
             {"type": "text", "text": prompts.PREAMBLE},

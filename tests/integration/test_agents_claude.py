@@ -414,6 +414,10 @@ async def test_rules_only_and_confident_rules_never_call(fake_anthropic: FakeAnt
     assert known.reasoner == "rules" and not known.llm_wanted
     assert known.routing.startswith("rules: rule service-down decided with confidence 0.90")
     assert fake_anthropic.requests == []
+    # The worker closes the client's pool when it stops.
+    assert agents.reasoner.llm is not None and not agents.reasoner.llm._client.is_closed()
+    await agents.aclose()
+    assert agents.reasoner.llm._client.is_closed()
 
 
 async def test_diagnosis_and_review_on_claude(fake_anthropic: FakeAnthropic) -> None:
