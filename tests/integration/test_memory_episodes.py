@@ -26,6 +26,7 @@ from models.memory import (
     RetrieveInput,
 )
 from models.settings import PROJECT_ROOT
+from tests.integration.test_memory_knowledge import seeded_memory
 
 pytestmark = pytest.mark.integration
 
@@ -39,9 +40,7 @@ def memory_at(path: Path, mode: str = "sparse") -> Memory:
 
 @pytest.fixture(scope="module", params=["sparse", "hybrid"])
 def seeded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
-    memory = memory_at(tmp_path_factory.mktemp(f"episodes-{request.param}"), request.param)
-    memory.knowledge.ingest(PROJECT_ROOT / "knowledge", known_actions=ACTIONS)
-    yield memory
+    yield seeded_memory(request.param, tmp_path_factory)
 
 
 @pytest.fixture

@@ -39,14 +39,28 @@ def memory_at(path: Path, mode: str) -> Memory:
     return Memory(QdrantStore(StoreConfig(path=path)), embedder)
 
 
+_SEEDED: dict[str, Path] = {}
+
+
+def seeded_memory(mode: str, factory: pytest.TempPathFactory) -> Memory:
+    """The repository's knowledge folder ingested once per mode and test process; each caller gets a copy.
+
+    Dense ingest is the slow part of these tests; copying a store folder is not.
+    """
+    if mode not in _SEEDED:
+        path = factory.mktemp(f"seed-{mode}")
+        report = memory_at(path, mode).knowledge.ingest(KNOWLEDGE, known_actions=ACTIONS)
+        assert not report.skipped, report.skipped
+        assert report.points > 100
+        _SEEDED[mode] = path
+    copy = factory.mktemp(f"store-{mode}")
+    shutil.copytree(_SEEDED[mode], copy, dirs_exist_ok=True)
+    return memory_at(copy, mode)
+
+
 @pytest.fixture(scope="module", params=["sparse", "hybrid"])
 def seeded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Memory]:
-    """The repository's knowledge folder, ingested once per mode."""
-    memory = memory_at(tmp_path_factory.mktemp(f"qdrant-{request.param}"), request.param)
-    report = memory.knowledge.ingest(KNOWLEDGE, known_actions=ACTIONS)
-    assert not report.skipped, report.skipped
-    assert report.points > 100
-    yield memory
+    yield seeded_memory(request.param, tmp_path_factory)
 
 
 def alert(name: str, service: str, summary: str, description: str = "", **labels: str) -> Alert:
