@@ -292,7 +292,9 @@ class RetrievedContext(BaseModel):
                     f"{'useful' if f.useful else 'wrong'} ({f.by}): {f.note}" for f in r.feedback
                 )
                 lines = [
-                    f"[{i.id}] {r.summary or ', '.join(r.alert_names)} — outcome {r.outcome}",
+                    f"[{i.id}] {r.summary or ', '.join(r.alert_names)} — outcome {r.outcome}"
+                    + (f" in {r.time_to_resolve_seconds / 60:.0f} min" if r.time_to_resolve_seconds else "")
+                    + f" (matched on {', '.join(i.matched_on)})",
                     f"root cause: {r.root_cause}" if r.root_cause else "",
                     f"actions: {done}" if done else "",
                     rejected,

@@ -24,6 +24,7 @@ from models.memory import (
     FeedbackNote,
     IncidentRecord,
     Passage,
+    RetrievedContext,
     RetrieveInput,
     SimilarIncident,
 )
@@ -243,3 +244,31 @@ def test_weaker_matches_and_later_ranks_weigh_less_and_feedback_counts() -> None
     assert any("judged wrong by sam: it was a bad deploy" in r for r in ranked["restart_service"].reasons)
     shadow = record("s", [ActionOutcome(action="scale_service", status="successful", check_mode=True)])
     assert rank_actions([], [similar(shadow, ["alert:X"])]) == []
+
+
+def test_rendered_context_names_every_citable_id_and_says_when_there_is_none() -> None:
+    empty = RetrievedContext(query="q", mode="sparse")
+    assert empty.empty and empty.citations == []
+    assert "cites nothing" in empty.render()
+    past = record(
+        "a",
+        [ActionOutcome(action="scale_service", status="successful", verified=True, approved_by="dana")],
+        summary="checkout 503s under load",
+        time_to_resolve_seconds=1500.0,
+    )
+    passages = [passage("runbook:saturation", ["scale_service"])]
+    incidents = [similar(past, ["alert:HighErrorRate"])]
+    context = RetrievedContext(
+        query="q",
+        mode="sparse",
+        passages=passages,
+        incidents=incidents,
+        suggestions=rank_actions(passages, incidents),
+    )
+    text = context.render()
+    assert context.citations == ["runbook:saturation#0", "incident-prod-checkout@a"]
+    assert "[runbook:saturation#0] runbook:saturation — Remediation (actions: scale_service)" in text
+    assert "[incident-prod-checkout@a] checkout 503s under load — outcome remediated in 25 min" in text
+    assert "(matched on alert:HighErrorRate)" in text
+    assert "scale_service on ?: successful, verified, chosen by dana" in text
+    assert len(context.render(max_chars=100)) <= 100
