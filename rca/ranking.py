@@ -117,6 +117,7 @@ class ServiceAnomaly:
     metrics: list[MetricAnomaly] = field(default_factory=list)  # strongest first
     notes: list[str] = field(default_factory=list)
     has_data: bool = False
+    sees_errors: bool = False  # has an errors or availability series: failed requests would show
     vanished: bool = False
     alerts: list[str] = field(default_factory=list)
 
@@ -243,7 +244,13 @@ def score_services(
             for m, p in per.items()
             if len(_finite(p, normal)) >= 2
         )
-        result = ServiceAnomaly(service=name, belief=None, has_data=bool(found), load_ratio=ratio)
+        result = ServiceAnomaly(
+            service=name,
+            belief=None,
+            has_data=bool(found),
+            load_ratio=ratio,
+            sees_errors=any(m.kind in (Kind.ERRORS, Kind.AVAILABILITY) for m in found),
+        )
         if found:
             per_kind: dict[Kind, float] = {}
             for m in found:
@@ -347,27 +354,45 @@ def _surge(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float:
     return found.surge_discount if found else 0.0
 
 
+def _fails(anomalies: Mapping[str, ServiceAnomaly], service: str) -> bool:
+    """Is the service's anomaly mostly failed requests (errors up or availability down)?"""
+    found = anomalies.get(service)
+    if found is None or not found.metrics:
+        return False
+    top = found.metrics[0]
+    return top.belief >= 0.5 and top.kind in (Kind.ERRORS, Kind.AVAILABILITY)
+
+
+def _callers_fail(topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str) -> bool:
+    return any(_fails(anomalies, caller) for caller in topology.callers(service))
+
+
 def explanation_score(
     topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str
 ) -> tuple[float, list[tuple[str, int, float]], list[tuple[str, int, float]]]:
     """Log-likelihood ratio of "the fault started at `service`", the callers it explains and
     the anomalous dependencies that compete with it."""
     own = _belief(anomalies, service)
+    found = anomalies.get(service)
+    blind = found is None or not (found.has_data or found.vanished)
+    # Without an errors or availability series, failing requests here would not show:
+    # for callers that fail, this service is as good as unobserved.
+    blind_to_errors = blind or not (found is not None and (found.sees_errors or found.vanished))
     # A service flooded with extra traffic is more likely a victim of whoever sends it.
     a = UNKNOWN_BELIEF if own is None else own * (1.0 - _surge(anomalies, service))
+    if blind_to_errors and _callers_fail(topology, anomalies, service):
+        a = max(a, UNKNOWN_BELIEF)
     score = a * _LOG_SELF_ANOM + (1 - a) * _LOG_SELF_NORM
     explained: list[tuple[str, int, float]] = []
     cover = 0.0
-    found = anomalies.get(service)
     own_intensity = math.log1p(_intensity(anomalies, service))
-    blind = found is None or not (found.has_data or found.vanished)
     for caller, hops in _reachable_callers(topology, anomalies, service).items():
         b = _belief(anomalies, caller)
         if b is None:
             continue  # no data: no evidence either way
         # Anomalies weaken as they travel up (timeouts cap latency, fallbacks absorb errors):
         # a faint anomaly here hardly explains a violent one in a caller.
-        if blind:
+        if blind or (blind_to_errors and _fails(anomalies, caller)):
             reach = BLIND_REACH
         else:
             gap = own_intensity - math.log1p(_intensity(anomalies, caller))
