@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from models.alert import Alert
 from models.incident import IncidentState, Outcome
@@ -356,8 +356,10 @@ class ActionTrackRecord(BaseModel):
     useful: int = 0  # feedback: the response was useful
     wrong: int = 0  # feedback: the response was wrong
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def success_rate(self) -> float | None:
+        """Successes over real attempts (shadow runs and rejections are not attempts)."""
         attempts = self.successes + self.failures
         return self.successes / attempts if attempts else None
 
