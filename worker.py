@@ -21,6 +21,7 @@ from temporalio.worker import Worker
 
 from activities.agents import AgentActivities
 from activities.credentials import ActionCredentials
+from activities.locks import LockActivities
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
 from agents.budget import GlobalBudget, IncidentCaps, Pricing
@@ -33,11 +34,12 @@ from models.catalog import Catalog, CatalogError
 from models.settings import Settings
 from policies.engine import PolicyEngine, PolicyLoadError
 from workflows.incident import IncidentWorkflow
+from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
 
 logger = logging.getLogger("firebreak.worker")
 
-WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow)
+WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow, ResourceLockWorkflow)
 
 
 class ConfigurationError(RuntimeError):
@@ -125,7 +127,8 @@ def build_worker(client: Client, settings: Settings, credentials: ActionCredenti
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        activities=build_activities(settings, credentials),
+        # The lock activity signals-with-start through this worker's own client.
+        activities=[*build_activities(settings, credentials), LockActivities(client).request_lock],
     )
 
 
@@ -143,7 +146,12 @@ async def main() -> int:
     except RuntimeError as exc:
         logger.error("cannot connect to Temporal: %s", exc)
         return 3
-    worker = Worker(client, task_queue=settings.task_queue, workflows=list(WORKFLOWS), activities=activities)
+    worker = Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=list(WORKFLOWS),
+        activities=[*activities, LockActivities(client).request_lock],
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -318,6 +318,7 @@ class IncidentWorkflow:
                     incident_id=state.incident_id,
                     action=action,
                     idempotency_key=self._idempotency_key(index),
+                    severity_rank=state.severity.rank if state.severity else 3,
                 ),
             )
             state.remediations.append(result)
