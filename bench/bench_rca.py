@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rca.evaluate import evaluate, rank_scenario, render  # noqa: E402
+from rca.evaluate import evaluate, rank_scenario, render, summarize  # noqa: E402
 from rca.scenario import find_scenarios, load_scenario  # noqa: E402
 from rca.simulate import simulate  # noqa: E402
 
@@ -48,7 +48,35 @@ def main() -> int:
             load_s.append(t1 - t0)
             sizes.append(len(scenario.topology))
         report = evaluate(paths)
+        # Where it fails: accuracy by scenario property (truth.json carries the generator's knobs).
+        facts = {p.name: json.loads((p / "truth.json").read_text()) for p in paths}
     print(render(report))
+    breakdown: dict[str, dict[str, list[int | None]]] = {}
+    for case in report.cases:
+        truth = facts[case.name]
+        for factor, value in (
+            ("shape", truth.get("shape")),
+            ("step_seconds", truth.get("step_seconds")),
+            ("noise", truth.get("noise")),
+            ("gap_rate", truth.get("gap_rate")),
+            ("unrelated_anomaly", truth.get("unrelated_anomaly") is not None),
+            ("root_alerted", truth.get("root_alerted")),
+            (
+                "size",
+                "10-24"
+                if truth.get("services", 0) < 25
+                else "25-44"
+                if truth.get("services", 0) < 45
+                else "45+",
+            ),
+        ):
+            breakdown.setdefault(factor, {}).setdefault(str(value), []).append(case.positions["rca"])
+    for factor, groups in breakdown.items():
+        cells = ", ".join(
+            f"{value}: {summarize(pos)['ac1']:.2f}/{summarize(pos)['ac3']:.2f} (n={len(pos)})"
+            for value, pos in sorted(groups.items())
+        )
+        print(f"AC@1/AC@3 by {factor}: {cells}")
     print(
         f"{len(paths)} scenarios ({min(sizes)}-{max(sizes)} services, seed {args.seed}), "
         f"generated in {generate_s:.1f} s; "
