@@ -307,7 +307,7 @@ class TelemetryActivities:
                     source="prometheus",
                     service=service,
                     kind="telemetry_unavailable",
-                    summary=reasons[0] if reasons else f"Prometheus at {url} did not answer",
+                    summary=(reasons[0] if reasons else f"Prometheus at {url} did not answer")[:2000],
                     score=0.0,
                 )
                 for service in incident_services
@@ -328,12 +328,12 @@ class TelemetryActivities:
                 kind="anomaly" if a.belief >= 0.5 else "normal",
                 summary=a.summary(),
                 value=a.incident_value,
-                score=round(a.z, 2),
+                score=round(a.belief, 3),
             )
             for a in found[:MAX_EVIDENCE]
         ]
         evidence += [
-            Evidence(source="prometheus", service="*", kind="telemetry_degraded", summary=reason)
+            Evidence(source="prometheus", service="*", kind="telemetry_degraded", summary=reason[:2000])
             for reason in reasons
         ]
         return evidence

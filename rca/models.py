@@ -1,8 +1,9 @@
-"""Types that diagnosis hands across boundaries: evidence, candidates, telemetry in and out.
+"""Types that diagnosis hands across boundaries: candidates, telemetry in and out.
 
-Pure pydantic, so workflows can carry them. `Evidence` has the shape the diagnosis agent
-takes (`source, service, kind, summary, value, score`): convert with
-`TheirEvidence.model_validate(e.model_dump())`.
+Pure pydantic, so workflows can carry them. Evidence is the agents' own
+`models.agents.Evidence` (re-exported here): what the ranker and the telemetry activity
+produce goes into `DiagnosisInput.evidence` as it is. Its `score` is 0..1, how strongly
+the observation implicates the service; z-scores stay in the summary.
 """
 
 from __future__ import annotations
@@ -12,18 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from models.agents import Evidence
 from models.alert import Alert
 
-
-class Evidence(BaseModel):
-    """One observation that supports (or weakens) a conclusion, with where it came from."""
-
-    source: str  # prometheus | topology | alerts | rca
-    service: str
-    kind: str  # anomaly | explains | dependencies_healthy | no_data | telemetry_unavailable | ...
-    summary: str
-    value: float | None = None
-    score: float | None = None
+__all__ = ["Candidate", "Evidence", "MetricSeries", "Symptom", "TelemetryInput", "TelemetryResult"]
 
 
 class Symptom(BaseModel):
@@ -42,6 +35,26 @@ class Candidate(BaseModel):
     service_kind: str | None = None  # service | database | queue | lb | external
     explains: list[str] = Field(default_factory=list)  # anomalous services that depend on it
     evidence: list[Evidence] = Field(default_factory=list)
+
+    def as_evidence(self) -> Evidence:
+        """This candidate as one piece of evidence (kind `root_cause`) for the diagnosis agent."""
+        why = [
+            e.summary for e in self.evidence if e.kind in ("anomaly", "metrics_vanished", "alerts_firing")
+        ][:2]
+        parts = [f"root-cause candidate #{self.rank} (confidence {self.confidence:.2f})"]
+        if self.explains:
+            parts.append(f"explains anomalies in {', '.join(self.explains[:6])}")
+        if self.anomaly is None:
+            parts.append("no metrics of its own")
+        parts += why
+        return Evidence(
+            source="rca",
+            service=self.service,
+            kind="root_cause",
+            summary="; ".join(parts)[:2000],
+            value=self.score,
+            score=self.confidence,
+        )
 
 
 class MetricSeries(BaseModel):
@@ -81,3 +94,7 @@ class TelemetryResult(BaseModel):
     series: list[MetricSeries] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
     candidates: list[Candidate] = Field(default_factory=list)
+
+    def diagnosis_evidence(self, candidates: int = 3) -> list[Evidence]:
+        """What to put in `DiagnosisInput.evidence`: the top candidates, then the telemetry."""
+        return [c.as_evidence() for c in self.candidates[:candidates]] + list(self.evidence)

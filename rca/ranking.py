@@ -496,7 +496,7 @@ def _evidence(
                 kind="anomaly" if m.belief >= 0.5 else "normal",
                 summary=m.summary(),
                 value=m.incident_value,
-                score=round(m.z, 2),
+                score=round(m.belief, 3),
             )
         )
     for note in found.notes:
@@ -535,8 +535,10 @@ def _evidence(
                     source="topology",
                     service=service,
                     kind="dependencies_healthy",
-                    summary=f"its dependencies look normal: {', '.join(healthy)}"
-                    + (f" (no data: {', '.join(unknown)})" if unknown else ""),
+                    summary=(
+                        f"its dependencies look normal: {', '.join(healthy)}"
+                        + (f" (no data: {', '.join(unknown)})" if unknown else "")
+                    )[:2000],
                 )
             )
         elif sick:
@@ -545,7 +547,7 @@ def _evidence(
                     source="topology",
                     service=service,
                     kind="dependencies_anomalous",
-                    summary=f"dependencies also anomalous, which may explain it: {', '.join(sick)}",
+                    summary=f"dependencies also anomalous, which may explain it: {', '.join(sick)}"[:2000],
                 )
             )
     if on_path is not None and service not in on_path:

@@ -36,7 +36,8 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.telemetry import TelemetryActivities, TelemetryConfig
 from api.app import create_app
-from models.alert import AlertBatch, AlertmanagerAlert
+from models.agents import DiagnosisInput, TriageResult
+from models.alert import AlertBatch, AlertmanagerAlert, Severity
 from models.constants import INCIDENT_WORKFLOW, SIGNAL_ALERTS, incident_workflow_id
 from models.settings import Settings
 from rca.models import Symptom, TelemetryInput, TelemetryResult
@@ -384,6 +385,18 @@ async def test_alert_fires_to_incident_and_telemetry_ranks_the_root_cause(
     assert set(top.explains) >= {CHECKOUT, FRONTEND}
     assert any(e.kind == "dependencies_healthy" and LEDGER in e.summary for e in top.evidence)
     assert result.candidates[1].service in (CHECKOUT, FRONTEND)
+    # What the diagnosis agent receives: the candidates as evidence, then the telemetry.
+    diagnosis_input = DiagnosisInput(
+        incident_id=workflow_id,
+        alerts=alerts,
+        triage=triage_for(CHECKOUT),
+        evidence=result.diagnosis_evidence(),
+    )
+    first = diagnosis_input.evidence[0]
+    assert (first.source, first.kind, first.service) == ("rca", "root_cause", PAYMENTS)
+    assert first.score == top.confidence and 0.5 < top.confidence <= 1.0
+    assert CHECKOUT in first.summary and "cpu_avg 0.95" in first.summary
+    assert all(e.score is None or 0.0 <= e.score <= 1.0 for e in diagnosis_input.evidence)
 
     # A query Prometheus rejects: the rest still answers, the result says what failed.
     broken = TelemetryConfig(
@@ -402,6 +415,17 @@ async def test_alert_fires_to_incident_and_telemetry_ranks_the_root_cause(
     for service in (FRONTEND, CHECKOUT, PAYMENTS):
         with contextlib.suppress(RPCError):
             await client.get_workflow_handle(incident_workflow_id(service)).terminate("test done")
+
+
+def triage_for(service: str) -> TriageResult:
+    return TriageResult(
+        reasoner="rules",
+        confidence=0.9,
+        severity=Severity.P1,
+        category="latency",
+        services=[service],
+        summary="slow",
+    )
 
 
 def hanging_server() -> tuple[socket.socket, int]:
