@@ -13,7 +13,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import anthropic
 from temporalio.client import Client
@@ -129,6 +129,22 @@ def build_worker(client: Client, settings: Settings, credentials: ActionCredenti
         workflows=list(WORKFLOWS),
         # The lock activity signals-with-start through this worker's own client.
         activities=[*build_activities(settings, credentials), LockActivities(client).request_lock],
+        **sizing(settings),
+    )
+
+
+class WorkerSizing(TypedDict):
+    max_concurrent_activities: int
+    max_concurrent_workflow_tasks: int
+    max_cached_workflows: int
+
+
+def sizing(settings: Settings) -> WorkerSizing:
+    """Concurrency and workflow cache of a worker, from the settings."""
+    return WorkerSizing(
+        max_concurrent_activities=settings.worker_max_concurrent_activities,
+        max_concurrent_workflow_tasks=settings.worker_max_concurrent_workflow_tasks,
+        max_cached_workflows=settings.worker_max_cached_workflows,
     )
 
 
@@ -151,6 +167,7 @@ async def main() -> int:
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         activities=[*activities, LockActivities(client).request_lock],
+        **sizing(settings),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

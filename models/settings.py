@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     approval_timeout_seconds: float = 3600.0
     verify_window_seconds: float = 300.0
 
+    # Worker sizing (worker.py). An open incident waiting on approval costs its cached
+    # workflow state; evicted ones are replayed from history on their next task.
+    worker_max_concurrent_activities: int = Field(default=100, ge=1, description="activity slots")
+    worker_max_concurrent_workflow_tasks: int = Field(
+        default=100, ge=2, description="workflow task slots (at least 2 with a cache)"
+    )
+    worker_max_cached_workflows: int = Field(
+        default=1000, ge=0, description="workflows kept in memory; 0 replays every task"
+    )
+
     # Vault / OpenBao
     vault_addr: str = "http://127.0.0.1:8200"
     vault_token: SecretStr | None = Field(
