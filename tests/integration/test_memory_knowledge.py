@@ -357,3 +357,22 @@ def test_a_collection_with_other_vectors_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaMismatch, match="does not have Firebreak's vectors"):
         memory_at(tmp_path / "q", "sparse").knowledge.ingest(KNOWLEDGE)
     assert os.path.isdir(tmp_path / "q" / "collection" / "firebreak_knowledge"), "nothing was recreated"
+
+
+def test_turning_dense_on_later_reembeds_every_document_once(tmp_path: Path) -> None:
+    root = tmp_path / "kb" / "runbooks"
+    root.mkdir(parents=True)
+    for name in ("disk-space.md", "saturation.md"):
+        shutil.copy(KNOWLEDGE / "runbooks" / name, root / name)
+    sparse = memory_at(tmp_path / "q", "sparse").knowledge
+    assert sorted(sparse.ingest(root).added) == ["runbook:disk-space", "runbook:saturation"]
+    hybrid = memory_at(tmp_path / "q", "hybrid").knowledge
+    upgraded = hybrid.ingest(root)
+    assert sorted(upgraded.updated) == ["runbook:disk-space", "runbook:saturation"] and upgraded.dense
+    vectors = [v for _, v in snapshot(hybrid).values()]
+    assert vectors and all(len(v["dense"]) == 384 for v in vectors)
+    assert hybrid.ingest(root).chunks_written == 0
+    assert (
+        hybrid.search("p99 latency high, CPU throttled", mode="dense", limit=1)[0].doc_id
+        == "runbook:saturation"
+    )
