@@ -169,5 +169,48 @@ class Settings(BaseSettings):
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )
 
+    # Telemetry out (firebreak/telemetry.py, firebreak/metrics.py): traces and Prometheus metrics
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        default="none", description="where spans go: nowhere, stdout, or an OTLP/HTTP collector"
+    )
+    otel_endpoint: str = Field(
+        default="http://127.0.0.1:4318/v1/traces", description="OTLP/HTTP traces endpoint (otlp exporter)"
+    )
+    otel_headers: SecretStr | None = Field(
+        default=None, description="k=v[,k=v] headers for the collector, e.g. its auth token"
+    )
+    otel_service_name: str = Field(default="firebreak", description="service.name; -worker/-api appended")
+    metrics_enabled: bool = Field(default=True, description="Prometheus /metrics on the worker and the API")
+    metrics_host: str = Field(default="127.0.0.1", description="where the worker's /metrics listens")
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics port")
+    temporal_metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="loopback port of the Temporal SDK's own Prometheus listener, re-exported on "
+        "/metrics (0: a free port)",
+    )
+    metrics_incident_refresh_seconds: float = Field(
+        default=15.0, ge=0, description="how often the API counts incidents by phase/outcome (0: never)"
+    )
+
+    # Notifications and ITSM (activities/notify.py); each channel is off until configured
+    notify_ui_url: str | None = Field(
+        default=None, description="Temporal UI base URL for links (default: loopback UI port)"
+    )
+    notify_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="per HTTP request")
+    notify_slack_webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible incoming webhook (the URL is the credential)"
+    )
+    notify_jira_url: str | None = Field(default=None, description="Jira base URL, e.g. https://x.atlassian.net")
+    notify_jira_user: str | None = None
+    notify_jira_api_token: SecretStr | None = None
+    notify_jira_project: str = "OPS"
+    notify_jira_issue_type: str = "Task"
+    notify_servicenow_url: str | None = Field(default=None, description="ServiceNow instance base URL")
+    notify_servicenow_user: str | None = None
+    notify_servicenow_password: SecretStr | None = None
+    notify_servicenow_assignment_group: str | None = None
+
     def resolved_qdrant_path(self) -> Path:
         return self.qdrant_path or self.data_dir / "qdrant"

@@ -9,6 +9,7 @@ set -euo pipefail
 PACKAGES=(
     docker-compose
     prometheus prometheus-alertmanager
+    chromium
 )
 
 missing=()

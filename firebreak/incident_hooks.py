@@ -1,0 +1,188 @@
+"""What the incident workflow calls to notify and to count: deterministic, sandbox-safe.
+
+Imported by workflow code (inside `workflow.unsafe.imports_passed_through()`): it uses only
+`temporalio.workflow` and the models, never an I/O library.
+
+Notifications (`Notifier`): `send` starts the event's notification on every configured
+channel and returns at once; the incident never waits for chat or a ticket system. Events
+of one channel go out in order (a Jira comment follows its issue), each channel on its own
+bounded retry policy, and a channel that keeps failing is logged and given up on. `close`
+sends the closing event and waits (at most `CLOSE_WAIT`) for what is still in flight, so
+the close message is not lost when the workflow completes. The activities are called by
+name; `activities.notify` implements them. Behind `workflow.patched(NOTIFY_PATCH)`, so
+incidents that started before notifications existed replay unchanged.
+
+Metrics (`phase_entered`, `incident_closed`): recorded with `workflow.metric_meter()`,
+which records nothing while replaying. They reach Prometheus through the worker's Temporal
+runtime (`firebreak.metrics.TemporalBridge`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from models.incident import IncidentState, PolicyVerdict
+from models.notify import (
+    CHANNEL_ACTIVITIES,
+    CHANNELS_ACTIVITY,
+    ChannelsResult,
+    NotifyChannel,
+    NotifyEvent,
+    NotifyInput,
+    NotifyResult,
+)
+
+NOTIFY_PATCH = "firebreak-notify-v1"
+NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
+NOTIFY_SCHEDULE_TIMEOUT = timedelta(minutes=2)
+NOTIFY_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=3,
+    non_retryable_error_types=["NotifyRejected"],
+)
+CHANNELS_TIMEOUT = timedelta(seconds=10)
+# How long a closing incident waits for its notifications before completing anyway.
+CLOSE_WAIT = timedelta(seconds=60)
+
+# Metric names (the contract with dashboards; firebreak.metrics sets their buckets).
+WF_PHASE_ENTERED = "firebreak_incident_phase_entered"
+WF_INCIDENTS_CLOSED = "firebreak_incidents_closed_by_outcome"
+WF_INCIDENT_SECONDS = "firebreak_incident_duration_seconds"
+WF_TIME_TO_DECISION = "firebreak_incident_time_to_decision_seconds"
+WF_APPROVAL_WAIT = "firebreak_incident_approval_wait_seconds"
+WF_ALERTS_DEDUPLICATED = "firebreak_alerts_deduplicated"
+WF_INCIDENT_COST = "firebreak_incident_llm_cost_usd"
+
+
+class Notifier:
+    """The incident's notifications: fire and forget, in order per channel, bounded."""
+
+    def __init__(self, retry_policy: RetryPolicy = NOTIFY_RETRY) -> None:
+        self._retry = retry_policy
+        self._channels: asyncio.Task[list[NotifyChannel]] | None = None
+        self._last: dict[NotifyChannel, asyncio.Task[None]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.tickets: dict[NotifyChannel, str] = {}  # the incident's ticket per channel
+        self.results: list[NotifyResult] = []
+        self.failures: list[str] = []
+
+    def send(self, event: NotifyEvent, state: IncidentState, reason: str | None = None) -> None:
+        """Start notifying every configured channel of `event`; returns immediately."""
+        if not workflow.patched(NOTIFY_PATCH):
+            return
+        input = NotifyInput.from_state(event, state, workflow.now(), reason)
+        if self._channels is None:
+            self._channels = asyncio.create_task(self._configured())
+        for channel in NotifyChannel:  # enum order: deterministic
+            task = asyncio.create_task(self._deliver(channel, input, self._last.get(channel)))
+            self._last[channel] = task
+            self._tasks.append(task)
+
+    async def close(self, state: IncidentState, reason: str) -> None:
+        """Send the closing event (escalated or closed) and wait, bounded, for all in flight."""
+        if state.outcome is not None:
+            self.send(NotifyInput.close_event(state.outcome), state, reason)
+        await self.flush()
+
+    async def flush(self, wait: timedelta = CLOSE_WAIT) -> None:
+        pending = [t for t in self._tasks if not t.done()]
+        if pending:
+            await workflow.wait(pending, timeout=wait.total_seconds())
+
+    async def _configured(self) -> list[NotifyChannel]:
+        try:
+            result: ChannelsResult = await workflow.execute_activity(
+                CHANNELS_ACTIVITY,
+                result_type=ChannelsResult,
+                start_to_close_timeout=CHANNELS_TIMEOUT,
+                retry_policy=self._retry,
+            )
+        except ActivityError as exc:
+            self._failed("channels", exc)
+            return []
+        return result.channels
+
+    async def _deliver(
+        self, channel: NotifyChannel, input: NotifyInput, previous: asyncio.Task[None] | None
+    ) -> None:
+        if previous is not None:
+            await previous  # never raises: failures are recorded, not thrown
+        assert self._channels is not None
+        if channel not in await self._channels:
+            return
+        try:
+            result: NotifyResult = await workflow.execute_activity(
+                CHANNEL_ACTIVITIES[channel],
+                input.model_copy(update={"ticket": self.tickets.get(channel)}),
+                result_type=NotifyResult,
+                start_to_close_timeout=NOTIFY_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=NOTIFY_SCHEDULE_TIMEOUT,
+                retry_policy=self._retry,
+            )
+        except ActivityError as exc:
+            self._failed(f"{channel.value} {input.event.value}", exc)
+            return
+        self.results.append(result)
+        if result.ticket:
+            self.tickets[channel] = result.ticket
+
+    def _failed(self, what: str, exc: ActivityError) -> None:
+        cause = exc.cause
+        why = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+        self.failures.append(f"{what}: {why}")
+        workflow.logger.warning("notification %s failed: %s", what, why)
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+
+def phase_entered(phase: str) -> None:
+    """Count an incident entering a phase (call where the phase is set)."""
+    workflow.metric_meter().create_counter(WF_PHASE_ENTERED, "Incidents entering each phase.").add(
+        1, {"phase": phase}
+    )
+
+
+def incident_closed(state: IncidentState) -> None:
+    """Record a closed incident: outcome, duration, time to decision, approval wait, dedup, cost."""
+    meter = workflow.metric_meter()
+    closed_at = state.closed_at or workflow.now()
+    attrs = {
+        "outcome": state.outcome.value if state.outcome else "unknown",
+        "severity": state.severity.value if state.severity else "unknown",
+    }
+    meter.create_counter(WF_INCIDENTS_CLOSED, "Closed incidents by outcome and severity.").add(1, attrs)
+    meter.create_histogram_float(WF_INCIDENT_SECONDS, "Incident duration, open to close.", "s").record(
+        _seconds(state.opened_at, closed_at), attrs
+    )
+    decided = next((d.at for d in state.decisions if d.kind == "policy"), None)
+    if decided is not None and state.policy is not None:
+        meter.create_histogram_float(
+            WF_TIME_TO_DECISION, "Time from the first alert to the policy's decision.", "s"
+        ).record(_seconds(state.opened_at, decided), {"verdict": state.policy.verdict.value, **attrs})
+        if state.policy.verdict == PolicyVerdict.NEEDS_APPROVAL:
+            answer = next((a for a in state.approvals if a.decision != "refused"), None)
+            meter.create_histogram_float(
+                WF_APPROVAL_WAIT, "Time a plan waited for a human answer (or gave up).", "s"
+            ).record(
+                _seconds(decided, answer.at if answer else closed_at),
+                {"decision": answer.decision if answer else "none", **attrs},
+            )
+    if state.duplicate_alerts:
+        meter.create_counter(
+            WF_ALERTS_DEDUPLICATED, "Alerts delivered again and ignored (same fingerprint and status)."
+        ).add(state.duplicate_alerts)
+    meter.create_histogram_float(WF_INCIDENT_COST, "LLM spend per incident, in US dollars.", "USD").record(
+        state.llm_usage.cost_usd, attrs
+    )
+
+
+def _seconds(start: datetime, end: datetime) -> float:
+    return max((end - start).total_seconds(), 0.0)

@@ -1,0 +1,360 @@
+"""OpenTelemetry tracing: one trace per incident, from the webhook to the last playbook.
+
+- The API's HTTP request is a server span (FastAPI instrumentation, `instrument_api`).
+- Temporal's `TracingInterceptor` on the API's client puts the span context into the
+  signal-with-start's headers; on the worker it continues it: the workflow, every activity
+  and every child workflow (the remediation) hang under the webhook's span.
+- Every Messages API call is a client span of its own (`TracedTransport`, under the agent's
+  activity span), with the model and token usage the API answered.
+- `FirebreakInterceptor` puts what an activity decided on its span: for agents the reasoner,
+  model, confidence, tokens and cost; for policy the verdict; for playbooks the action,
+  result and the credential's accessor (an id, never the token). It also counts the
+  Prometheus metrics in `firebreak.metrics` from the same results.
+
+Nothing secret and no raw alert text goes on a span: attributes are built here, from
+typed results, never from request bodies or headers. The exporter is a setting:
+`none` (no provider: tracing costs nothing), `console` or `otlp` (OTLP/HTTP).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import httpx2  # the anthropic SDK's HTTP library (an httpx fork; objects do not mix with httpx)
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from temporalio import activity
+from temporalio.contrib.opentelemetry import TracingInterceptor
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
+
+from firebreak import metrics
+from models.agents import AgentResult
+from models.incident import PolicyDecision, RemediationResult
+from models.notify import NotifyResult
+from models.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TRACER_NAME = "firebreak"
+Role = Literal["worker", "api"]
+
+
+def tracer_provider(
+    settings: Settings, role: Role, exporter: SpanExporter | None = None
+) -> TracerProvider | None:
+    """The provider the settings ask for, or None when tracing is off.
+
+    `exporter` overrides the configured one (tests pass an in-memory exporter).
+    """
+    if exporter is None:
+        if settings.otel_exporter == "none":
+            return None
+        exporter = _configured_exporter(settings)
+    provider = TracerProvider(
+        resource=Resource.create(
+            {"service.name": f"{settings.otel_service_name}-{role}", "service.namespace": "firebreak"}
+        )
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def _configured_exporter(settings: Settings) -> SpanExporter:
+    if settings.otel_exporter == "console":
+        return ConsoleSpanExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter(endpoint=settings.otel_endpoint, headers=_headers(settings))
+
+
+def _headers(settings: Settings) -> dict[str, str]:
+    if settings.otel_headers is None:
+        return {}
+    headers: dict[str, str] = {}
+    for item in settings.otel_headers.get_secret_value().split(","):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            # Never echo the value: it is usually a token.
+            raise ValueError("FIREBREAK_OTEL_HEADERS must be k=v[,k=v]")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def install(settings: Settings, role: Role) -> TracerProvider | None:
+    """Set up tracing for this process (worker or API main): the global provider too."""
+    provider = tracer_provider(settings, role)
+    if provider is not None:
+        trace.set_tracer_provider(provider)
+        logger.info("tracing to %s", settings.otel_exporter)
+    return provider
+
+
+def tracing_enabled() -> bool:
+    """True once a real (SDK) provider is the global one: `install` ran with an exporter."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def get_tracer(provider: trace.TracerProvider | None = None) -> Tracer:
+    return (provider or trace.get_tracer_provider()).get_tracer(TRACER_NAME)
+
+
+def client_interceptors(provider: trace.TracerProvider | None = None) -> list[TracingInterceptor]:
+    """Temporal's tracing interceptor for a client (workers on that client inherit it).
+
+    With no provider given, the global one when `install` set it up; else none at all.
+    """
+    if provider is None and not tracing_enabled():
+        return []
+    return [TracingInterceptor(get_tracer(provider))]
+
+
+def worker_interceptors(
+    on_client: Sequence[object], provider: trace.TracerProvider | None = None
+) -> list[Interceptor]:
+    """Firebreak's worker interceptors, plus tracing when the client does not trace already.
+
+    Order matters: the tracing interceptor must be outside ours, so that its activity span
+    is the current span when `FirebreakInterceptor` annotates it.
+    """
+    traced = any(isinstance(i, TracingInterceptor) for i in on_client)
+    tracing: list[Interceptor] = [] if traced else list(client_interceptors(provider))
+    return [*tracing, FirebreakInterceptor()]
+
+
+# --- activities: span attributes and metrics from their results ------------------------------
+
+
+class FirebreakInterceptor(Interceptor):
+    """Annotates each activity's span with what it decided and counts it in the metrics."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityInterceptor(next)
+
+
+class _ActivityInterceptor(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        name = activity.info().activity_type
+        try:
+            result = await super().execute_activity(input)
+        except Exception as exc:
+            error = exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__
+            metrics.ACTIVITY_FAILURES.labels(activity=name, error=error).inc()
+            raise
+        try:
+            span = trace.get_current_span()
+            attributes = describe_result(name, result)
+            if attributes:
+                span.set_attributes(attributes)
+            count_result(name, result)
+        except Exception:  # observability never fails an activity
+            logger.exception("could not record telemetry for %s", name)
+        return result
+
+
+def describe_result(activity_name: str, result: object) -> dict[str, str | int | float | bool]:
+    """Span attributes for an activity result: decisions and ids, never secrets or alert text."""
+    attrs: dict[str, str | int | float | bool] = {"firebreak.activity": activity_name}
+    if isinstance(result, AgentResult):
+        usage = result.usage
+        attrs.update(
+            {
+                "firebreak.agent": activity_name,
+                "firebreak.agent.reasoner": result.reasoner,
+                "firebreak.agent.confidence": result.confidence,
+                "firebreak.agent.llm_wanted": result.llm_wanted,
+                "firebreak.agent.escalated": result.escalate_reason is not None,
+                "firebreak.llm.calls": usage.calls,
+                "firebreak.llm.cost_usd": usage.cost_usd,
+                "gen_ai.usage.input_tokens": usage.input_tokens,
+                "gen_ai.usage.output_tokens": usage.output_tokens,
+                "firebreak.llm.cache_read_tokens": usage.cache_read_input_tokens,
+                "firebreak.llm.cache_write_tokens": usage.cache_creation_input_tokens,
+                "firebreak.llm.total_tokens": usage.total_tokens,
+            }
+        )
+        if result.rule:
+            attrs["firebreak.agent.rule"] = result.rule
+        if result.model:
+            attrs["firebreak.agent.model"] = result.model
+            attrs["gen_ai.request.model"] = result.model
+        if result.redactions:
+            attrs["firebreak.llm.redactions"] = sum(result.redactions.values())
+    elif isinstance(result, PolicyDecision):
+        attrs.update({"firebreak.policy.verdict": result.verdict.value, "firebreak.policy": result.policy})
+        if result.approver_group:
+            attrs["firebreak.policy.approver_group"] = result.approver_group
+    elif isinstance(result, RemediationResult):
+        attrs.update(
+            {
+                "firebreak.action": result.action,
+                "firebreak.action.target": result.target,
+                "firebreak.action.status": result.status,
+                "firebreak.action.changed": result.changed,
+                "firebreak.action.check_mode": result.check_mode,
+                "firebreak.action.duration_seconds": result.duration_seconds,
+                "firebreak.credential.revoked": result.credential_revoked,
+            }
+        )
+        if result.credential_accessor:
+            attrs["firebreak.credential.accessor"] = result.credential_accessor
+    elif isinstance(result, NotifyResult):
+        attrs.update(
+            {
+                "firebreak.notify.channel": result.channel,
+                "firebreak.notify.event": result.event,
+                "firebreak.notify.status": result.status,
+            }
+        )
+        if result.ticket:
+            attrs["firebreak.notify.ticket"] = result.ticket
+    return attrs
+
+
+def count_result(activity_name: str, result: object) -> None:
+    if isinstance(result, AgentResult):
+        metrics.AGENT_DECISIONS.labels(agent=activity_name, reasoner=result.reasoner).inc()
+        for call in result.llm_calls:
+            metrics.LLM_CALLS.labels(agent=call.agent, model=call.model, purpose=call.purpose).inc()
+            for kind, tokens in (
+                ("input", call.input_tokens),
+                ("output", call.output_tokens),
+                ("cache_read", call.cache_read_input_tokens),
+                ("cache_write", call.cache_creation_input_tokens),
+            ):
+                metrics.LLM_TOKENS.labels(agent=call.agent, model=call.model, kind=kind).inc(tokens)
+            metrics.LLM_COST.labels(agent=call.agent, model=call.model).inc(call.cost_usd)
+    elif isinstance(result, PolicyDecision):
+        metrics.POLICY_DECISIONS.labels(verdict=result.verdict.value).inc()
+    elif isinstance(result, RemediationResult):
+        mode = "check" if result.check_mode else "live"
+        metrics.ACTIONS.labels(action=result.action, result=result.status, mode=mode).inc()
+        metrics.ACTION_SECONDS.labels(action=result.action).observe(result.duration_seconds)
+    elif isinstance(result, NotifyResult):
+        metrics.NOTIFICATIONS.labels(channel=result.channel, event=result.event, result=result.status).inc()
+
+
+# --- LLM calls: a span per Messages API request -------------------------------------------------
+
+_MAX_PARSED_BYTES = 4 * 1024 * 1024
+
+
+class TracedTransport(httpx2.AsyncBaseTransport):
+    """An httpx transport that makes each request a GenAI client span.
+
+    Attributes come from a few fields of the JSON (model, usage, response id): never the
+    prompt, the answer or any header, so neither alert text nor the API key reach a span.
+    """
+
+    def __init__(
+        self,
+        inner: httpx2.AsyncBaseTransport,
+        provider: trace.TracerProvider | None = None,
+        system: str = "anthropic",
+    ) -> None:
+        self._inner = inner
+        self._provider = provider
+        self._system = system
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        model = _json_field(request.content, "model") if request.content else None
+        operation = "chat" if request.url.path.endswith("/messages") else "request"
+        tracer = get_tracer(self._provider)
+        with tracer.start_as_current_span(
+            f"{operation} {model}" if isinstance(model, str) else operation,
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.system": self._system,
+                "gen_ai.operation.name": operation,
+                "http.request.method": request.method,
+                "server.address": request.url.host,
+                "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
+                "url.path": request.url.path,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            if isinstance(model, str):
+                span.set_attribute("gen_ai.request.model", model)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except httpx2.HTTPError as exc:
+                # The type only: transport errors can carry the URL.
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                span.set_attribute("error.type", type(exc).__name__)
+                raise
+            span.set_attribute("http.response.status_code", response.status_code)
+            request_id = response.headers.get("request-id")
+            if request_id:
+                span.set_attribute("gen_ai.response.id", request_id)
+            if response.status_code >= 400:
+                span.set_status(Status(StatusCode.ERROR, f"HTTP {response.status_code}"))
+                span.set_attribute("error.type", str(response.status_code))
+                return response
+            if "json" in response.headers.get("content-type", ""):
+                # Read here (the client would read it whole anyway: no streaming is used).
+                body = await response.aread()
+                if len(body) <= _MAX_PARSED_BYTES:
+                    _annotate_usage(span, body)
+            return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _json_field(content: bytes, key: str) -> object:
+    if len(content) > _MAX_PARSED_BYTES:
+        return None
+    try:
+        data = json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def _annotate_usage(span: trace.Span, body: bytes) -> None:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return
+    if not isinstance(data, dict):
+        return
+    if isinstance(data.get("model"), str):
+        span.set_attribute("gen_ai.response.model", data["model"])
+    usage = data.get("usage")
+    if isinstance(usage, Mapping):
+        for source, attribute in (
+            ("input_tokens", "gen_ai.usage.input_tokens"),
+            ("output_tokens", "gen_ai.usage.output_tokens"),
+            ("cache_read_input_tokens", "firebreak.llm.cache_read_tokens"),
+            ("cache_creation_input_tokens", "firebreak.llm.cache_write_tokens"),
+        ):
+            value = usage.get(source)
+            if isinstance(value, int):
+                span.set_attribute(attribute, value)
+    if isinstance(data.get("stop_reason"), str):
+        span.set_attribute("gen_ai.response.finish_reasons", [data["stop_reason"]])
+
+
+def traced_llm_http_client(provider: trace.TracerProvider | None = None, **kwargs: Any) -> httpx2.AsyncClient:
+    """The Anthropic client's httpx client, with a span per request.
+
+    Uses the anthropic SDK's own defaults (timeouts, connection limits, redirects).
+    """
+    import anthropic
+
+    transport = TracedTransport(
+        httpx2.AsyncHTTPTransport(limits=anthropic.DEFAULT_CONNECTION_LIMITS), provider
+    )
+    client: httpx2.AsyncClient = anthropic.DefaultAsyncHttpxClient(transport=transport, **kwargs)
+    return client
