@@ -19,6 +19,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from memory.dense import load_embedder
+from memory.documents import discover, parse_document
 from memory.errors import SchemaMismatch
 from memory.knowledge import KnowledgeBase
 from memory.service import Memory
@@ -32,6 +33,9 @@ pytestmark = pytest.mark.integration
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
 ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+# The repository's corpus, counted independently of ingest (the folder may grow).
+DOCS = len(discover(KNOWLEDGE))
+CHUNKS = sum(len(parse_document(p).chunks) for p in discover(KNOWLEDGE))
 
 
 def memory_at(path: Path, mode: str) -> Memory:
@@ -205,7 +209,7 @@ def test_reingesting_the_same_files_changes_nothing(seeded: Memory) -> None:
     before = snapshot(seeded.knowledge)
     report = seeded.knowledge.ingest(KNOWLEDGE, known_actions=ACTIONS)
     assert report.added == report.updated == report.deleted == []
-    assert len(report.unchanged) == 26
+    assert len(report.unchanged) == DOCS
     assert report.chunks_written == report.chunks_deleted == 0
     assert snapshot(seeded.knowledge) == before
 
@@ -242,7 +246,7 @@ def doc_points(kb: KnowledgeBase, doc_id: str) -> list[dict[str, Any]]:
 def test_changed_file_replaces_its_chunks_and_nothing_else(corpus: Path, tmp_path: Path) -> None:
     kb = memory_at(tmp_path / "q", "sparse").knowledge
     first = kb.ingest(corpus, known_actions=ACTIONS)
-    assert len(first.added) == 26 and first.points == 125
+    assert len(first.added) == DOCS and first.points == CHUNKS
     before = snapshot(kb)
     old_chunks = doc_points(kb, "runbook:disk-space")
     path = corpus / "runbooks" / "disk-space.md"
@@ -253,11 +257,11 @@ def test_changed_file_replaces_its_chunks_and_nothing_else(corpus: Path, tmp_pat
 
     report = kb.ingest(corpus, known_actions=ACTIONS)
     assert report.updated == ["runbook:disk-space"] and report.added == report.deleted == []
-    assert len(report.unchanged) == 25
+    assert len(report.unchanged) == DOCS - 1
     new_chunks = doc_points(kb, "runbook:disk-space")
     assert len(new_chunks) == len(old_chunks) - 1
     assert report.chunks_written == len(new_chunks) and report.chunks_deleted == 1
-    assert report.points == 124
+    assert report.points == CHUNKS - 1
     texts = " ".join(str(p["text"]) for p in new_chunks)
     assert "Zanzibar" in texts and "Escalate when the space is used by data" not in texts
     assert {p["content_hash"] for p in new_chunks} != {p["content_hash"] for p in old_chunks}
@@ -277,13 +281,13 @@ def test_deleted_file_leaves_no_orphans_and_one_file_ingest_deletes_nothing(
 
     # Ingesting a single file never judges the others gone.
     single = kb.ingest(corpus / "runbooks" / "saturation.md", known_actions=ACTIONS)
-    assert single.unchanged == ["runbook:saturation"] and single.deleted == [] and single.points == 125
+    assert single.unchanged == ["runbook:saturation"] and single.deleted == [] and single.points == CHUNKS
 
     (corpus / "runbooks" / "clock-skew.md").unlink()
     report = kb.ingest(corpus, known_actions=ACTIONS)
     assert report.deleted == ["runbook:clock-skew"] and report.chunks_deleted == 5
     assert doc_points(kb, "runbook:clock-skew") == []
-    assert report.points == 120
+    assert report.points == CHUNKS - 5
     assert all(
         p.doc_id != "runbook:clock-skew" for p in kb.search("NodeClockSkewDetected NTP offset", limit=20)
     )
@@ -338,14 +342,16 @@ def test_cli_ingest_reports_bad_files_and_shows_progress(corpus: Path, tmp_path:
     first = ingest()
     assert first.returncode == 1, first.stderr
     assert f"skipped {corpus / 'runbooks' / 'broken.md'}: no front matter" in first.stderr
-    assert "125/125 chunks" in first.stderr  # the progress bar's last state
+    assert f"{CHUNKS}/{CHUNKS} chunks" in first.stderr  # the progress bar's last state
     assert first.stdout.startswith(
-        "26 added, 0 updated, 0 unchanged, 0 deleted, 1 skipped; 125 chunks written"
+        f"{DOCS} added, 0 updated, 0 unchanged, 0 deleted, 1 skipped; {CHUNKS} chunks written"
     )
     (corpus / "runbooks" / "broken.md").unlink()
     again = ingest()
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("0 added, 0 updated, 26 unchanged, 0 deleted, 0 skipped; 0 chunks written")
+    assert again.stdout.startswith(
+        f"0 added, 0 updated, {DOCS} unchanged, 0 deleted, 0 skipped; 0 chunks written"
+    )
 
 
 def test_a_collection_with_other_vectors_is_refused(tmp_path: Path) -> None:
