@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
 import uvicorn
 
 from api.app import ConfigurationError, create_app
+from firebreak.metrics import temporal_runtime
+from firebreak.telemetry import install_tracing
 from firebreak.temporal import connect
 from models.settings import Settings
 
@@ -15,8 +18,17 @@ from models.settings import Settings
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    provider = install_tracing(settings, "api")  # before connecting: the client traces too
+    runtime, temporal_metrics = (
+        temporal_runtime(settings.temporal_metrics_port) if settings.metrics_enabled else (None, None)
+    )
     try:
-        app = create_app(settings, connect)
+        app = create_app(
+            settings,
+            functools.partial(connect, runtime=runtime),
+            tracer_provider=provider,
+            temporal_metrics_url=temporal_metrics,
+        )
     except ConfigurationError as exc:
         logging.getLogger("firebreak.api").error("cannot start: %s", exc)
         return 2

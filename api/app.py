@@ -18,13 +18,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.trace import TracerProvider
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from api.ingest import Coalescer, Overloaded, Unavailable
+from firebreak import metrics
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -92,7 +94,19 @@ class TemporalGateway:
         return True, "reachable"
 
 
-def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
+def create_app(
+    settings: Settings,
+    client_factory: ClientFactory,
+    *,
+    tracer_provider: TracerProvider | None = None,
+    temporal_metrics_url: str | None = None,
+) -> FastAPI:
+    """The webhook API.
+
+    `tracer_provider`: each request is a server span, the parent of the incident's trace
+    (default: the global provider, when `firebreak.telemetry.install_tracing` set one up).
+    `temporal_metrics_url`: the Temporal runtime's own metrics page, re-exported on /metrics.
+    """
     if settings.api_token is None and not settings.api_auth_disabled:
         raise ConfigurationError(
             "FIREBREAK_API_TOKEN is not set; set it, or FIREBREAK_API_AUTH_DISABLED=true "
@@ -117,6 +131,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         description="Alert webhooks that open and update Firebreak incidents.",
     )
     app.state.gateway = gateway
+    _instrument(app, settings, gateway, tracer_provider, temporal_metrics_url)
 
     def unauthorized(request: Request) -> JSONResponse | None:
         if settings.api_auth_disabled:
@@ -161,7 +176,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         ingest: Coalescer = app.state.coalescer
         return ingest
 
-    async def deliver(alerts: list[Alert]) -> JSONResponse:
+    async def deliver(alerts: list[Alert], source: str) -> JSONResponse:
         try:
             keys = await coalescer().submit(alerts)
         except Overloaded as exc:
@@ -175,6 +190,8 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         incidents = [incident_workflow_id(k) for k in keys]
+        for alert in alerts:
+            metrics.ALERTS_RECEIVED.labels(source=source, status=alert.status.value).inc()
         logger.debug("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
         return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(), status_code=202)
 
@@ -213,7 +230,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
             return invalid(exc)
         except ValueError as exc:
             return problem(422, str(exc))
-        return await deliver(alerts)
+        return await deliver(alerts, "alertmanager")
 
     @app.post(
         "/alerts/generic",
@@ -252,7 +269,7 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
             return invalid(exc)
         except ValueError as exc:
             return problem(422, str(exc))
-        return await deliver(alerts)
+        return await deliver(alerts, "generic")
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -264,6 +281,38 @@ def create_app(settings: Settings, client_factory: ClientFactory) -> FastAPI:
         )
 
     return app
+
+
+def _instrument(
+    app: FastAPI,
+    settings: Settings,
+    gateway: TemporalGateway,
+    tracer_provider: TracerProvider | None,
+    temporal_metrics_url: str | None,
+) -> None:
+    """Traces (a server span per request) and Prometheus metrics on /metrics."""
+    from firebreak.telemetry import tracing_enabled
+
+    if tracer_provider is not None or tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(
+            app,
+            tracer_provider=tracer_provider,
+            excluded_urls="healthz,metrics",
+            exclude_spans=["receive", "send"],
+        )
+    if not settings.metrics_enabled:
+        return
+    app.add_middleware(metrics.WebhookMetrics, sources=("alertmanager", "generic"))
+    registry = metrics.registry_with_temporal(temporal_metrics_url)
+    counts = metrics.IncidentCounts(settings.metrics_incident_refresh_seconds)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        """Prometheus metrics: webhooks, incidents by phase/outcome, Temporal's client."""
+        await counts.refresh_if_stale(gateway.client)
+        return Response(await metrics.exposition(registry), media_type=metrics.CONTENT_TYPE_LATEST)
 
 
 def invalid(exc: ValidationError) -> JSONResponse:

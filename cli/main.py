@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import hvac
@@ -14,12 +16,16 @@ import typer
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from cli.audit import build_timeline, render_text
+from cli.audit import build_timeline, export, render_html, render_text, run_id_of, verify_export
 from firebreak.temporal import connect
 from models.constants import (
     INCIDENT_WORKFLOW,
     INCIDENT_WORKFLOW_ID_PREFIX,
     QUERY_STATE,
+    SA_OUTCOME,
+    SA_PHASE,
+    SA_SERVICE,
+    SA_SEVERITY,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
 )
@@ -31,6 +37,11 @@ app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add
 class AuditFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
+    HTML = "html"
+
+
+# Values compared in visibility queries: no quotes or operators can get in.
+_QUERY_VALUE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,256}$")
 
 
 def incident_id(name: str) -> str:
@@ -86,13 +97,41 @@ def approve(
 
 @app.command()
 def audit(
-    incident: Annotated[str, typer.Argument(help="incident key or workflow id")],
-    format: Annotated[AuditFormat, typer.Option("--format", help="text or json")] = AuditFormat.TEXT,
+    incident: Annotated[str | None, typer.Argument(help="incident key or workflow id")] = None,
+    format: Annotated[
+        AuditFormat, typer.Option("--format", help="text, json (hash-chained export) or html")
+    ] = AuditFormat.TEXT,
     run_id: Annotated[str | None, typer.Option(help="a specific run (default: the latest)")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write to this file instead of stdout")
+    ] = None,
+    verify: Annotated[
+        Path | None,
+        typer.Option("--verify", help="check an exported JSON audit's hash chain instead", exists=True),
+    ] = None,
+    expect_head: Annotated[
+        str | None, typer.Option(help="with --verify: the head hash published when it was exported")
+    ] = None,
 ) -> None:
-    """Print the incident's timeline from its workflow history (works after it closed)."""
+    """Print the incident's timeline from its workflow history (works after it closed).
 
-    async def run() -> None:
+    `--format json` is tamper-evident: each entry's hash covers it and the previous hash.
+    `firebreak audit --verify FILE` exits 1 and names the first entry that was changed.
+    """
+    if verify is not None:
+        try:
+            document = json.loads(verify.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise fail(f"{verify}: not readable JSON: {exc}") from None
+        result = verify_export(document, expect_head)
+        if not result.ok:
+            raise fail(f"{verify}: TAMPERED or damaged: {result.problem}")
+        typer.echo(f"{verify}: OK, {result.count} entries, head {result.head}")
+        return
+    if incident is None:
+        raise fail("name an incident (or give --verify FILE)", code=2)
+
+    async def run() -> str:
         client = await _client()
         handle = client.get_workflow_handle(incident_id(incident), run_id=run_id)
         try:
@@ -100,45 +139,52 @@ def audit(
         except RPCError as exc:
             raise fail(f"{handle.id}: {exc.message}") from None
         entries = await build_timeline(history, client.data_converter)
+        document = export(handle.id, run_id_of(history), entries)
         if format == AuditFormat.JSON:
-            typer.echo(
-                json.dumps(
-                    {
-                        "incident": handle.id,
-                        "entries": [e.model_dump(mode="json") for e in entries],
-                    },
-                    indent=2,
-                )
-            )
-        else:
-            typer.echo(render_text(handle.id, entries))
+            return json.dumps(document, indent=2, ensure_ascii=False)
+        if format == AuditFormat.HTML:
+            return render_html(document)
+        return render_text(handle.id, entries, document["head"])
 
-    asyncio.run(run())
+    text = asyncio.run(run())
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text if text.endswith("\n") else text + "\n")
+        typer.echo(f"wrote {output}", err=True)
 
 
 @app.command()
 def incidents(
     phase: Annotated[str | None, typer.Option(help="e.g. awaiting_approval, closed")] = None,
     severity: Annotated[str | None, typer.Option(help="P1..P4")] = None,
+    service: Annotated[str | None, typer.Option(help="affected service (as triage named it)")] = None,
+    outcome: Annotated[str | None, typer.Option(help="e.g. remediated, escalated, rejected")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
 ) -> None:
     """List incidents, newest first, through Temporal's visibility API."""
 
     async def run() -> None:
-        client = await _client()
         clauses = [f"WorkflowType = '{INCIDENT_WORKFLOW}'"]
-        for key, value in (("FirebreakPhase", phase), ("FirebreakSeverity", severity)):
+        for key, value in (
+            (SA_PHASE.name, phase),
+            (SA_SEVERITY.name, severity),
+            (SA_SERVICE.name, service),
+            (SA_OUTCOME.name, outcome),
+        ):
             if value is not None:
-                if not value.replace("_", "").isalnum():
+                if not _QUERY_VALUE.match(value):
                     raise fail(f"bad value for {key}: {value!r}")
                 clauses.append(f"{key} = '{value}'")
+        client = await _client()
         count = 0
         async for wf in client.list_workflows(" AND ".join(clauses), limit=limit):
-            attrs = wf.search_attributes
+            attrs = wf.typed_search_attributes
             typer.echo(
-                f"{wf.id:<50} {attrs.get('FirebreakPhase', ['?'])[0]!s:<18} "
-                f"{attrs.get('FirebreakSeverity', ['-'])[0]!s:<4} "
-                f"{attrs.get('FirebreakOutcome', ['-'])[0]!s:<14} {wf.start_time:%Y-%m-%d %H:%M}"
+                f"{wf.id:<50} {attrs.get(SA_PHASE) or '?':<18} "
+                f"{attrs.get(SA_SEVERITY) or '-':<4} "
+                f"{attrs.get(SA_OUTCOME) or '-':<14} {wf.start_time:%Y-%m-%d %H:%M}  "
+                f"{attrs.get(SA_SERVICE) or ''}"
             )
             count += 1
         if count == 0:

@@ -17,10 +17,13 @@ The names are the contract with dashboards and alert rules: change them like an 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
 import socket
+import time
 import urllib.request
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
@@ -35,6 +38,8 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from firebreak.incident_hooks import (
@@ -43,6 +48,8 @@ from firebreak.incident_hooks import (
     WF_INCIDENT_SECONDS,
     WF_TIME_TO_DECISION,
 )
+from models.constants import INCIDENT_WORKFLOW, SA_OUTCOME, SA_PHASE
+from models.incident import Outcome, Phase
 from models.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -265,3 +272,92 @@ def serve(settings: Settings, temporal_url: str | None) -> tuple[WSGIServer, Thr
     )
     logger.info("metrics on http://%s:%s/metrics", settings.metrics_host, server.server_port)
     return server, thread
+
+
+# --- API: incidents by phase and outcome, from visibility ------------------------------------
+
+
+class IncidentCounts:
+    """Refreshes firebreak_incidents_running / _closed from visibility, at most every `every` s.
+
+    Visibility cannot GROUP BY a custom search attribute, so it is one count per phase and
+    per outcome, run side by side; a failed refresh keeps the last counts.
+    """
+
+    def __init__(self, every: float) -> None:
+        self._every = every
+        self._last = -math.inf
+        self._lock = asyncio.Lock()
+
+    async def refresh_if_stale(self, client: Callable[[], Awaitable[Client]]) -> None:
+        if self._every <= 0 or time.monotonic() - self._last < self._every:
+            return
+        async with self._lock:
+            if time.monotonic() - self._last < self._every:
+                return
+            try:
+                await asyncio.wait_for(refresh_incident_counts(await client()), timeout=5)
+            except Exception as exc:  # Temporal down, visibility slow: keep the last counts
+                VISIBILITY_ERRORS.inc()
+                logger.warning("incident counts not refreshed: %s", type(exc).__name__)
+            self._last = time.monotonic()
+
+
+async def refresh_incident_counts(client: Client) -> None:
+    base = f"WorkflowType = '{INCIDENT_WORKFLOW}'"
+    phases = [p.value for p in Phase if p != Phase.CLOSED]
+    outcomes = [o.value for o in Outcome]
+    counts = await asyncio.gather(
+        *(
+            client.count_workflows(f"{base} AND ExecutionStatus = 'Running' AND {SA_PHASE.name} = '{p}'")
+            for p in phases
+        ),
+        *(
+            client.count_workflows(f"{base} AND ExecutionStatus != 'Running' AND {SA_OUTCOME.name} = '{o}'")
+            for o in outcomes
+        ),
+    )
+    for phase, count in zip(phases, counts[: len(phases)], strict=True):
+        INCIDENTS_RUNNING.labels(phase=phase).set(count.count)
+    for outcome, count in zip(outcomes, counts[len(phases) :], strict=True):
+        INCIDENTS_CLOSED.labels(outcome=outcome).set(count.count)
+
+
+async def exposition(registry: CollectorRegistry) -> bytes:
+    """The text page (off the event loop: the Temporal bridge makes a loopback request)."""
+    return await asyncio.to_thread(generate_latest, registry)
+
+
+# --- API: webhook requests -------------------------------------------------------------------
+
+
+class WebhookMetrics:
+    """ASGI middleware: requests, status codes and latency of the webhook endpoints."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/alerts/", sources: Iterable[str] = ()) -> None:
+        self._app = app
+        self._prefix = prefix
+        self._sources = frozenset(sources)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if not path.startswith(self._prefix):
+            await self._app(scope, receive, send)
+            return
+        source = path[len(self._prefix) :]
+        if source not in self._sources:
+            source = "other"  # bounded label values, whatever the path
+        status = 500
+        started = time.perf_counter()
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self._app(scope, receive, capture)
+        finally:
+            WEBHOOK_REQUESTS.labels(source=source, code=str(status)).inc()
+            WEBHOOK_SECONDS.labels(source=source).observe(time.perf_counter() - started)

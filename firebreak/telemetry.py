@@ -91,7 +91,7 @@ def _headers(settings: Settings) -> dict[str, str]:
     return headers
 
 
-def install(settings: Settings, role: Role) -> TracerProvider | None:
+def install_tracing(settings: Settings, role: Role) -> TracerProvider | None:
     """Set up tracing for this process (worker or API main): the global provider too."""
     provider = tracer_provider(settings, role)
     if provider is not None:
@@ -101,7 +101,7 @@ def install(settings: Settings, role: Role) -> TracerProvider | None:
 
 
 def tracing_enabled() -> bool:
-    """True once a real (SDK) provider is the global one: `install` ran with an exporter."""
+    """True once a real (SDK) provider is the global one: `install_tracing` ran with an exporter."""
     return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
@@ -112,7 +112,7 @@ def get_tracer(provider: trace.TracerProvider | None = None) -> Tracer:
 def client_interceptors(provider: trace.TracerProvider | None = None) -> list[TracingInterceptor]:
     """Temporal's tracing interceptor for a client (workers on that client inherit it).
 
-    With no provider given, the global one when `install` set it up; else none at all.
+    With no provider given, the global one when `install_tracing` set it up; else none at all.
     """
     if provider is None and not tracing_enabled():
         return []
@@ -267,24 +267,28 @@ class TracedTransport(httpx2.AsyncBaseTransport):
         self._system = system
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        model = _json_field(request.content, "model") if request.content else None
         operation = "chat" if request.url.path.endswith("/messages") else "request"
-        tracer = get_tracer(self._provider)
-        with tracer.start_as_current_span(
-            f"{operation} {model}" if isinstance(model, str) else operation,
+        with get_tracer(self._provider).start_as_current_span(
+            operation,
             kind=SpanKind.CLIENT,
-            attributes={
-                "gen_ai.system": self._system,
-                "gen_ai.operation.name": operation,
-                "http.request.method": request.method,
-                "server.address": request.url.host,
-                "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
-                "url.path": request.url.path,
-            },
             record_exception=False,
             set_status_on_exception=False,
         ) as span:
+            if not span.is_recording():  # tracing is off: no parsing, no cost
+                return await self._inner.handle_async_request(request)
+            span.set_attributes(
+                {
+                    "gen_ai.system": self._system,
+                    "gen_ai.operation.name": operation,
+                    "http.request.method": request.method,
+                    "server.address": request.url.host,
+                    "server.port": request.url.port or (443 if request.url.scheme == "https" else 80),
+                    "url.path": request.url.path,
+                }
+            )
+            model = _json_field(request.content, "model") if request.content else None
             if isinstance(model, str):
+                span.update_name(f"{operation} {model}")
                 span.set_attribute("gen_ai.request.model", model)
             try:
                 response = await self._inner.handle_async_request(request)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, Interceptor
 from temporalio.envconfig import ClientConfig
 
 from firebreak.codec import data_converter
@@ -24,11 +25,18 @@ def connect_config() -> dict[str, Any]:
 
 
 async def connect(
-    target_host: str | None = None, codec_keys: SecretStr | str | None = None, **overrides: Any
+    target_host: str | None = None,
+    codec_keys: SecretStr | str | None = None,
+    *,
+    interceptors: Sequence[Interceptor] | None = None,
+    **overrides: Any,
 ) -> Client:
     """Connect with Firebreak's converter; encrypts payloads when codec keys are configured.
 
     Keys default to FIREBREAK_CODEC_KEYS, so every process (API, worker, CLI) agrees.
+    Interceptors default to Temporal's tracing interceptor once the process has set up
+    tracing (`firebreak.telemetry.install_tracing`), so the API's and the worker's clients carry
+    one trace from the webhook through the workflow; otherwise none.
     """
     config = connect_config()
     if target_host is not None:
@@ -36,4 +44,19 @@ async def connect(
     config.update(overrides)
     if codec_keys is None:
         codec_keys = Settings().codec_keys
-    return await Client.connect(data_converter=data_converter(codec_keys), **config)
+    if interceptors is None:
+        interceptors = _default_interceptors()
+    return await Client.connect(
+        data_converter=data_converter(codec_keys), interceptors=list(interceptors), **config
+    )
+
+
+def _default_interceptors() -> list[Interceptor]:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        return []  # tracing is not set up in this process (the CLI, tests)
+    from firebreak.telemetry import client_interceptors
+
+    return list(client_interceptors())
