@@ -16,23 +16,31 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 import anthropic
+from opentelemetry.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.agents import AgentActivities
 from activities.credentials import ActionCredentials
 from activities.locks import LockActivities
+from activities.memory import MemoryActivities
+from activities.notify import NotifyActivities, NotifyConfig
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
+from activities.telemetry import build_telemetry_activities
 from agents.budget import GlobalBudget, IncidentCaps, Pricing
 from agents.claude import ClaudeReasoner
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
+from firebreak import metrics
+from firebreak.telemetry import install_tracing, traced_llm_http_client, worker_interceptors
 from firebreak.temporal import connect
+from memory.service import Memory
 from models.catalog import Catalog, CatalogError
 from models.settings import Settings
 from policies.engine import PolicyEngine, PolicyLoadError
+from rca.topology import TopologyError
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
@@ -47,7 +55,10 @@ class ConfigurationError(RuntimeError):
 
 
 def build_activities(
-    settings: Settings, credentials: ActionCredentials | None = None
+    settings: Settings,
+    credentials: ActionCredentials | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> list[Callable[..., Any]]:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
@@ -61,7 +72,8 @@ def build_activities(
             "FIREBREAK_VAULT_TOKEN is not set: the worker needs its own Vault token "
             "(`firebreak vault-bootstrap` creates one)"
         )
-    agents = AgentActivities(book, catalog, build_reasoner(settings, catalog))
+    reasoner = build_reasoner(settings, catalog, tracer_provider=tracer_provider)
+    agents = AgentActivities(book, catalog, reasoner)
     policy = PolicyActivities(policies)
     remediation = RemediationActivities(
         catalog=catalog,
@@ -70,6 +82,11 @@ def build_activities(
         target_state_dir=settings.resolved_target_state_dir(),
         runtime_dir=settings.ansible_runtime_dir,
     )
+    try:
+        telemetry = build_telemetry_activities(settings)
+    except TopologyError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    memory = MemoryActivities(Memory.from_settings(settings))
     return [
         agents.triage,
         agents.diagnose,
@@ -77,11 +94,27 @@ def build_activities(
         agents.review_plan,
         policy.evaluate_policy,
         remediation.run_playbook,
+        telemetry.gather_telemetry,
+        memory.retrieve_context,
+        memory.record_incident,
+        memory.record_feedback,
+        memory.action_track_record,
+        *notify_activities(NotifyActivities(NotifyConfig.from_settings(settings))),
     ]
 
 
-def build_reasoner(settings: Settings, catalog: Catalog) -> HybridReasoner:
-    """Rules always; Claude too when a key is configured and the LLM is enabled."""
+def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
+    return [notify.notify_channels, notify.notify_chat, notify.notify_jira, notify.notify_servicenow]
+
+
+def build_reasoner(
+    settings: Settings, catalog: Catalog, *, tracer_provider: TracerProvider | None = None
+) -> HybridReasoner:
+    """Rules always; Claude too when a key is configured and the LLM is enabled.
+
+    Each Messages API request is a span (firebreak.telemetry.TracedTransport) of the
+    given tracer provider, or of the global one.
+    """
     llm = None
     disabled = "no LLM configured (FIREBREAK_ANTHROPIC_API_KEY unset)"
     if not settings.llm_enabled:
@@ -92,6 +125,7 @@ def build_reasoner(settings: Settings, catalog: Catalog) -> HybridReasoner:
             base_url=settings.llm_base_url,
             max_retries=0,  # Temporal owns retries
             timeout=settings.llm_timeout_seconds,
+            http_client=traced_llm_http_client(tracer_provider),
         )
         llm = ClaudeReasoner(
             client,
@@ -122,13 +156,22 @@ def build_reasoner(settings: Settings, catalog: Catalog) -> HybridReasoner:
     )
 
 
-def build_worker(client: Client, settings: Settings, credentials: ActionCredentials | None = None) -> Worker:
+def build_worker(
+    client: Client,
+    settings: Settings,
+    credentials: ActionCredentials | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> Worker:
+    """The worker; traced when its client or `tracer_provider` traces (firebreak.telemetry)."""
+    activities = build_activities(settings, credentials, tracer_provider=tracer_provider)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         # The lock activity signals-with-start through this worker's own client.
-        activities=[*build_activities(settings, credentials), LockActivities(client).request_lock],
+        activities=[*activities, LockActivities(client).request_lock],
+        interceptors=worker_interceptors(client.config()["interceptors"], tracer_provider),
         **sizing(settings),
     )
 
@@ -151,14 +194,19 @@ def sizing(settings: Settings) -> WorkerSizing:
 async def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    install_tracing(settings, "worker")
     # Check configuration before touching the network: a broken policy must stop us here.
     try:
         activities = build_activities(settings)
     except ConfigurationError as exc:
         logger.error("cannot start: %s", exc)
         return 2
+    runtime = None
+    if settings.metrics_enabled:  # Firebreak's and Temporal's metrics on one /metrics
+        runtime, temporal_metrics = metrics.temporal_runtime(settings.temporal_metrics_port)
+        metrics.serve(settings, temporal_metrics)
     try:
-        client = await connect()
+        client = await connect(runtime=runtime)
     except RuntimeError as exc:
         logger.error("cannot connect to Temporal: %s", exc)
         return 3
@@ -167,6 +215,7 @@ async def main() -> int:
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         activities=[*activities, LockActivities(client).request_lock],
+        interceptors=worker_interceptors(client.config()["interceptors"]),
         **sizing(settings),
     )
     stop = asyncio.Event()
@@ -177,8 +226,8 @@ async def main() -> int:
     async with worker:
         await stop.wait()
     for owner in {getattr(a, "__self__", None) for a in activities}:
-        if isinstance(owner, AgentActivities):
-            await owner.aclose()  # the LLM client's connection pool
+        if isinstance(owner, AgentActivities | NotifyActivities):
+            await owner.aclose()  # the LLM's / notifications' HTTP connection pools
     logger.info("worker stopped")
     return 0
 

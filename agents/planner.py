@@ -15,10 +15,23 @@ from agents import prompts
 from agents.base import Agent, alert_view, implicated_services, triage_view
 from agents.errors import AgentOutputInvalid
 from agents.rules import RuleAction, fill_params
-from models.agents import Hypothesis, PlanInput, PlanResult, ProposedAction
+from models.agents import Grounding, Hypothesis, PlanInput, PlanResult, ProposedAction
 from models.catalog import CatalogError
 
 MAX_ACTIONS = 3
+LEARNED = "memory.similar_incident"
+LEARNED_CONFIDENCE = 0.7
+LEARNED_MIN_SCORE = 0.3
+
+
+def cite(grounding: Grounding, actions: list[str]) -> list[str]:
+    """Grounding items that recommend (runbooks) or verifiably did (incidents) these actions."""
+    wanted = set(actions)
+    return [
+        item.id
+        for item in grounding.items
+        if wanted & set(item.succeeded if item.kind == "incident" else item.actions)
+    ]
 
 
 class ActionDraft(BaseModel):
@@ -39,6 +52,9 @@ class PlanDraft(BaseModel):
     verification: str = Field(default="", max_length=500)
     escalate_reason: str | None = Field(default=None, max_length=500)
     confidence: float = Field(ge=0.0, le=1.0)
+    citations: list[str] = Field(
+        default_factory=list, max_length=20, description="ids of the grounding items the plan rests on"
+    )
 
 
 class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
@@ -54,10 +70,13 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
             return self._escalation("no hypothesis to act on", 0.0)
         top = hypotheses[0]
         confidence = min(input.triage.confidence, top.confidence)
-        found = self._rule_action(input, top)
+        found = self._rule_action(input, top) or self._learned_action(input, top)
         if found is None:
             return self._escalation(f"no catalog action is known for {top.kind} on {top.service}", confidence)
         rule_name, proposed = found
+        if rule_name == LEARNED:
+            # Memory, not a rule: act only as surely as the past incident was like this one.
+            confidence = min(confidence, LEARNED_CONFIDENCE)
         if confidence < self.book.planner.min_confidence:
             return self._escalation(
                 f"confidence {confidence:.2f} is below {self.book.planner.min_confidence:.2f}: {top.cause}",
@@ -68,12 +87,18 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
         except AgentOutputInvalid as exc:
             return self._escalation(f"rule {rule_name}: {exc}", confidence)
         effect = self.book.planner.effects.get(proposed.action)
+        citations = cite(input.grounding, [proposed.action])
+        grounded = (
+            f"; grounded in {', '.join(citations)}" if citations else "; no runbook or past incident cites it"
+        )
         return PlanResult(
             reasoner="rules",
             confidence=confidence,
             rule=rule_name,
             actions=[proposed],
-            rationale=f"{top.cause} (confidence {top.confidence:.2f}, {len(top.evidence)} evidence item(s))",
+            citations=citations,
+            rationale=f"{top.cause} (confidence {top.confidence:.2f}, {len(top.evidence)} evidence item(s))"
+            + grounded,
             expected_effect=effect.expected if effect else "",
             verification=effect.verify if effect else "the incident's alerts resolve",
             runbook=input.triage.runbook,
@@ -101,6 +126,23 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
                 return f"planner.actions_by_kind.{hypothesis.kind}", ProposedAction(
                     action=template.name, params=params, target=hypothesis.service
                 )
+        return None
+
+    def _learned_action(self, input: PlanInput, top: Hypothesis) -> tuple[str, ProposedAction] | None:
+        """An action that verifiably fixed a similar past incident after a human chose it."""
+        for item in input.grounding.items:
+            if item.kind != "incident" or item.approved_by is None or item.score < LEARNED_MIN_SCORE:
+                continue
+            for action in item.succeeded:
+                spec = self.catalog.actions.get(action)
+                if spec is None:
+                    continue
+                params = {"service": top.service}
+                try:
+                    self.catalog.validate_params(action, params)
+                except CatalogError:
+                    continue  # needs params memory cannot supply (e.g. replicas): a human decides
+                return LEARNED, ProposedAction(action=action, params=params, target=top.service)
         return None
 
     def _validated(self, proposed: ProposedAction) -> ProposedAction:
@@ -141,6 +183,7 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
                 "hypotheses": [h.model_dump(mode="json") for h in input.diagnosis.hypotheses],
                 "evidence": [e.model_dump(mode="json") for e in input.evidence],
                 "runbook": input.triage.runbook,
+                "grounding": [i.model_dump(mode="json") for i in input.grounding.items],
                 "rules_opinion": ruled.escalate_reason or ruled.rationale,
             },
         )
@@ -179,10 +222,14 @@ class PlannerAgent(Agent[PlanInput, PlanDraft, PlanResult]):
                 rationale=draft.rationale,
                 escalate_reason=f"planner confidence {draft.confidence:.2f} is below {minimum:.2f}",
             )
+        unknown = [c for c in draft.citations if c not in input.grounding.ids()]
+        if unknown:
+            raise AgentOutputInvalid(f"citations {unknown} are not ids of the grounding items")
         return PlanResult(
             reasoner="claude",
             confidence=draft.confidence,
             actions=actions,
+            citations=draft.citations or cite(input.grounding, [a.action for a in actions]),
             rationale=draft.rationale,
             expected_effect=draft.expected_effect,
             verification=draft.verification,

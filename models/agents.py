@@ -159,10 +159,36 @@ class DiagnosisResult(AgentResult):
 # --- Plan ------------------------------------------------------------------------------------
 
 
+class GroundingItem(BaseModel):
+    """A runbook passage, post-mortem passage or past incident the planner may cite by `id`."""
+
+    id: str
+    kind: Literal["runbook", "postmortem", "incident"]
+    title: str = ""
+    text: str = Field(default="", max_length=4000)
+    actions: list[str] = Field(default_factory=list)  # catalog actions it recommends / that worked
+    succeeded: list[str] = Field(default_factory=list)  # incidents: actions verified to have fixed it
+    approved_by: str | None = None  # incidents: who chose the action
+    score: float = 0.0
+
+
+class Grounding(BaseModel):
+    """What memory retrieved for this incident (models.memory.grounding_from_context)."""
+
+    items: list[GroundingItem] = Field(default_factory=list)
+    # Catalog actions ranked by memory, best first, with the ids behind each.
+    suggestions: list[tuple[str, float, list[str]]] = Field(default_factory=list)
+    unavailable_reason: str | None = None
+
+    def ids(self) -> set[str]:
+        return {i.id for i in self.items}
+
+
 class PlanInput(AgentInput):
     triage: TriageResult
     diagnosis: DiagnosisResult
     evidence: list[Evidence] = Field(default_factory=list)
+    grounding: Grounding = Field(default_factory=Grounding)
 
 
 class PlanResult(AgentResult):
@@ -171,6 +197,7 @@ class PlanResult(AgentResult):
     expected_effect: str = ""
     verification: str = ""
     runbook: str | None = None
+    citations: list[str] = Field(default_factory=list)  # grounding ids the plan rests on
 
 
 # --- Review ----------------------------------------------------------------------------------

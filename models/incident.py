@@ -16,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from models.agents import (
     DiagnosisResult,
+    Evidence,
+    Grounding,
     LLMUsage,
     PlanResult,
     ProposedAction,
@@ -32,6 +34,7 @@ __all__ = ["ProposedAction", "TriageInput", "TriageResult"]
 class Phase(StrEnum):
     SETTLING = "settling"
     TRIAGE = "triage"
+    GATHERING = "gathering_context"
     DIAGNOSING = "diagnosing"
     PLANNING = "planning"
     REVIEWING = "reviewing"
@@ -145,6 +148,7 @@ class Decision(BaseModel):
     at: datetime
     kind: Literal[
         "triage",
+        "context",
         "diagnosis",
         "plan",
         "review",
@@ -195,6 +199,12 @@ class IncidentState(BaseModel):
     llm_usage: LLMUsage = Field(default_factory=LLMUsage)  # every agent's LLM calls, summed
     redactions: dict[str, int] = Field(default_factory=dict)  # secrets kept out of prompts, by kind
     llm_unavailable: str | None = None  # set when the LLM stayed down: the rest ran on rules
+    # Context gathered before diagnosis: telemetry evidence, the ranker's candidates, memory.
+    evidence: list[Evidence] = Field(default_factory=list)
+    root_cause_candidates: list[str] = Field(default_factory=list)  # "service (confidence)", best first
+    grounding: Grounding | None = None
+    degraded: list[str] = Field(default_factory=list)  # evidence that could not be had, and why
+    memory_record: str | None = None  # id of the episodic record written at close
 
     @property
     def firing(self) -> list[Alert]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, computed_field
 
+from models.agents import Grounding, GroundingItem
 from models.alert import Alert
 from models.incident import IncidentState, Outcome
 
@@ -366,3 +367,29 @@ class ActionTrackRecord(BaseModel):
 
 class TrackRecordResult(BaseModel):
     records: dict[str, ActionTrackRecord] = Field(default_factory=dict)
+
+
+def grounding_from_context(context: RetrievedContext) -> Grounding:
+    """What the planner sees of retrieved memory: citable items, no raw records."""
+    items = [
+        GroundingItem(
+            id=p.id, kind=p.kind, title=f"{p.title} — {p.section}", text=p.text[:4000], actions=p.actions,
+            score=p.score,
+        )
+        for p in context.passages
+    ]
+    for similar in context.incidents:
+        record = similar.record
+        items.append(
+            GroundingItem(
+                id=similar.id,
+                kind="incident",
+                title=f"{record.summary or record.incident_id} ({record.outcome})",
+                text=f"root cause: {record.root_cause or 'unknown'}; outcome: {record.outcome_reason}"[:4000],
+                actions=[a.action for a in record.actions],
+                succeeded=[a.action for a in record.actions if a.succeeded],
+                approved_by=next((a.approved_by for a in record.actions if a.approved_by), None),
+                score=similar.score,
+            )
+        )
+    return Grounding(items=items, suggestions=[(s.action, s.score, s.cited) for s in context.suggestions])

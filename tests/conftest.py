@@ -129,6 +129,7 @@ def settings(tmp_path: Path, vault: VaultServer) -> Settings:
         target_state_dir=tmp_path / "targets",
         api_token=SecretStr("test-token-" + secrets.token_hex(8)),
         settle_seconds=0.5,
+        embeddings="sparse",  # dense retrieval has its own tests; workers here stay light
         approval_timeout_seconds=30,
         verify_window_seconds=10,
     )

@@ -34,10 +34,11 @@ with workflow.unsafe.imports_passed_through():
         AgentResult,
         DiagnosisInput,
         Evidence,
+        Grounding,
         PlanInput,
         ReviewInput,
     )
-    from models.alert import AlertBatch, AlertStatus
+    from models.alert import Alert, AlertBatch, AlertStatus
     from models.constants import (
         INCIDENT_WORKFLOW,
         QUERY_STATE,
@@ -65,7 +66,16 @@ with workflow.unsafe.imports_passed_through():
         RemediationInput,
         RemediationResult,
         TriageInput,
+        TriageResult,
     )
+    from models.memory import (
+        IncidentRecord,
+        RecordResult,
+        RetrievedContext,
+        RetrieveInput,
+        grounding_from_context,
+    )
+    from rca.models import Symptom, TelemetryInput, TelemetryResult
     from workflows.remediation import RemediationWorkflow
 
 POLICY_TIMEOUT = timedelta(seconds=15)
@@ -77,6 +87,15 @@ DECISION_RETRY = RetryPolicy(
 )
 # An agent activity may make an LLM call and its repair (each bounded by the client's own
 # timeout, at most 35 s); a few attempts, then the incident continues on rules.
+# Context (telemetry, memory) is worth waiting for briefly, never worth blocking on.
+CONTEXT_TIMEOUT = timedelta(seconds=60)
+CONTEXT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=3,
+    non_retryable_error_types=["RecordNotFound", "TopologyError"],
+)
+MAX_EVIDENCE = 60
 AGENT_TIMEOUT = timedelta(seconds=90)
 AGENT_SCHEDULE_TIMEOUT = timedelta(minutes=4)
 AGENT_RETRY = RetryPolicy(
@@ -190,8 +209,8 @@ class IncidentWorkflow:
         if not triage.actionable:
             return await self._close(Outcome.NO_ACTION, f"{triage.category}: nothing to remediate")
 
-        # Evidence from telemetry and the topology-aware ranker joins here once it exists.
-        evidence: list[Evidence] = []
+        self._set_phase(Phase.GATHERING)
+        evidence, grounding = await self._gather_context(alerts, triage)
         self._set_phase(Phase.DIAGNOSING)
         diagnosis = await self._agent(
             AgentActivities.diagnose,
@@ -221,6 +240,7 @@ class IncidentWorkflow:
                 triage=triage,
                 diagnosis=diagnosis,
                 evidence=evidence,
+                grounding=grounding,
             ),
         )
         state.proposal = proposal
@@ -449,6 +469,79 @@ class IncidentWorkflow:
             return False
         return True
 
+    async def _gather_context(
+        self, alerts: list[Alert], triage: TriageResult
+    ) -> tuple[list[Evidence], Grounding]:
+        """Telemetry + root-cause ranking and memory, in parallel; either may be missing.
+
+        Activities are called by name so this module never imports their I/O libraries.
+        A source that fails is recorded in `degraded` and the incident goes on without it.
+        """
+        state = self._state
+        # Both start now and run side by side; each is awaited on its own so one can fail alone.
+        telemetry_call = workflow.start_activity(
+            "gather_telemetry",
+            TelemetryInput(
+                incident_id=state.incident_id,
+                services=triage.services,
+                symptom=Symptom(service=triage.services[0]) if triage.services else None,
+                incident_start=min(a.starts_at for a in alerts),
+                incident_end=workflow.now(),
+                alerts=alerts[:50],
+            ),
+            result_type=TelemetryResult,
+            start_to_close_timeout=CONTEXT_TIMEOUT,
+            retry_policy=CONTEXT_RETRY,
+        )
+        memory_call = workflow.start_activity(
+            "retrieve_context",
+            RetrieveInput.from_alerts(
+                state.incident_id, alerts, summary=triage.summary, category=triage.category
+            ),
+            result_type=RetrievedContext,
+            start_to_close_timeout=CONTEXT_TIMEOUT,
+            retry_policy=CONTEXT_RETRY,
+        )
+        evidence: list[Evidence] = []
+        notes: list[str] = []
+        try:
+            telemetry: TelemetryResult = await telemetry_call
+        except ActivityError as exc:
+            state.degraded.append(f"telemetry unavailable: {_cause(exc)}")
+        else:
+            # The ranker's top candidates as root_cause evidence, then what Prometheus showed.
+            # Scaled by how much telemetry there was: a ranking from alerts alone is a weak hint.
+            evidence = [
+                e.model_copy(update={"score": round(e.score * telemetry.confidence, 4)})
+                if e.score is not None
+                else e
+                for e in telemetry.diagnosis_evidence()[:MAX_EVIDENCE]
+            ]
+            state.root_cause_candidates = [
+                f"{c.service} ({c.confidence:.2f})" for c in telemetry.candidates[:5]
+            ]
+            if telemetry.status != "ok":
+                state.degraded.extend(telemetry.reasons[:5])
+            notes.append(f"telemetry {telemetry.status}: {len(evidence)} evidence item(s)")
+            if state.root_cause_candidates:
+                notes.append("root-cause ranking: " + ", ".join(state.root_cause_candidates))
+        try:
+            context: RetrievedContext = await memory_call
+        except ActivityError as exc:
+            reason = f"memory unavailable: {_cause(exc)}"
+            state.degraded.append(reason)
+            grounding = Grounding(unavailable_reason=reason)
+        else:
+            grounding = grounding_from_context(context)
+            notes.append(
+                f"memory ({context.mode}): {len(context.passages)} passage(s), "
+                f"{len(context.incidents)} similar incident(s)"
+            )
+        state.evidence = evidence
+        state.grounding = grounding
+        self._decide("context", "firebreak", "context gathered", notes + state.degraded)
+        return evidence, grounding
+
     async def _close(self, outcome: Outcome, reason: str) -> IncidentResult:
         state = self._state
         state.outcome = outcome
@@ -456,6 +549,27 @@ class IncidentWorkflow:
         self._decide("close", "firebreak", f"closed: {outcome}", [reason])
         self._set_phase(Phase.CLOSED)
         workflow.upsert_search_attributes([SA_OUTCOME.value_set(outcome.value)])
+        if state.triage is not None:
+            # Episodic memory: best effort, it never changes how the incident ended.
+            top = state.diagnosis.hypotheses[0] if state.diagnosis and state.diagnosis.hypotheses else None
+            record = IncidentRecord.from_state(
+                state,
+                run_id=workflow.info().run_id,
+                root_cause=top.cause if top else None,
+                cited=state.proposal.citations if state.proposal else [],
+                outcome_reason=reason,
+            )
+            try:
+                await workflow.execute_activity(
+                    "record_incident",
+                    record,
+                    result_type=RecordResult,
+                    start_to_close_timeout=CONTEXT_TIMEOUT,
+                    retry_policy=CONTEXT_RETRY,
+                )
+                state.memory_record = record.id
+            except ActivityError as exc:
+                state.degraded.append(f"episodic memory not written: {_cause(exc)}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return IncidentResult(incident_id=state.incident_id, outcome=outcome, summary=reason)
 
@@ -471,6 +585,11 @@ class IncidentWorkflow:
 
     def _refresh_details(self) -> None:
         workflow.set_current_details(render_details(self._state, self._awaiting_approval))
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.cause if isinstance(exc, ActivityError) else exc
+    return getattr(cause, "message", None) or str(cause) or type(cause).__name__
 
 
 _VERDICT_ORDER = {PolicyVerdict.ALLOW: 0, PolicyVerdict.NEEDS_APPROVAL: 1, PolicyVerdict.DENY: 2}

@@ -74,7 +74,7 @@ async def test_cli_approves_and_audits_from_history(make_stack: StackFactory, cl
 
     as_json = json.loads((await firebreak(client, "audit", incident_id, "--format", "json")).stdout)
     kinds = [e["kind"] for e in as_json["entries"]]
-    assert kinds[0] == "opened" and kinds[-1] == "closed"
+    assert kinds[0] == "opened" and "closed" in kinds
     assert kinds.count("alerts") == 2 and "approve" in kinds and "run_playbook" not in kinds
     approval = next(e for e in as_json["entries"] if e["kind"] == "approve")
     assert approval["details"]["by"] == "dana@example.com" and approval["details"]["identity"]

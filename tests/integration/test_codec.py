@@ -10,6 +10,7 @@ import pytest
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
+from temporalio.api.failure.v1 import Failure
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
@@ -114,8 +115,10 @@ async def test_history_is_ciphertext_and_codec_server_decodes_it(
 
 async def test_failure_messages_are_encrypted_too() -> None:
     converter = data_converter(generate_key("k1"))
-    failure = await converter.encode_failure(ApplicationError(f"could not reach {SECRET_TEXT}"))
+    failure = Failure()
+    await converter.encode_failure(ApplicationError(f"could not reach {SECRET_TEXT}"), failure)
     assert SECRET_TEXT not in json_format.MessageToJson(failure)
+    assert failure.encoded_attributes.metadata["encoding"] == b"binary/encrypted"
     decoded = await converter.decode_failure(failure)
     assert SECRET_TEXT in str(decoded)
 
@@ -130,7 +133,7 @@ async def test_tampered_payload_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "message"),
-    [("", "no codec keys"), ("k1", "id:base64key"), ("k1:AAAA", "need 32"), ("k1:@@@@", "")],
+    [("", "no codec keys"), ("k1", "id:base64key"), ("k1:AAAA", "need 32"), ("k1:@@@@", "k1")],
 )
 def test_bad_key_config_is_refused(spec: str, message: str) -> None:
     with pytest.raises(CodecKeyError, match=message):

@@ -248,3 +248,35 @@ async def test_history_json_is_valid(make_stack: StackFactory) -> None:
     await stack.handle(incident_id).result()
     history = json.loads((await stack.handle(incident_id).fetch_history()).to_json())
     assert history["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
+
+
+async def test_context_is_gathered_and_the_next_incident_cites_the_last(make_stack: StackFactory) -> None:
+    """Prometheus is absent here: diagnosis goes on, degraded, and says so. Memory remembers."""
+    stack = await make_stack()
+    service = unique_service()
+    first_id = await open_incident(stack, service)
+    state = await stack.wait_for(first_id, awaiting)
+    assert any("Prometheus" in reason for reason in state.degraded), state.degraded
+    assert state.grounding is not None and state.grounding.unavailable_reason is None
+    assert any(d.kind == "context" for d in state.decisions)
+    await stack.handle(first_id).signal(
+        SIGNAL_APPROVE, ApprovalSignal(by="erin", reason="runbook says restart", plan_hash=state.plan_hash)
+    )
+    await stack.wait_for(first_id, lambda s: s.phase == Phase.VERIFYING)
+    await resolve(stack, service)
+    assert (await stack.handle(first_id).result()).outcome == Outcome.REMEDIATED
+    first = await stack.state(first_id)
+    assert first.memory_record is not None and first.memory_record.startswith(first_id + "@")
+
+    # The same failure again: a new run of the same incident id, grounded in the first.
+    second_id = await open_incident(stack, service)
+    assert second_id == first_id
+    second = await stack.wait_for(
+        second_id, lambda s: s.phase == Phase.AWAITING_APPROVAL and s.memory_record is None
+    )
+    assert second.grounding is not None
+    past = [i for i in second.grounding.items if i.kind == "incident"]
+    assert [i.id for i in past] == [first.memory_record]
+    assert past[0].succeeded == ["restart_service"] and past[0].approved_by == "erin"
+    assert second.proposal is not None and first.memory_record in second.proposal.citations
+    await stack.handle(second_id).terminate("test done")

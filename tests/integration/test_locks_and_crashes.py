@@ -95,6 +95,9 @@ async def test_side_effect_happens_once_when_worker_is_killed(
         "FIREBREAK_VAULT_TOKEN": vault.worker_token.get_secret_value(),
         "FIREBREAK_TARGET_STATE_DIR": str(settings.resolved_target_state_dir()),
         "FIREBREAK_DATA_DIR": str(tmp_path / "data"),
+        "FIREBREAK_EMBEDDINGS": "sparse",
+        "FIREBREAK_WORKER_METRICS_PORT": "0",
+        "FIREBREAK_TEMPORAL_METRICS_PORT": "0",
     }
 
     async def spawn() -> asyncio.subprocess.Process:
@@ -110,7 +113,7 @@ async def test_side_effect_happens_once_when_worker_is_killed(
     worker = await spawn()
     handle = await start(client, settings, remediation(service, secrets.token_hex(8), 2))
     try:
-        for _ in range(600):
+        for _ in range(3000):  # up to a minute on a loaded machine
             if log.exists() and log.read_text().strip():
                 break
             await asyncio.sleep(0.02)
