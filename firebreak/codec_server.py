@@ -73,11 +73,13 @@ def main() -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
-    if settings.codec_keys is None:
-        logger.error("cannot start: FIREBREAK_CODEC_KEYS is not set")
+    keys = settings.resolved_codec_keys()
+    if keys is None:
+        where = settings.codec_keys_file or settings.data_dir / "codec.keys"
+        logger.error("cannot start: no codec keys (FIREBREAK_CODEC_KEYS or %s)", where)
         return 2
     try:
-        codec = EncryptionCodec.from_spec(settings.codec_keys)
+        codec = EncryptionCodec.from_spec(keys)
     except CodecKeyError as exc:
         logger.error("cannot start: %s", exc)
         return 2

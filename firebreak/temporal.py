@@ -43,7 +43,7 @@ async def connect(
         config["target_host"] = target_host
     config.update(overrides)
     if codec_keys is None:
-        codec_keys = Settings().codec_keys
+        codec_keys = Settings().resolved_codec_keys()
     if interceptors is None:
         interceptors = _default_interceptors()
     return await Client.connect(

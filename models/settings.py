@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     codec_keys: SecretStr | None = Field(
         default=None, description="id:base64key[,id:base64key...]; first encrypts, all decrypt"
     )
+    codec_keys_file: Path | None = Field(
+        default=None,
+        description="codec keys file used when FIREBREAK_CODEC_KEYS is unset (default: data_dir/codec.keys)",
+    )
     codec_server_host: str = "127.0.0.1"
     codec_server_port: int = 8081
     codec_server_token: SecretStr | None = None
@@ -131,6 +135,16 @@ class Settings(BaseSettings):
     # Redaction before anything reaches the LLM (secrets and keys always).
     llm_redact_emails: bool = True
     llm_redact_ips: bool = False
+
+    def resolved_codec_keys(self) -> SecretStr | None:
+        """Keys from FIREBREAK_CODEC_KEYS, else from the keys file (the dev stack writes one)."""
+        if self.codec_keys is not None:
+            return self.codec_keys
+        path = self.codec_keys_file or self.data_dir / "codec.keys"
+        if path.is_file():
+            text = path.read_text().strip()
+            return SecretStr(text) if text else None
+        return None
 
     def resolved_target_state_dir(self) -> Path:
         return self.target_state_dir or self.data_dir / "targets"

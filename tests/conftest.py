@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,11 @@ from models.constants import SEARCH_ATTRIBUTES
 from models.settings import PROJECT_ROOT, Settings
 
 BIN_DIR = Path(sys.executable).parent
+
+# Nothing a developer's `make dev` left in ./data (codec keys, Qdrant, targets) may leak
+# into tests: the session and every subprocess it starts get a data dir of their own.
+SESSION_DATA_DIR = tempfile.mkdtemp(prefix="firebreak-tests-")
+os.environ["FIREBREAK_DATA_DIR"] = SESSION_DATA_DIR
 
 
 def require_binary(name: str) -> str:

@@ -199,7 +199,7 @@ def stacks() -> Iterator[list[tuple[Stack, set[int]]]]:
 
 
 async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set[int]]]) -> None:
-    temporal_port, ui_port, vault_port, api_port = free_ports(4)
+    temporal_port, ui_port, vault_port, api_port, codec_port = free_ports(5)
     data_dir = tmp_path / "data"
     env = {
         k: v
@@ -212,6 +212,8 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         FIREBREAK_VAULT_ADDR=f"http://127.0.0.1:{vault_port}",
         FIREBREAK_API_PORT=str(api_port),
         FIREBREAK_DATA_DIR=str(data_dir),
+        FIREBREAK_CODEC_SERVER_PORT=str(codec_port),
+        FIREBREAK_EMBEDDINGS="sparse",
     )
     api = f"http://127.0.0.1:{api_port}"
 
@@ -232,8 +234,15 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
     children = children_of(first.process.pid)
     stacks[0] = (first, set(children))
     commands = " | ".join(children.values())
-    assert len(children) == 4, commands
-    for needle in ("temporal server start-dev", "bao server -dev", "worker.py", "-m api"):
+    assert len(children) == 5, commands
+    for needle in (
+        "temporal server start-dev",
+        "bao server -dev",
+        "worker.py",
+        "-m api",
+        "-m firebreak.codec_server",
+        f"--ui-codec-endpoint http://127.0.0.1:{codec_port}",
+    ):
         assert needle in commands, needle
     # The root token never reaches a command line, and dev mode's printout of it is blanked.
     assert "dev-root-token-id" not in commands

@@ -11,6 +11,7 @@ import pytest
 from temporalio.client import Client
 
 from models.incident import Outcome, Phase
+from tests.conftest import SESSION_DATA_DIR
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,11 @@ async def firebreak(client: Client, *args: str) -> Run:
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={"TEMPORAL_ADDRESS": client.service_client.config.target_host, "PATH": ""},
+        env={
+            "TEMPORAL_ADDRESS": client.service_client.config.target_host,
+            "FIREBREAK_DATA_DIR": SESSION_DATA_DIR,
+            "PATH": "",
+        },
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     assert proc.returncode is not None

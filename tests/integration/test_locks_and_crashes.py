@@ -47,7 +47,7 @@ async def lock_state(client: Client, service: str) -> LockState | None:
         state: LockState = await client.get_workflow_handle(LOCK_WORKFLOW_ID_PREFIX + service).query(
             "lock_state", result_type=LockState
         )
-    except Exception:  # noqa: BLE001 - not started yet
+    except Exception:
         return None
     return state
 
