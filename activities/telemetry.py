@@ -141,6 +141,7 @@ class TelemetryConfig:
     service_label: str = "service"
     rate_window: str = "5m"
     normal_seconds: float = 3600.0
+    normal_gap_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not _LABEL.match(self.service_label):
@@ -157,6 +158,7 @@ class TelemetryConfig:
             service_label=settings.prometheus_service_label,
             rate_window=settings.prometheus_rate_window,
             normal_seconds=settings.telemetry_normal_seconds,
+            normal_gap_seconds=settings.telemetry_normal_gap_seconds,
         )
 
 
@@ -204,7 +206,8 @@ class TelemetryActivities:
         start = input.incident_start.timestamp()
         end = max(input.incident_end.timestamp(), start + 1.0)
         normal_len = input.normal_seconds or config.normal_seconds
-        normal = (start - input.normal_gap_seconds - normal_len, start - input.normal_gap_seconds)
+        gap = config.normal_gap_seconds if input.normal_gap_seconds is None else input.normal_gap_seconds
+        normal = (start - gap - normal_len, start - gap)
         anomalous = (start, end)
         step = input.step_seconds or max(1.0, math.ceil((end - normal[0]) / MAX_POINTS))
         symptom = input.symptom or Symptom(service=input.services[0])

@@ -179,6 +179,9 @@ class Settings(BaseSettings):
     telemetry_normal_seconds: float = Field(
         default=3600.0, gt=0, description="how much history before an incident counts as normal"
     )
+    telemetry_normal_gap_seconds: float = Field(
+        default=300.0, ge=0, description="left out between the normal period and the incident's start"
+    )
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )

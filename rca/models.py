@@ -72,7 +72,8 @@ class TelemetryInput(BaseModel):
     incident_start: datetime  # earliest alert start
     incident_end: datetime  # usually workflow.now()
     normal_seconds: float | None = Field(default=None, gt=0)  # normal period length (settings default)
-    normal_gap_seconds: float = Field(default=300.0, ge=0)  # keep the run-up to the incident out of "normal"
+    # Keep the run-up to the incident out of "normal" (None: the worker's configured gap).
+    normal_gap_seconds: float | None = Field(default=None, ge=0)
     step_seconds: float | None = Field(default=None, gt=0)
     # Also look at what the services depend on (where root causes hide) and one hop of callers.
     expand_topology: bool = True

@@ -39,10 +39,12 @@ from api.app import create_app
 from models.agents import DiagnosisInput, TriageResult
 from models.alert import AlertBatch, AlertmanagerAlert, Severity
 from models.constants import INCIDENT_WORKFLOW, SIGNAL_ALERTS, incident_workflow_id
+from models.incident import IncidentState
 from models.settings import Settings
 from rca.models import Symptom, TelemetryInput, TelemetryResult
 from rca.topology import Topology
 from tests.conftest import free_port, require_binary
+from worker import build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +156,7 @@ class Monitoring:
     exporter: Exporter
     settings: Settings
     started_at: float
+    incident_started_at: float = 0.0  # set by the first test when it makes payments slow
 
 
 @pytest.fixture(scope="module")
@@ -345,6 +348,7 @@ async def test_alert_fires_to_incident_and_telemetry_ranks_the_root_cause(
     exporter.set("fbtest_latency_seconds", CHECKOUT, 2.61)
     exporter.set("fbtest_latency_seconds", FRONTEND, 2.75)
     exporter.set("fbtest_cpu_cores", PAYMENTS, 0.95)
+    monitoring.incident_started_at = incident_start
 
     workflow_id = incident_workflow_id(CHECKOUT)
     description = await wait_for_workflow(client, workflow_id)
@@ -471,3 +475,71 @@ async def test_prometheus_down_degrades_without_raising(failure: str) -> None:
     assert result.candidates
     assert CHECKOUT in [c.service for c in result.candidates[:3]]
     assert all(c.anomaly is None or c.anomaly <= 1 for c in result.candidates)
+
+
+async def test_incident_diagnosis_carries_the_prometheus_evidence(
+    monitoring: Monitoring, client: Client, settings: Settings, tmp_path: Path
+) -> None:
+    """The whole path through the worker: the incident's context step asks this Prometheus."""
+    assert monitoring.incident_started_at, "runs after the alert test, which makes payments slow"
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(
+        yaml.safe_dump(
+            {
+                "services": {
+                    FRONTEND: {"kind": "lb", "depends_on": [CHECKOUT]},
+                    CHECKOUT: {"depends_on": [PAYMENTS]},
+                    PAYMENTS: {"depends_on": [LEDGER]},
+                    LEDGER: {"kind": "database"},
+                }
+            }
+        )
+    )
+    configured = settings.model_copy(
+        update={
+            "prometheus_url": monitoring.prometheus_url,
+            "prometheus_queries": QUERIES,
+            "topology_file": topology,
+            "telemetry_normal_seconds": monitoring.incident_started_at - monitoring.started_at - 1,
+            "telemetry_normal_gap_seconds": 0.0,
+            "approval_timeout_seconds": 600,
+        }
+    )
+    async with build_worker(client, configured):
+
+        async def factory() -> Client:
+            return client
+
+        app = create_app(configured, factory)
+        assert configured.api_token is not None
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+            response = await http.post(
+                "/alerts/generic",
+                json={
+                    "name": "HighRequestLatency",
+                    "service": CHECKOUT,
+                    "severity": "critical",
+                    "labels": {"namespace": "e2e"},  # its own incident, apart from Alertmanager's
+                    "starts_at": datetime.fromtimestamp(monitoring.incident_started_at, UTC).isoformat(),
+                },
+                headers={"Authorization": f"Bearer {configured.api_token.get_secret_value()}"},
+            )
+        assert response.status_code == 202, response.text
+        (incident_id,) = response.json()["incidents"]
+        handle = client.get_workflow_handle(incident_id)
+        deadline = time.monotonic() + 120
+        while True:
+            state = await handle.query("state", result_type=IncidentState)
+            if state.diagnosis is not None or state.outcome is not None:
+                break
+            assert time.monotonic() < deadline, f"no diagnosis: {state.phase}"
+            await asyncio.sleep(0.5)
+        with contextlib.suppress(RPCError):  # it may have closed (escalated) on its own already
+            await handle.terminate("test done")
+    assert state.diagnosis is not None, (state.outcome, state.decisions[-1])
+    assert not [r for r in state.degraded if "Prometheus" in r], state.degraded
+    latency = [e for e in state.evidence if e.source == "prometheus" and e.service == CHECKOUT]
+    assert latency and latency[0].value == pytest.approx(2.61), state.evidence
+    assert state.root_cause_candidates and state.root_cause_candidates[0].startswith(PAYMENTS)
+    root = [e for e in state.evidence if e.kind == "root_cause"]
+    assert root and root[0].service == PAYMENTS
