@@ -41,6 +41,10 @@ from models.settings import Settings
 logger = logging.getLogger("firebreak.api")
 
 RPC_TIMEOUT = timedelta(seconds=5)
+# The SDK retries an unreachable server for ~10 s inside one call; a sender should hear 503
+# sooner than that. Past this bound the batch counts as not accepted (a late success is
+# harmless: the retried delivery is deduplicated by fingerprint in the workflow).
+DELIVERY_TIMEOUT = RPC_TIMEOUT.total_seconds()
 RETRY_AFTER_SECONDS = "5"
 ClientFactory = Callable[[], Awaitable[Client]]
 _GENERIC = TypeAdapter(GenericAlert | list[GenericAlert])
@@ -161,8 +165,9 @@ def create_app(
             return problem(400, f"body is not valid JSON: {exc}")
 
     async def send_batch(key: str, batch: AlertBatch) -> None:
-        client = await gateway.client()
-        await signal_with_start(client, settings, key, batch)
+        async with asyncio.timeout(DELIVERY_TIMEOUT):
+            client = await gateway.client()
+            await signal_with_start(client, settings, key, batch)
 
     def coalescer() -> Coalescer:
         # Created on first use: it needs the server's running event loop.
