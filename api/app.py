@@ -47,7 +47,15 @@ RPC_TIMEOUT = timedelta(seconds=5)
 DELIVERY_TIMEOUT = RPC_TIMEOUT.total_seconds()
 RETRY_AFTER_SECONDS = "5"
 ClientFactory = Callable[[], Awaitable[Client]]
-_GENERIC = TypeAdapter(GenericAlert | list[GenericAlert])
+_GENERIC = TypeAdapter(GenericAlert | list[GenericAlert])  # what /alerts/generic documents
+_GENERIC_ONE = TypeAdapter(GenericAlert)
+_GENERIC_MANY = TypeAdapter(list[GenericAlert])
+# Request bodies are documented by hand (the handlers read raw JSON to answer with our own
+# errors); their nested models go to components/schemas, where OpenAPI resolves `$ref`s.
+_COMPONENT_REF = "#/components/schemas/{model}"
+_ALERTMANAGER_SCHEMA = AlertmanagerPayload.model_json_schema(by_alias=True, ref_template=_COMPONENT_REF)
+_GENERIC_SCHEMA = _GENERIC.json_schema(ref_template=_COMPONENT_REF)
+_BODY_COMPONENTS = {**_ALERTMANAGER_SCHEMA.pop("$defs", {}), **_GENERIC_SCHEMA.pop("$defs", {})}
 
 
 class ConfigurationError(RuntimeError):
@@ -62,6 +70,18 @@ class Accepted(BaseModel):
 class Problem(BaseModel):
     error: str
     detail: list[dict[str, str]] = []
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+PROBLEMS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "body is not JSON"},
+    401: {"model": Problem, "description": "missing or wrong bearer token"},
+    413: {"model": Problem, "description": "body too large"},
+    415: {"model": Problem, "description": "not application/json"},
+    422: {"model": Problem, "description": "invalid payload; `detail` names each field"},
+    429: {"model": Problem, "description": "too many alerts waiting", "headers": _RETRY_AFTER},
+    503: {"model": Problem, "description": "Temporal unavailable", "headers": _RETRY_AFTER},
+}
 
 
 def problem(
@@ -135,6 +155,7 @@ def create_app(
         description="Alert webhooks that open and update Firebreak incidents.",
     )
     app.state.gateway = gateway
+    _document_bodies(app)
     _instrument(app, settings, gateway, tracer_provider, temporal_metrics_url)
 
     def unauthorized(request: Request) -> JSONResponse | None:
@@ -204,20 +225,11 @@ def create_app(
         "/alerts/alertmanager",
         status_code=202,
         response_model=Accepted,
-        responses={
-            400: {"model": Problem},
-            401: {"model": Problem},
-            413: {"model": Problem},
-            415: {"model": Problem},
-            422: {"model": Problem},
-            503: {"model": Problem},
-        },
+        responses=PROBLEMS,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": AlertmanagerPayload.model_json_schema(by_alias=True)}
-                },
+                "content": {"application/json": {"schema": _ALERTMANAGER_SCHEMA}},
             }
         },
     )
@@ -241,18 +253,11 @@ def create_app(
         "/alerts/generic",
         status_code=202,
         response_model=Accepted,
-        responses={
-            400: {"model": Problem},
-            401: {"model": Problem},
-            413: {"model": Problem},
-            415: {"model": Problem},
-            422: {"model": Problem},
-            503: {"model": Problem},
-        },
+        responses=PROBLEMS,
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _GENERIC.json_schema()}},
+                "content": {"application/json": {"schema": _GENERIC_SCHEMA}},
             }
         },
     )
@@ -264,12 +269,7 @@ def create_app(
         if isinstance(raw, JSONResponse):
             return raw
         try:
-            parsed = _GENERIC.validate_python(raw)
-            now = datetime.now(UTC)
-            items = parsed if isinstance(parsed, list) else [parsed]
-            if not items:
-                return problem(422, "no alerts in the payload")
-            alerts = [item.to_alert(now) for item in items]
+            alerts = parse_generic(raw, datetime.now(UTC))
         except ValidationError as exc:
             return invalid(exc)
         except ValueError as exc:
@@ -320,6 +320,36 @@ def _instrument(
         return Response(await metrics.exposition(registry), media_type=metrics.CONTENT_TYPE_LATEST)
 
 
+def _document_bodies(app: FastAPI) -> None:
+    """Add the request bodies' nested models to the generated OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in _BODY_COMPONENTS.items():
+                schemas.setdefault(name, definition)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def parse_generic(raw: Any, now: datetime) -> list[Alert]:
+    """One generic alert or a list of them; a ValidationError names the field (`name`, `1.service`).
+
+    Validating against the union would report every branch ("GenericAlert.name ...;
+    list[GenericAlert]: Input should be a valid list"): the JSON's own shape picks the branch.
+    """
+    if isinstance(raw, list):
+        items = _GENERIC_MANY.validate_python(raw)
+    else:
+        items = [_GENERIC_ONE.validate_python(raw)]
+    if not items:
+        raise ValueError("no alerts in the payload")
+    return [item.to_alert(now) for item in items]
+
+
 def invalid(exc: ValidationError) -> JSONResponse:
     detail = [
         {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
@@ -330,7 +360,8 @@ def invalid(exc: ValidationError) -> JSONResponse:
 
 
 async def signal_with_start(client: Client, settings: Settings, key: str, batch: AlertBatch) -> None:
-    service = batch.alerts[0].service
+    first = batch.alerts[0]
+    service = first.service
     await client.start_workflow(
         INCIDENT_WORKFLOW,
         IncidentWorkflowInput(
@@ -349,5 +380,7 @@ async def signal_with_start(client: Client, settings: Settings, key: str, batch:
                 SearchAttributePair(SA_PHASE, Phase.SETTLING.value),
             ]
         ),
+        # The Temporal UI shows it in the workflow list and as the incident's Summary.
+        static_summary=f"{first.severity} {first.name} on {service}"[:200],
         rpc_timeout=RPC_TIMEOUT,
     )

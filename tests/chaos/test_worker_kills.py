@@ -138,6 +138,32 @@ async def crash_marks(client: Client, incident_ids: list[str]) -> dict[str, int]
     return dict(marks)
 
 
+async def stuck(client: Client, incident_ids: list[str]) -> str:
+    """For a failure message: what each unfinished incident (and its children) waits on."""
+    lines: list[str] = []
+    queue = list(incident_ids)
+    for workflow_id in queue:
+        try:
+            description = await client.get_workflow_handle(workflow_id).describe()
+        except RPCError as exc:
+            lines.append(f"{workflow_id}: {exc.message}")
+            continue
+        raw = description.raw_description
+        if description.status is not None and description.status.name != "RUNNING":
+            continue
+        lines.append(f"{workflow_id}: {description.typed_search_attributes.get(SA_PHASE)}")
+        for activity in raw.pending_activities:
+            failure = activity.last_failure.message[:120] if activity.HasField("last_failure") else ""
+            lines.append(f"  activity {activity.activity_type.name} attempt {activity.attempt} {failure}")
+        for child in raw.pending_children:
+            lines.append(f"  child {child.workflow_id}")
+            queue.append(child.workflow_id)
+        if raw.HasField("pending_workflow_task"):
+            task = raw.pending_workflow_task
+            lines.append(f"  workflow task {task.state} attempt {task.attempt}")
+    return "\n".join(lines)
+
+
 @pytest.mark.timeout(300)
 async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
     client: Client, settings: Settings, make_pool: PoolFactory, chaos_marker: str, tmp_path: Path
@@ -177,7 +203,8 @@ async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
             outcomes = await drivers
         except BaseException:
             print(f"\nworkers: {[(w.pid, w.ready()) for w in pool.running()]}; startups {pool.startups}")
-            print(await crash_marks(client, [f"incident-prod-{s}" for s in services]))
+            print("\n".join(trace))
+            print(await stuck(client, [f"incident-prod-{s}" for s in services]))
             raise
         finally:
             kills.cancel()
