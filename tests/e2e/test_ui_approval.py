@@ -44,7 +44,13 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-DETAILS_FRAME = 'iframe#user-metadata-current-details, iframe[name="user-metadata-current-details"]'
+
+
+def frame(name: str) -> str:
+    """The UI renders markdown metadata (summary, current details) in frames with these names."""
+    return f'iframe#{name}, iframe[name="{name}"]'
+
+
 PAYLOAD = re.compile(r'\{"by": "YOUR NAME", "reason": "WHY", "plan_hash": "(?P<hash>[0-9a-f]+)"\}')
 
 
@@ -118,7 +124,7 @@ async def open_workflow(page: Page, ui: str, workflow_id: str) -> None:
 async def current_details(page: Page) -> str:
     """The workflow's Current Details, as the UI renders them (markdown in a frame)."""
     await page.get_by_role("tab", name="User Metadata").click()
-    body = page.frame_locator(DETAILS_FRAME).locator("body")
+    body = page.frame_locator(frame("user-metadata-current-details")).locator("body")
     await expect(body).to_contain_text("Incident", timeout=30_000)
     return await body.inner_text()
 
@@ -146,6 +152,9 @@ async def test_approve_in_the_temporal_ui_and_watch_the_incident_close(
     match = PAYLOAD.search(details)
     assert match is not None, details
     assert match["hash"] == state.plan_hash
+    # The API set the workflow's summary from the first alert: the UI shows it beside the details.
+    summary = page.frame_locator(frame("user-metadata-summary")).locator("body")
+    await expect(summary).to_have_text(f"P1 KubePodCrashLooping on {service}")
     await page.screenshot(path=str(ARTIFACTS / "ui-pending-approval.png"), full_page=True)
 
     # Send a Signal through the UI's own dialog, with the one JSON object it asks for.
