@@ -72,12 +72,14 @@ class Notifier:
         self.tickets: dict[NotifyChannel, str] = {}  # the incident's ticket per channel
         self.results: list[NotifyResult] = []
         self.failures: list[str] = []
+        self._sent = False
 
     def send(self, event: NotifyEvent, state: IncidentState, reason: str | None = None) -> None:
         """Start notifying every configured channel of `event`; returns immediately."""
         if not workflow.patched(NOTIFY_PATCH):
             return
         input = NotifyInput.from_state(event, state, workflow.now(), reason)
+        self._sent = True
         if self._channels is None:
             self._channels = asyncio.create_task(self._configured())
         for channel in NotifyChannel:  # enum order: deterministic
@@ -86,9 +88,15 @@ class Notifier:
             self._tasks.append(task)
 
     async def close(self, state: IncidentState, reason: str) -> None:
-        """Send the closing event (escalated or closed) and wait, bounded, for all in flight."""
+        """Send the closing event and wait, bounded, for everything in flight.
+
+        An escalation is always sent (a human must act); any other close only when the
+        incident was announced before: one that resolved while settling told no one.
+        """
         if state.outcome is not None:
-            self.send(NotifyInput.close_event(state.outcome), state, reason)
+            event = NotifyInput.close_event(state.outcome)
+            if self._sent or event == NotifyEvent.ESCALATED:
+                self.send(event, state, reason)
         await self.flush()
 
     async def flush(self, wait: timedelta = CLOSE_WAIT) -> None:

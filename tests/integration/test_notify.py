@@ -624,3 +624,35 @@ async def test_no_channel_configured_costs_one_activity(client: Client) -> None:
     assert result.results == [] and result.failures == []
     scheduled = re.findall(r'"activityType":\s*\{\s*"name":\s*"([a-z_]+)"', history)
     assert scheduled == ["notify_channels"]
+
+
+async def test_a_close_is_announced_only_after_an_open_but_an_escalation_always(
+    client: Client, receivers: Receivers
+) -> None:
+    config = receivers.config(jira_url=None, servicenow_url=None)
+    quiet, _ = await run_probe(
+        client,
+        config,
+        ProbeInput(
+            state=incident_state(f"quiet-{secrets.token_hex(3)}"),
+            events=[],
+            outcome=Outcome.TRANSIENT,
+            reason="every alert resolved within the settle window",
+        ),
+    )
+    assert quiet.results == [] and receivers.chat.requests == [], "nobody was told it opened"
+    loud, _ = await run_probe(
+        client,
+        config,
+        ProbeInput(
+            state=incident_state(f"loud-{secrets.token_hex(3)}"),
+            events=[],
+            outcome=Outcome.ESCALATED,
+            reason="no rule covers this alert; a human decides",
+        ),
+    )
+    assert [(r.channel.value, r.event.value, r.status) for r in loud.results] == [
+        ("chat", "escalated", "sent")
+    ]
+    (message,) = receivers.chat.requests
+    assert message.body["text"].endswith("escalated to a human: no rule covers this alert; a human decides")
