@@ -15,12 +15,12 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import TracerProvider
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
@@ -47,9 +47,10 @@ RPC_TIMEOUT = timedelta(seconds=5)
 DELIVERY_TIMEOUT = RPC_TIMEOUT.total_seconds()
 RETRY_AFTER_SECONDS = "5"
 ClientFactory = Callable[[], Awaitable[Client]]
-_GENERIC = TypeAdapter(GenericAlert | list[GenericAlert])  # what /alerts/generic documents
+_GenericList = Annotated[list[GenericAlert], Field(min_length=1)]
+_GENERIC = TypeAdapter(GenericAlert | _GenericList)  # what /alerts/generic documents
 _GENERIC_ONE = TypeAdapter(GenericAlert)
-_GENERIC_MANY = TypeAdapter(list[GenericAlert])
+_GENERIC_MANY = TypeAdapter(_GenericList)
 # Request bodies are documented by hand (the handlers read raw JSON to answer with our own
 # errors); their nested models go to components/schemas, where OpenAPI resolves `$ref`s.
 _COMPONENT_REF = "#/components/schemas/{model}"
@@ -345,8 +346,6 @@ def parse_generic(raw: Any, now: datetime) -> list[Alert]:
         items = _GENERIC_MANY.validate_python(raw)
     else:
         items = [_GENERIC_ONE.validate_python(raw)]
-    if not items:
-        raise ValueError("no alerts in the payload")
     return [item.to_alert(now) for item in items]
 
 

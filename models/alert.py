@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator
 
 # Label values become workflow ids and search attribute values: keep them short and plain.
 _KEY_UNSAFE = re.compile(r"[^a-z0-9._-]+")
@@ -23,6 +23,22 @@ MAX_LABEL_VALUE = 1024
 MAX_ANNOTATION_VALUE = 8192
 MAX_ALERTS_PER_PAYLOAD = 1000
 
+_RFC3339_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _timestamp_text(value: object) -> object:
+    """Webhook timestamps are RFC 3339 strings, as documented.
+
+    Pydantic alone would also take numbers and numeric strings as Unix time, or a bare date.
+    """
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339_PREFIX.match(value):
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-11-21T10:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text)]
 LabelName = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE)]
 AnnotationValue = Annotated[str, StringConstraints(max_length=MAX_ANNOTATION_VALUE)]
@@ -176,10 +192,17 @@ class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     status: AlertStatus
-    labels: dict[LabelName, LabelValue] = Field(max_length=MAX_LABELS)
+    labels: dict[LabelName, LabelValue] = Field(
+        max_length=MAX_LABELS,
+        # What `_has_alertname` checks, said in the schema too (the OpenAPI document reads it).
+        json_schema_extra={
+            "required": ["alertname"],
+            "properties": {"alertname": {"type": "string", "minLength": 1}},
+        },
+    )
     annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
-    starts_at: datetime = Field(alias="startsAt")
-    ends_at: datetime | None = Field(default=None, alias="endsAt")
+    starts_at: Timestamp = Field(alias="startsAt")
+    ends_at: Timestamp | None = Field(default=None, alias="endsAt")
     generator_url: str | None = Field(default=None, alias="generatorURL", max_length=4096)
     fingerprint: str | None = Field(default=None, max_length=128)
 
@@ -254,8 +277,8 @@ class GenericAlert(BaseModel):
     labels: dict[LabelName, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     annotations: dict[LabelName, AnnotationValue] = Field(default_factory=dict, max_length=MAX_LABELS)
     fingerprint: str | None = Field(default=None, min_length=1, max_length=128)
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
     generator_url: str | None = Field(default=None, max_length=4096)
 
     def to_alert(self, now: datetime) -> Alert:

@@ -46,7 +46,9 @@ def timestamps(draw: st.DrawFn) -> Any:
     """RFC 3339 the way senders write it, and things that are not."""
     moment = draw(
         st.datetimes(
-            min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.sampled_from([None, UTC])
+            min_value=datetime(1, 1, 2),
+            max_value=datetime(9999, 12, 30),
+            timezones=st.sampled_from([None, UTC]),
         )
     )
     offset = draw(st.integers(min_value=-14 * 60, max_value=14 * 60))
@@ -235,3 +237,21 @@ def test_generic_errors_name_the_field_not_the_union() -> None:
         parse_generic([{"name": "a", "service": "db"}, {"name": "b"}], NOW)
     body = json.loads(bytes(invalid(many.value).body))
     assert [d["field"] for d in body["detail"]] == ["1.service"], body
+
+
+@pytest.mark.parametrize("value", [0, 0.0, 1700000000, "1700000000", "2026-11-21", True, "yesterday"])
+def test_timestamps_must_be_rfc3339_strings(value: Any) -> None:
+    """Regression (schemathesis): numbers were read as Unix time though the schema says date-time."""
+    with pytest.raises(ValidationError) as refused:
+        parse_generic({"name": "DiskFull", "service": "db", "starts_at": value}, NOW)
+    assert "RFC 3339" in json.loads(bytes(invalid(refused.value).body))["error"]
+    alert = dict(
+        status="firing", labels={"alertname": "A"}, startsAt="2026-11-21T10:00:00Z", endsAt=value
+    )
+    with pytest.raises(ValidationError):
+        AlertmanagerPayload.model_validate(
+            {"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "alerts": [alert]}
+        )
+    for ok in ("2026-11-21T10:00:00Z", "2026-11-21T10:00:00.672486657+02:00", "2026-11-21 10:00:00"):
+        (parsed,) = parse_generic({"name": "DiskFull", "service": "db", "starts_at": ok}, NOW)
+        assert parsed.starts_at.tzinfo is not None
