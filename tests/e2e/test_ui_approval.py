@@ -20,6 +20,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -95,10 +96,10 @@ async def stack(
     worker = build_worker(env.client, configured, credentials)
     task = asyncio.create_task(worker.run())
 
-    async def client_factory() -> object:
+    async def client_factory() -> Client:
         return env.client
 
-    app = create_app(configured, client_factory)  # type: ignore[arg-type]
+    app = create_app(configured, client_factory)
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
     assert configured.api_token is not None
     try:
