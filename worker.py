@@ -40,7 +40,7 @@ from memory.service import Memory
 from models.catalog import Catalog, CatalogError
 from models.settings import Settings
 from policies.engine import PolicyEngine, PolicyLoadError
-from rca.topology import TopologyError
+from rca.topology import Topology, TopologyError
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
@@ -74,7 +74,12 @@ def build_activities(
         )
     reasoner = build_reasoner(settings, catalog, tracer_provider=tracer_provider)
     agents = AgentActivities(book, catalog, reasoner)
-    policy = PolicyActivities(policies)
+    try:
+        # The policy limits each action's blast radius by the same topology diagnosis uses.
+        topology = Topology.load(settings.topology_file) if settings.topology_file else None
+    except TopologyError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    policy = PolicyActivities(policies, topology)
     remediation = RemediationActivities(
         catalog=catalog,
         credentials=credentials or ActionCredentials(settings.vault_addr, settings.vault_token),

@@ -1,28 +1,87 @@
-"""Policy activity: ask the Rego policies whether a proposed action may run."""
+"""Policy activity: ask the Rego policies whether a proposed action may run.
+
+The activity adds to the workflow's `PolicyInput` what a policy needs and a workflow cannot
+compute (policies/remediation.rego documents the whole input):
+
+- `time`: the weekday and minute of the day of `now`, in UTC, for maintenance windows.
+  regopy 1.5 has time.clock/time.weekday, but its time.parse_rfc3339_ns returns undefined
+  for the "Z" suffix that Python writes, so the policy never parses `now` itself;
+- `blast_radius`: the services that depend on the target, transitively, from the topology
+  (`FIREBREAK_TOPOLOGY_FILE`); `known: false` without one or for a target not in it.
+"""
 
 from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from models.incident import PolicyDecision, PolicyInput, PolicyVerdict
+from models.incident import (
+    MAX_BLAST_SERVICES,
+    AutonomyAssessment,
+    BlastRadius,
+    PolicyDecision,
+    PolicyInput,
+    PolicyVerdict,
+)
 from policies.engine import DECISION_QUERY, PolicyEngine, PolicyEvaluationError
+from rca.topology import Topology
+
+POLICY_NAME = DECISION_QUERY.removeprefix("data.").removesuffix(".decision")
 
 
-class PolicyActivities:
-    def __init__(self, engine: PolicyEngine) -> None:
-        self._engine = engine
+def blast_radius(topology: Topology | None, target: str) -> BlastRadius:
+    if topology is None or target not in topology.services:
+        return BlastRadius(known=False)
+    hurt = sorted(topology.blast_radius(target))
+    return BlastRadius(known=True, size=len(hurt), services=hurt[:MAX_BLAST_SERVICES])
 
-    @activity.defn
-    async def evaluate_policy(self, input: PolicyInput) -> PolicyDecision:
-        try:
-            raw = self._engine.decide(input.model_dump(mode="json"))
-        except PolicyEvaluationError as exc:
-            # Never a silent allow: a policy that cannot decide fails the step loudly.
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+
+def policy_document(input: PolicyInput, topology: Topology | None) -> dict[str, Any]:
+    """The Rego input for one decision: the workflow's input plus time and blast radius."""
+    now = input.now.astimezone(UTC)
+    document = input.model_dump(mode="json")
+    document["now"] = now.isoformat()  # "+00:00", which regopy's RFC3339 parser accepts
+    document["time"] = {
+        "weekday": now.strftime("%A"),
+        "minute_of_day": now.hour * 60 + now.minute,
+    }
+    document["blast_radius"] = blast_radius(topology, input.action.target).model_dump(mode="json")
+    return document
+
+
+def to_decision(raw: dict[str, Any], input: PolicyInput, blast: BlastRadius) -> PolicyDecision:
+    autonomy = raw.get("autonomy")
+    try:
         return PolicyDecision(
             verdict=PolicyVerdict(raw["verdict"]),
             reasons=[str(r) for r in raw.get("reasons", [])],
             approver_group=raw.get("approver_group"),
-            policy=DECISION_QUERY.removeprefix("data.").removesuffix(".decision"),
+            approvers=[str(a) for a in raw.get("approvers") or []],
+            mode="check" if raw.get("mode") == "check" else "apply",
+            autonomy=AutonomyAssessment.model_validate(autonomy) if isinstance(autonomy, dict) else None,
+            policy=POLICY_NAME,
+            action=input.action.action,
+            target=input.action.target,
+            blast_radius=blast,
         )
+    except (ValueError, TypeError) as exc:  # pydantic's ValidationError is a ValueError
+        raise PolicyEvaluationError(f"{DECISION_QUERY} gave a malformed decision: {exc}") from None
+
+
+class PolicyActivities:
+    def __init__(self, engine: PolicyEngine, topology: Topology | None = None) -> None:
+        self._engine = engine
+        self._topology = topology
+
+    @activity.defn
+    async def evaluate_policy(self, input: PolicyInput) -> PolicyDecision:
+        document = policy_document(input, self._topology)
+        try:
+            raw = self._engine.decide(document)
+            return to_decision(raw, input, BlastRadius.model_validate(document["blast_radius"]))
+        except PolicyEvaluationError as exc:
+            # Never a silent allow: a policy that cannot decide fails the step loudly.
+            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None

@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -54,6 +54,7 @@ class Outcome(StrEnum):
     VETOED = "vetoed"  # the reviewer agent vetoed the plan
     ESCALATED = "escalated"  # handed to a human: no plan, approval timeout, failed remediation
     NO_ACTION = "no_action"  # triage found nothing to do beyond notifying
+    RECOMMENDED = "recommended"  # shadow mode: the plan ran in check mode, nothing was applied
 
 
 class PolicyVerdict(StrEnum):
@@ -71,6 +72,29 @@ class PolicyInput(BaseModel):
     services: list[str]
     action: ProposedAction
     now: datetime
+    # models.memory.ActionTrackRecord of the action's class, dumped (models.memory imports this
+    # module). None: memory could not say, and the catalog's autonomy level applies as is.
+    track_record: dict[str, Any] | None = None
+
+
+class BlastRadius(BaseModel):
+    """Who depends on the target, transitively (rca.topology.Topology.blast_radius)."""
+
+    known: bool = False  # False: no topology configured, or the target is not in it
+    size: int = 0
+    services: list[str] = Field(default_factory=list)  # sorted, at most MAX_BLAST_SERVICES
+
+
+MAX_BLAST_SERVICES = 50
+
+
+class AutonomyAssessment(BaseModel):
+    """An action class's autonomy level: the catalog's, moved by its track record."""
+
+    configured: str
+    effective: str
+    change: Literal["promoted", "demoted"] | None = None
+    progress: list[str] = Field(default_factory=list)  # what promotion still needs
 
 
 class PolicyDecision(BaseModel):
@@ -78,6 +102,17 @@ class PolicyDecision(BaseModel):
     reasons: list[str]
     approver_group: str | None = None
     policy: str  # which package decided
+    approvers: list[str] = Field(default_factory=list)  # who may answer; "*" admits anyone
+    mode: Literal["apply", "check"] = "apply"  # check: shadow mode, --check --diff only
+    autonomy: AutonomyAssessment | None = None
+    action: str | None = None  # the action and target decided on (None: a plan's combined verdict)
+    target: str | None = None
+    blast_radius: BlastRadius | None = None
+
+    def admits(self, by: str) -> bool:
+        """May `by` answer this decision's approval request?"""
+        who = by.strip().casefold()
+        return any(member == "*" or member.strip().casefold() == who for member in self.approvers)
 
 
 # --- Approval --------------------------------------------------------------------------------
@@ -114,14 +149,26 @@ class Plan(BaseModel):
 
 
 class RemediationInput(BaseModel):
-    """One action of an approved plan; the idempotency key is stable across retries."""
+    """One action of an approved plan; the idempotency key is stable across retries.
+
+    With `rollback_of` (the forward run's idempotency key) the action's catalog rollback
+    playbook runs instead of its playbook, and undoes what that run did.
+    """
 
     incident_id: str
     action: ProposedAction
     idempotency_key: str
     check_mode: bool = False
+    rollback_of: str | None = None
     severity_rank: int = Field(default=3, ge=1, le=4)  # orders the wait for the target's lock
     lock_wait_seconds: float = Field(default=1800.0, gt=0)
+
+
+class PlannedChange(BaseModel):
+    """One task's change as Ansible's --diff reports it (bounded; no_log tasks never show)."""
+
+    task: str
+    diff: str
 
 
 class RemediationResult(BaseModel):
@@ -137,6 +184,9 @@ class RemediationResult(BaseModel):
     duration_seconds: float
     summary: str
     failed_tasks: list[str] = Field(default_factory=list)
+    changes: list[PlannedChange] = Field(default_factory=list)  # what changed / would change
+    rollback_of: str | None = None  # set on a rollback run: the key of the run it undid
+    rollback_available: bool = False  # the catalog declares a rollback playbook for the action
 
 
 # --- The incident ----------------------------------------------------------------------------
@@ -158,21 +208,16 @@ class Decision(BaseModel):
         "remediation",
         "verification",
         "close",
+        "autonomy",
+        "preview",
+        "rollback",
+        "continue_as_new",
     ]
     by: str  # reasoner, policy package, human or "firebreak"
     summary: str
     reasons: list[str] = Field(default_factory=list)
     confidence: float | None = None  # agents' decisions
     routing: str | None = None  # agents' decisions: why this reasoner
-
-
-class IncidentWorkflowInput(BaseModel):
-    key: str
-    settle_seconds: float = Field(default=30.0, ge=0)
-    approval_timeout_seconds: float = Field(default=3600.0, gt=0)
-    verify_window_seconds: float = Field(default=300.0, ge=0)
-    # Remediation child workflows run here; None means the incident's own task queue.
-    remediation_task_queue: str | None = None
 
 
 class IncidentState(BaseModel):
@@ -192,9 +237,12 @@ class IncidentState(BaseModel):
     review: ReviewResult | None = None
     plan: Plan | None = None
     plan_hash: str | None = None
-    policy: PolicyDecision | None = None
+    policy: PolicyDecision | None = None  # the plan's verdict: the strictest of policy_decisions
+    policy_decisions: list[PolicyDecision] = Field(default_factory=list)  # one per plan action
+    previews: list[RemediationResult] = Field(default_factory=list)  # check mode, before approval
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     remediations: list[RemediationResult] = Field(default_factory=list)
+    rollbacks: list[RemediationResult] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
     llm_usage: LLMUsage = Field(default_factory=LLMUsage)  # every agent's LLM calls, summed
     redactions: dict[str, int] = Field(default_factory=dict)  # secrets kept out of prompts, by kind
@@ -205,6 +253,7 @@ class IncidentState(BaseModel):
     grounding: Grounding | None = None
     degraded: list[str] = Field(default_factory=list)  # evidence that could not be had, and why
     memory_record: str | None = None  # id of the episodic record written at close
+    runs: int = 1  # workflow runs so far: each continue-as-new starts one more
 
     @property
     def firing(self) -> list[Alert]:
@@ -213,6 +262,35 @@ class IncidentState(BaseModel):
     @property
     def all_resolved(self) -> bool:
         return bool(self.alerts) and not self.firing
+
+
+class Stage(StrEnum):
+    """Where a run continued as new: the wait it was in."""
+
+    SETTLE = "settle"
+    APPROVAL = "approval"
+    VERIFY = "verify"
+
+
+class IncidentResume(BaseModel):
+    """What a run hands the next one when it continues as new: the whole incident."""
+
+    state: IncidentState
+    stage: Stage
+    deadline: datetime  # when the interrupted wait ends: the next run waits only what is left
+
+
+class IncidentWorkflowInput(BaseModel):
+    key: str
+    settle_seconds: float = Field(default=30.0, ge=0)
+    approval_timeout_seconds: float = Field(default=3600.0, gt=0)
+    verify_window_seconds: float = Field(default=300.0, ge=0)
+    # Remediation child workflows run here; None means the incident's own task queue.
+    remediation_task_queue: str | None = None
+    # History stays bounded: at a wait, after this many alert signals in one run (or when
+    # Temporal suggests it), the run continues as new with the state in `resume`.
+    max_signals_per_run: int = Field(default=1000, ge=1)
+    resume: IncidentResume | None = None
 
 
 class IncidentResult(BaseModel):
