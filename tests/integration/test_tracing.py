@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
-from firebreak.telemetry import client_interceptors, tracer_provider
+from firebreak.telemetry import client_interceptors, get_tracer, tracer_provider
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
 from models.settings import Settings
@@ -185,3 +189,53 @@ async def test_one_trace_from_webhook_to_remediation_with_agent_attributes_and_n
         raw_text,
     ):
         assert secret not in dump
+
+
+def test_otlp_exporter_posts_spans_to_the_configured_collector() -> None:
+    """`otlp` sends OTLP/HTTP protobuf, with the configured (secret) headers, to the endpoint."""
+    received: list[tuple[str, dict[str, str], bytes]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", "0")))
+            received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.send_header("content-length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    token = "collector-" + secrets.token_hex(8)
+    try:
+        settings = Settings(
+            _env_file=None,
+            otel_exporter="otlp",
+            otel_endpoint=f"http://127.0.0.1:{server.server_address[1]}/v1/traces",
+            otel_headers=SecretStr(f"authorization=Bearer {token}"),
+        )
+        provider = tracer_provider(settings, "worker")
+        assert provider is not None
+        with get_tracer(provider).start_as_current_span("probe-span", attributes={"firebreak.activity": "x"}):
+            pass
+        assert provider.force_flush()
+        provider.shutdown()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    ((path, headers, body),) = received
+    assert path == "/v1/traces" and headers["content-type"] == "application/x-protobuf"
+    assert headers["authorization"] == f"Bearer {token}"
+    export = ExportTraceServiceRequest.FromString(body)
+    (resource_spans,) = export.resource_spans
+    service = next(
+        a.value.string_value for a in resource_spans.resource.attributes if a.key == "service.name"
+    )
+    assert service == "firebreak-worker"
+    assert [span.name for scope in resource_spans.scope_spans for span in scope.spans] == ["probe-span"]
+    assert token.encode() not in body
