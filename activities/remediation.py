@@ -1,5 +1,16 @@
 """Run a catalog playbook with ansible-runner, holding a Vault credential only while it runs.
 
+Every run reports what it changed (or, in check mode, would change) task by task, from
+Ansible's `--diff` (`RemediationResult.changes`): that is what an approver sees before
+saying yes, and what shadow mode records. Tasks that touch the credential are `no_log`, so
+Ansible censors their results and no diff of theirs ever exists. A run with `rollback_of`
+runs the action's catalog rollback playbook instead.
+
+A check-mode run holds no credential at all: nothing is minted for a plan nobody approved
+(or for shadow mode), and the playbooks skip their credential tasks in check mode
+(`ansible_check_mode`). A playbook whose dry run needs to read its target through an API
+would need a read-only role of its own for that.
+
 Secrets: the token reaches Ansible as `VAULT_TOKEN` in the child's environment, never on
 the command line or in extravars. ansible-runner still dumps the environment into its
 artifact dir, so the private data dir lives on tmpfs when there is one, is mode 0700, is
@@ -10,6 +21,7 @@ a dead token in RAM. Playbook tasks that touch the token are `no_log`.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import logging
 import os
 import shutil
@@ -29,11 +41,45 @@ from temporalio.exceptions import ApplicationError
 from activities.credentials import ActionCredentials, action_secret_api_path
 from activities.errors import FirebreakError, PlaybookError
 from models.catalog import Catalog, CatalogError
-from models.incident import RemediationInput, RemediationResult
+from models.incident import PlannedChange, RemediationInput, RemediationResult
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL_SECONDS = 5.0
+# Diffs go into workflow history and the approval request: bounded.
+MAX_CHANGES = 20
+MAX_DIFF_CHARS = 2000
+
+
+def render_diff(diff: Any) -> str:
+    """One task's `--diff` (a dict, or a list of them) as text: unified for file content."""
+    parts: list[str] = []
+    for item in diff if isinstance(diff, list) else [diff]:
+        if not isinstance(item, Mapping):
+            continue
+        if isinstance(item.get("prepared"), str):
+            parts.append(item["prepared"])
+            continue
+        before, after = item.get("before"), item.get("after")
+        if isinstance(before, str) and isinstance(after, str):
+            parts.append(
+                "".join(
+                    difflib.unified_diff(
+                        before.splitlines(keepends=True),
+                        after.splitlines(keepends=True),
+                        fromfile=str(item.get("before_header") or "before"),
+                        tofile=str(item.get("after_header") or "after"),
+                    )
+                )
+            )
+        elif isinstance(before, Mapping) and isinstance(after, Mapping):
+            parts.extend(
+                f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
+                for key in sorted({*before, *after})
+                if before.get(key) != after.get(key)
+            )
+    text = "\n".join(p.rstrip("\n") for p in parts if p)
+    return text if len(text) <= MAX_DIFF_CHARS else text[: MAX_DIFF_CHARS - 12] + "\n[truncated]"
 
 
 @dataclass
@@ -43,6 +89,7 @@ class _Progress:
     tasks_done: int = 0
     current_task: str = ""
     failed_tasks: list[str] = field(default_factory=list)
+    changes: list[PlannedChange] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     def on_event(self, event: Mapping[str, Any]) -> bool:
@@ -52,6 +99,11 @@ class _Progress:
             self.current_task = str(data.get("task", ""))
         elif kind in ("runner_on_ok", "runner_on_skipped"):
             self.tasks_done += 1
+            res = data.get("res") or {}
+            # A no_log task's res is censored: it never carries a diff.
+            if kind == "runner_on_ok" and res.get("changed") and len(self.changes) < MAX_CHANGES:
+                diff = render_diff(res.get("diff"))
+                self.changes.append(PlannedChange(task=str(data.get("task", "?")), diff=diff or "(changed)"))
         elif kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             self.failed_tasks.append(str(data.get("task", "?")))
         return True  # keep the event (artifacts are deleted with the private dir anyway)
@@ -88,16 +140,21 @@ class RemediationActivities:
         action = input.action
         try:
             spec = self._catalog.validate_params(action.action, action.params)
+            if input.rollback_of is not None and spec.rollback is None:
+                raise CatalogError(f"action {spec.name!r} declares no rollback playbook")
         except CatalogError as exc:
             raise ApplicationError(str(exc), type="CatalogError", non_retryable=True) from None
+        playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
 
         started = time.monotonic()
-        try:
-            credential = await asyncio.to_thread(
-                self._credentials.issue, spec, input.incident_id, input.idempotency_key
-            )
-        except FirebreakError as exc:
-            raise exc.to_application_error() from None
+        credential = None
+        if not input.check_mode:
+            try:
+                credential = await asyncio.to_thread(
+                    self._credentials.issue, spec, input.incident_id, input.idempotency_key
+                )
+            except FirebreakError as exc:
+                raise exc.to_application_error() from None
 
         progress = _Progress()
         revoked = False
@@ -111,15 +168,18 @@ class RemediationActivities:
                 "vault_secret_path": action_secret_api_path(spec.name),
                 "ansible_python_interpreter": sys.executable,
             }
+            if input.rollback_of is not None:
+                extravars["rollback_of"] = input.rollback_of
             envvars = {
-                "VAULT_TOKEN": credential.token.get_secret_value(),
                 "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                 "ANSIBLE_NOCOLOR": "1",
                 "ANSIBLE_RETRY_FILES_ENABLED": "0",
             }
+            if credential is not None:
+                envvars["VAULT_TOKEN"] = credential.token.get_secret_value()
             runner_task = asyncio.ensure_future(
                 asyncio.to_thread(
-                    self._run_ansible, spec.playbook, extravars, envvars, input.check_mode, progress
+                    self._run_ansible, playbook, extravars, envvars, input.check_mode, progress
                 )
             )
             try:
@@ -135,11 +195,12 @@ class RemediationActivities:
             except FirebreakError as exc:
                 raise exc.to_application_error() from None
         finally:
-            revoked = await asyncio.to_thread(self._credentials.revoke, credential)
+            if credential is not None:
+                revoked = await asyncio.to_thread(self._credentials.revoke, credential)
 
         duration = time.monotonic() - started
         summary = (
-            f"{spec.name} on {action.target}: {status}"
+            f"{spec.name}{' rollback' if input.rollback_of else ''} on {action.target}: {status}"
             f"{' (check mode)' if input.check_mode else ''}, "
             f"{'changed' if changed else 'no change'}, {progress.tasks_done} tasks ok"
         )
@@ -153,12 +214,15 @@ class RemediationActivities:
             changed=changed,
             check_mode=input.check_mode,
             idempotency_key=input.idempotency_key,
-            credential_accessor=credential.accessor,
-            credential_ttl_seconds=credential.ttl_seconds,
+            credential_accessor=credential.accessor if credential else None,
+            credential_ttl_seconds=credential.ttl_seconds if credential else None,
             credential_revoked=revoked,
             duration_seconds=round(duration, 3),
             summary=summary,
             failed_tasks=progress.failed_tasks,
+            changes=progress.changes,
+            rollback_of=input.rollback_of,
+            rollback_available=spec.rollback is not None,
         )
 
     def _run_ansible(

@@ -40,6 +40,9 @@ class ActionSpec(BaseModel):
     vault_role: str
     params_schema: dict[str, Any]
     risk_notes: str = ""
+    # A playbook that undoes this action (run when verification fails); same params, plus
+    # `rollback_of`: the idempotency key of the run to undo.
+    rollback: str | None = None
 
     @field_validator("params_schema")
     @classmethod
@@ -73,6 +76,8 @@ class Catalog(BaseModel):
                 raise CatalogError(f"{path}: action {name!r}: {exc}") from exc
             if not (directory / spec.playbook).is_file():
                 raise CatalogError(f"{path}: action {name!r}: no playbook {spec.playbook}")
+            if spec.rollback is not None and not (directory / spec.rollback).is_file():
+                raise CatalogError(f"{path}: action {name!r}: no rollback playbook {spec.rollback}")
             actions[name] = spec
         return cls(actions=actions, directory=directory)
 

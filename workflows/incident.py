@@ -1,12 +1,29 @@
 """IncidentWorkflow: one incident from its first alert to its outcome.
 
-settle -> triage -> diagnose -> plan -> review -> policy -> (approval) -> remediation (child
-workflows) -> verify -> close.
+settle -> triage -> gather context -> diagnose -> plan -> review -> policy -> gate ->
+remediation (child workflows) -> verify (-> rollback) -> close.
 
 Each agent step is its own activity on the hybrid reasoner (rules first, Claude where the
 rules are not enough). When the LLM stays unavailable (retries exhausted, or a request it
 rejects), the step runs again on rules and so does the rest of the incident, which records
 why. Token usage, cost and redaction counts of every decision add up in the state.
+
+Governance. The policy (Rego) decides per action: deny, allow, or needs approval from a
+group whose members it names; the action class's autonomy level is the catalog's, moved by
+its track record from memory (promotion and demotion by rule, each change recorded). The
+gate (workflows/gate.py) is the only place that turns decisions and answers into "run":
+- shadow mode (autonomy `recommend`): the plan runs in Ansible check mode, the incident
+  records what would have changed and closes as `recommended`;
+- needs approval: the plan first runs in check mode so the request shows exactly what would
+  change and the blast radius; an answer names the plan's hash and must come from the
+  approver group, anything else is refused and recorded while the request stays open;
+- after the action, the alerts must resolve within the verify window, or each applied
+  action whose catalog entry has a rollback playbook is rolled back, and the incident
+  escalates.
+
+Bounded history: at each wait (settle, approval, verify), after `max_signals_per_run`
+alert signals in one run or when Temporal suggests it, the run continues as new carrying
+the whole state and the wait's deadline (IncidentResume).
 
 The workflow's history is the audit log: every alert batch, decision, approval and action
 result is an event in it. The state query and the Temporal UI's current details show the
@@ -18,7 +35,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio import workflow
@@ -55,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalSignal,
         Decision,
         IncidentResult,
+        IncidentResume,
         IncidentState,
         IncidentWorkflowInput,
         Outcome,
@@ -62,21 +80,33 @@ with workflow.unsafe.imports_passed_through():
         Plan,
         PolicyDecision,
         PolicyInput,
-        PolicyVerdict,
+        ProposedAction,
         RemediationInput,
         RemediationResult,
+        Stage,
         TriageInput,
         TriageResult,
     )
     from models.memory import (
+        ActionTrackRecord,
         IncidentRecord,
         RecordResult,
         RetrievedContext,
         RetrieveInput,
+        TrackRecordInput,
+        TrackRecordResult,
         grounding_from_context,
     )
     from rca.models import Symptom, TelemetryInput, TelemetryResult
+    from workflows.details import render_details
+    from workflows.gate import Gate, answer, gate, refusal, strictest
     from workflows.remediation import RemediationWorkflow
+
+__all__ = ["IncidentWorkflow", "render_details", "strictest"]
+
+# Incidents that started before governance (track record, check-mode preview, approver
+# groups, rollback, continue-as-new) replay along the path they took.
+GOVERNANCE_PATCH = "firebreak-governance-v1"
 
 POLICY_TIMEOUT = timedelta(seconds=15)
 DECISION_RETRY = RetryPolicy(
@@ -85,9 +115,8 @@ DECISION_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=["PolicyError", "CatalogError"],
 )
-# An agent activity may make an LLM call and its repair (each bounded by the client's own
-# timeout, at most 35 s); a few attempts, then the incident continues on rules.
-# Context (telemetry, memory) is worth waiting for briefly, never worth blocking on.
+# Context (telemetry, memory, track record) is worth waiting for briefly, never worth
+# blocking on.
 CONTEXT_TIMEOUT = timedelta(seconds=60)
 CONTEXT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -96,6 +125,8 @@ CONTEXT_RETRY = RetryPolicy(
     non_retryable_error_types=["RecordNotFound", "TopologyError"],
 )
 MAX_EVIDENCE = 60
+# An agent activity may make an LLM call and its repair (each bounded by the client's own
+# timeout, at most 35 s); a few attempts, then the incident continues on rules.
 AGENT_TIMEOUT = timedelta(seconds=90)
 AGENT_SCHEDULE_TIMEOUT = timedelta(minutes=4)
 AGENT_RETRY = RetryPolicy(
@@ -107,6 +138,9 @@ AGENT_RETRY = RetryPolicy(
 )
 LLM_FAULTS = ("LLMUnavailable", "LLMRequestRejected")
 RULES_TIMEOUT = timedelta(seconds=30)
+# A check-mode run (approval preview, shadow mode) waits this long for the target's lock:
+# the approval request should not wait half an hour behind another remediation.
+CHECK_LOCK_WAIT_SECONDS = 120.0
 
 AgentInputT = TypeVar("AgentInputT", bound="AgentInput")
 AgentResultT = TypeVar("AgentResultT", bound="AgentResult")
@@ -117,10 +151,16 @@ class IncidentWorkflow:
     @workflow.init
     def __init__(self, input: IncidentWorkflowInput) -> None:
         self._input = input
-        info = workflow.info()
-        self._state = IncidentState(incident_id=info.workflow_id, key=input.key, opened_at=workflow.now())
+        resume = input.resume
+        if resume is not None:
+            self._state = resume.state
+        else:
+            info = workflow.info()
+            self._state = IncidentState(incident_id=info.workflow_id, key=input.key, opened_at=workflow.now())
         self._approval: ApprovalRecord | None = None
-        self._awaiting_approval = False
+        self._awaiting_approval = resume is not None and resume.stage == Stage.APPROVAL
+        self._signals_this_run = 0
+        self._governance = True  # settled at the start of run()
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -128,6 +168,7 @@ class IncidentWorkflow:
     def on_alerts(self, batch: AlertBatch) -> None:
         """Record alerts; the same alert twice (same fingerprint and status) counts once."""
         self._state.alert_signals += 1
+        self._signals_this_run += 1
         for alert in batch.alerts:
             known = self._state.alerts.get(alert.fingerprint)
             if known is not None and known.status == alert.status:
@@ -156,6 +197,8 @@ class IncidentWorkflow:
         return self._state
 
     def _answer(self, decision: str, signal: ApprovalSignal) -> None:
+        """Accept an answer to the pending approval, or record why it is refused."""
+        state = self._state
         record = ApprovalRecord(
             decision="approved" if decision == "approved" else "rejected",
             by=signal.by,
@@ -163,30 +206,46 @@ class IncidentWorkflow:
             at=workflow.now(),
             plan_hash=signal.plan_hash,
         )
-        refusal = None
-        if not self._awaiting_approval or self._approval is not None:
-            refusal = "no approval is pending"
-        elif signal.plan_hash != self._state.plan_hash:
-            refusal = (
-                f"plan_hash {signal.plan_hash!r} does not match the pending plan {self._state.plan_hash!r}"
-            )
-        if refusal is not None:
-            record = record.model_copy(update={"decision": "refused", "note": f"{decision}: {refusal}"})
-            self._state.approvals.append(record)
-            self._decide("approval", signal.by, f"{decision} signal refused", [refusal])
-            workflow.logger.warning("approval signal from %s refused: %s", signal.by, refusal)
+        pending = self._awaiting_approval and self._approval is None
+        why = refusal(self._gate_decisions(), state.plan_hash, pending, signal)
+        if why is not None:
+            record = record.model_copy(update={"decision": "refused", "note": f"{decision}: {why}"})
+            state.approvals.append(record)
+            self._decide("approval", signal.by, f"{decision} signal refused", [why])
+            workflow.logger.warning("approval signal from %s refused: %s", signal.by, why)
+            self._refresh_details()
             return
         self._approval = record
-        self._state.approvals.append(record)
+        state.approvals.append(record)
         self._decide("approval", signal.by, f"plan {decision}", [signal.reason] if signal.reason else [])
 
     # --- main ------------------------------------------------------------------------------
 
     @workflow.run
     async def run(self, input: IncidentWorkflowInput) -> IncidentResult:
-        state = self._state
+        resume = input.resume
+        self._governance = resume is not None or workflow.patched(GOVERNANCE_PATCH)
+        stage = resume.stage if resume is not None else Stage.SETTLE
+        deadline = resume.deadline if resume is not None else None
+        if stage == Stage.SETTLE:
+            closed = await self._settle_and_decide(deadline)
+            if closed is not None:
+                return closed
+            stage, deadline = Stage.APPROVAL, None
+        if stage == Stage.APPROVAL:
+            closed = await self._gate_and_remediate(deadline)
+            if closed is not None:
+                return closed
+            deadline = None
+        return await self._verify(deadline)
+
+    async def _settle_and_decide(self, deadline: datetime | None) -> IncidentResult | None:
+        """Settle, triage, context, diagnosis, plan, review and policy; None: go to the gate."""
+        state, input = self._state, self._input
         self._set_phase(Phase.SETTLING)
-        if await self._wait(lambda: state.all_resolved, input.settle_seconds):
+        if deadline is None:
+            deadline = workflow.now() + timedelta(seconds=input.settle_seconds)
+        if await self._wait_until(lambda: state.all_resolved, deadline, Stage.SETTLE):
             return await self._close(Outcome.TRANSIENT, "every alert resolved within the settle window")
 
         self._set_phase(Phase.TRIAGE)
@@ -281,10 +340,17 @@ class IncidentWorkflow:
         plan = Plan(actions=proposal.actions)
         state.plan = plan
         state.plan_hash = plan.digest()
-
         self._set_phase(Phase.POLICY)
+        await self._evaluate_policy(plan, triage)
+        return None
+
+    async def _evaluate_policy(self, plan: Plan, triage: TriageResult) -> None:
+        """One decision per action (with its class's track record), and the plan's strictest."""
+        state = self._state
+        records = await self._track_records(plan) if self._governance else None
         decisions = []
         for action in plan.actions:
+            record = records.get(action.action) if records is not None else None
             decisions.append(
                 await workflow.execute_activity_method(
                     PolicyActivities.evaluate_policy,
@@ -294,26 +360,68 @@ class IncidentWorkflow:
                         services=triage.services,
                         action=action,
                         now=workflow.now(),
+                        track_record=record.model_dump(mode="json") if record is not None else None,
                     ),
                     start_to_close_timeout=POLICY_TIMEOUT,
                     retry_policy=DECISION_RETRY,
                 )
             )
-        policy = strictest(decisions)
-        state.policy = policy
-        self._decide("policy", policy.policy, f"verdict: {policy.verdict}", policy.reasons)
-        if policy.verdict == PolicyVerdict.DENY:
-            return await self._close(Outcome.DENIED, "; ".join(policy.reasons))
+        state.policy_decisions = decisions
+        state.policy = strictest(decisions)
+        self._decide("policy", state.policy.policy, f"verdict: {state.policy.verdict}", state.policy.reasons)
+        recorded: set[str] = set()
+        for decision in decisions:
+            autonomy = decision.autonomy
+            if autonomy is None or autonomy.change is None or decision.action in recorded:
+                continue
+            # A change of level is a decision of its own: shown in the state, the UI and the audit.
+            recorded.add(str(decision.action))
+            self._decide(
+                "autonomy",
+                decision.policy,
+                f"{decision.action} {autonomy.change}: {autonomy.configured} -> {autonomy.effective}",
+                [r for r in decision.reasons if f" {autonomy.change} " in r],
+            )
 
-        if policy.verdict == PolicyVerdict.NEEDS_APPROVAL:
+    async def _track_records(self, plan: Plan) -> dict[str, ActionTrackRecord] | None:
+        """Each action class's track record from memory; None (and a note) if memory fails."""
+        try:
+            result: TrackRecordResult = await workflow.execute_activity(
+                "action_track_record",
+                TrackRecordInput(actions=sorted({a.action for a in plan.actions})),
+                result_type=TrackRecordResult,
+                start_to_close_timeout=CONTEXT_TIMEOUT,
+                retry_policy=CONTEXT_RETRY,
+            )
+        except ActivityError as exc:
+            self._state.degraded.append(
+                f"track record unavailable ({_cause(exc)}): the catalog's autonomy levels apply"
+            )
+            return None
+        return result.records
+
+    async def _gate_and_remediate(self, deadline: datetime | None) -> IncidentResult | None:
+        """Apply the gate: deny, shadow, wait for an admitted answer, or run; None: verify."""
+        state, input = self._state, self._input
+        plan = self._plan()
+        verdict = gate(self._gate_decisions(), state.plan_hash, state.approvals)
+        if verdict == Gate.DENY:
+            return await self._close(Outcome.DENIED, "; ".join(state.policy.reasons if state.policy else []))
+        if verdict == Gate.SHADOW:
+            return await self._shadow()
+        if verdict == Gate.WAIT:
+            if deadline is None:  # not resumed: ask now, showing what would change
+                if self._governance:
+                    await self._preview()
+                deadline = workflow.now() + timedelta(seconds=input.approval_timeout_seconds)
             self._awaiting_approval = True
             self._set_phase(Phase.AWAITING_APPROVAL)
-            await self._wait(
-                lambda: self._approval is not None or state.all_resolved,
-                input.approval_timeout_seconds,
+            await self._wait_until(
+                lambda: self._approval is not None or state.all_resolved, deadline, Stage.APPROVAL
             )
             self._awaiting_approval = False
-            if self._approval is None:
+            verdict = gate(self._gate_decisions(), state.plan_hash, state.approvals)
+            if verdict == Gate.WAIT:
                 if state.all_resolved:
                     return await self._close(
                         Outcome.SELF_RESOLVED,
@@ -323,22 +431,27 @@ class IncidentWorkflow:
                     Outcome.ESCALATED,
                     f"no approval within {input.approval_timeout_seconds:g}s; escalated to a human",
                 )
-            if self._approval.decision == "rejected":
-                return await self._close(
-                    Outcome.REJECTED, f"rejected by {self._approval.by}: {self._approval.reason}"
-                )
+            if verdict == Gate.REJECT:
+                record = answer(self._gate_decisions(), state.plan_hash, state.approvals)
+                by, why = (record.by, record.reason) if record else ("?", "")
+                return await self._close(Outcome.REJECTED, f"rejected by {by}: {why}")
+        if verdict != Gate.RUN:  # the gate has no other way to let a plan through
+            raise ApplicationError(
+                f"gate said {verdict} after approval", type="GateError", non_retryable=True
+            )
         if state.all_resolved:
             return await self._close(Outcome.SELF_RESOLVED, "every alert resolved before any action ran")
 
         self._set_phase(Phase.REMEDIATING)
         for index, action in enumerate(plan.actions):
-            result = await self._remediate(
+            result = await self._run_child(
+                "action",
                 index,
-                action_input=RemediationInput(
+                RemediationInput(
                     incident_id=state.incident_id,
                     action=action,
                     idempotency_key=self._idempotency_key(index),
-                    severity_rank=state.severity.rank if state.severity else 3,
+                    severity_rank=self._severity_rank(),
                 ),
             )
             state.remediations.append(result)
@@ -351,23 +464,179 @@ class IncidentWorkflow:
                 else [],
             )
             if result.status != "successful":
-                return await self._close(
-                    Outcome.ESCALATED,
-                    f"remediation {action.action} on {action.target}: {result.status}",
-                )
+                reason = f"remediation {action.action} on {action.target}: {result.status}"
+                return await self._close(Outcome.ESCALATED, reason + await self._roll_back(reason))
+        return None
 
-        self._set_phase(Phase.VERIFYING)
-        if await self._wait(lambda: state.all_resolved, input.verify_window_seconds):
+    async def _verify(self, deadline: datetime | None) -> IncidentResult:
+        """The alerts must resolve within the verify window; if not, roll back and escalate."""
+        state, input = self._state, self._input
+        if deadline is None:
+            self._set_phase(Phase.VERIFYING)
+            deadline = workflow.now() + timedelta(seconds=input.verify_window_seconds)
+        if await self._wait_until(lambda: state.all_resolved, deadline, Stage.VERIFY):
             self._decide("verification", "firebreak", "every alert resolved after remediation")
             return await self._close(Outcome.REMEDIATED, "remediated and verified: alerts resolved")
         still = ", ".join(sorted(a.name for a in state.firing))
         self._decide("verification", "firebreak", "alerts still firing after remediation", [still])
+        reason = f"still firing {input.verify_window_seconds:g}s after remediation: {still}"
+        rolled_back = await self._roll_back(reason) if self._governance else ""
+        return await self._close(Outcome.ESCALATED, reason + rolled_back)
+
+    # --- check mode, shadow mode, rollback -------------------------------------------------
+
+    async def _preview(self) -> None:
+        """Run the plan in check mode so the approval request shows exactly what would change."""
+        state = self._state
+        for index, action in enumerate(self._plan().actions):
+            result = await self._run_child("check", index, self._check_input(index, action))
+            state.previews.append(result)
+            self._decide("preview", "ansible", f"check mode: {result.summary}", change_lines(result))
+
+    async def _shadow(self) -> IncidentResult:
+        """Shadow mode: run the plan in check mode only and record what would have changed."""
+        state = self._state
+        self._set_phase(Phase.REMEDIATING)
+        for index, action in enumerate(self._plan().actions):
+            result = await self._run_child("check", index, self._check_input(index, action))
+            state.remediations.append(result)
+            self._decide("remediation", "ansible", f"shadow: {result.summary}", change_lines(result))
+            if result.status != "successful":
+                return await self._close(
+                    Outcome.ESCALATED, f"shadow run of {action.action} on {action.target}: {result.status}"
+                )
+        would = [f"{c.task} ({r.action} on {r.target})" for r in state.remediations for c in r.changes]
         return await self._close(
-            Outcome.ESCALATED,
-            f"still firing {input.verify_window_seconds:g}s after remediation: {still}",
+            Outcome.RECOMMENDED,
+            "shadow mode, nothing applied; would change: " + ("; ".join(would) if would else "nothing"),
         )
 
-    # --- steps -----------------------------------------------------------------------------
+    async def _roll_back(self, reason: str) -> str:
+        """Roll back every applied action that declares a rollback, last first; a summary."""
+        state = self._state
+        if state.plan is None:
+            return ""
+        done = []
+        for index in reversed(range(len(state.remediations))):
+            forward = state.remediations[index]
+            if forward.check_mode or forward.status != "successful" or not forward.rollback_available:
+                continue
+            result = await self._run_child(
+                "rollback",
+                index,
+                RemediationInput(
+                    incident_id=state.incident_id,
+                    action=state.plan.actions[index],
+                    idempotency_key=rollback_key(forward.idempotency_key),
+                    rollback_of=forward.idempotency_key,
+                    severity_rank=self._severity_rank(),
+                ),
+            )
+            state.rollbacks.append(result)
+            self._decide(
+                "rollback", "ansible", result.summary, [f"undoes run {forward.idempotency_key}: {reason}"]
+            )
+            done.append(f"{forward.action} on {forward.target} rollback {result.status}")
+        return f"; rolled back: {', '.join(done)}" if done else ""
+
+    def _check_input(self, index: int, action: ProposedAction) -> RemediationInput:
+        return RemediationInput(
+            incident_id=self._state.incident_id,
+            action=action,
+            idempotency_key=self._idempotency_key(index, "check"),
+            check_mode=True,
+            severity_rank=self._severity_rank(),
+            lock_wait_seconds=CHECK_LOCK_WAIT_SECONDS,
+        )
+
+    async def _run_child(self, kind: str, index: int, action_input: RemediationInput) -> RemediationResult:
+        """One RemediationWorkflow (it takes the target's lock); a failure becomes a result."""
+        info = workflow.info()
+        try:
+            return await workflow.execute_child_workflow(
+                RemediationWorkflow.run,
+                action_input,
+                id=f"{info.workflow_id}-{kind}-{index}-{info.run_id[:8]}",
+                task_queue=self._input.remediation_task_queue or info.task_queue,
+            )
+        except ChildWorkflowError as exc:
+            cause = exc.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            return RemediationResult(
+                action=action_input.action.action,
+                target=action_input.action.target,
+                status="failed",
+                changed=False,
+                check_mode=action_input.check_mode,
+                idempotency_key=action_input.idempotency_key,
+                duration_seconds=0.0,
+                summary=f"{action_input.action.action} could not run: {message}",
+                rollback_of=action_input.rollback_of,
+            )
+
+    def _idempotency_key(self, index: int, purpose: str = "") -> str:
+        """Stable across activity retries and worker restarts, unique per incident run and purpose."""
+        info = workflow.info()
+        raw = f"{info.workflow_id}/{info.run_id}/{index}" + (f"/{purpose}" if purpose else "")
+        return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+    def _plan(self) -> Plan:
+        if self._state.plan is None:  # the gate is only ever reached with a plan
+            raise ApplicationError("no plan to act on", type="GateError", non_retryable=True)
+        return self._state.plan
+
+    def _severity_rank(self) -> int:
+        return self._state.severity.rank if self._state.severity else 3
+
+    def _gate_decisions(self) -> list[PolicyDecision]:
+        state = self._state
+        decisions = state.policy_decisions or ([state.policy] if state.policy else [])
+        if not self._governance:  # before approver groups, anyone who signed could answer
+            decisions = [d.model_copy(update={"approvers": ["*"]}) for d in decisions]
+        return decisions
+
+    # --- waiting, and continuing as new ----------------------------------------------------
+
+    async def _wait_until(self, condition: Callable[[], bool], deadline: datetime, stage: Stage) -> bool:
+        """Wait for `condition` until `deadline`; True if it held. Continues as new when due."""
+        while True:
+            if condition():
+                return True
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return False
+            try:
+                await workflow.wait_condition(
+                    lambda: condition() or self._history_full(), timeout=timedelta(seconds=remaining)
+                )
+            except TimeoutError:
+                return condition()
+            if not condition() and self._history_full():
+                await self._continue_as_new(stage, deadline)
+
+    def _history_full(self) -> bool:
+        return self._governance and (
+            self._signals_this_run >= self._input.max_signals_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
+    async def _continue_as_new(self, stage: Stage, deadline: datetime) -> None:
+        state = self._state
+        self._decide(
+            "continue_as_new",
+            "firebreak",
+            f"history bounded: run {state.runs} continues as new while waiting ({stage.value})",
+            [f"{self._signals_this_run} alert signal(s) in this run, {state.alert_signals} in all"],
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        state.runs += 1
+        workflow.continue_as_new(
+            self._input.model_copy(
+                update={"resume": IncidentResume(state=state, stage=stage, deadline=deadline)}
+            )
+        )
+
+    # --- agents ----------------------------------------------------------------------------
 
     async def _agent(
         self, activity: Callable[[Any, AgentInputT], Awaitable[AgentResultT]], input: AgentInputT
@@ -431,43 +700,6 @@ class IncidentWorkflow:
                 routing=result.routing,
             )
         )
-
-    async def _remediate(self, index: int, action_input: RemediationInput) -> RemediationResult:
-        info = workflow.info()
-        try:
-            return await workflow.execute_child_workflow(
-                RemediationWorkflow.run,
-                action_input,
-                id=f"{info.workflow_id}-action-{index}-{info.run_id[:8]}",
-                task_queue=self._input.remediation_task_queue or info.task_queue,
-            )
-        except ChildWorkflowError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-            return RemediationResult(
-                action=action_input.action.action,
-                target=action_input.action.target,
-                status="failed",
-                changed=False,
-                check_mode=action_input.check_mode,
-                idempotency_key=action_input.idempotency_key,
-                duration_seconds=0.0,
-                summary=f"{action_input.action.action} could not run: {message}",
-            )
-
-    def _idempotency_key(self, index: int) -> str:
-        """Stable across activity retries and worker restarts, unique per incident run."""
-        info = workflow.info()
-        raw = f"{info.workflow_id}/{info.run_id}/{index}"
-        return hashlib.sha256(raw.encode()).hexdigest()[:32]
-
-    async def _wait(self, condition: Callable[[], bool], seconds: float) -> bool:
-        """wait_condition with a timeout; True if the condition held before it expired."""
-        try:
-            await workflow.wait_condition(condition, timeout=timedelta(seconds=seconds))
-        except TimeoutError:
-            return False
-        return True
 
     async def _gather_context(
         self, alerts: list[Alert], triage: TriageResult
@@ -554,7 +786,8 @@ class IncidentWorkflow:
             top = state.diagnosis.hypotheses[0] if state.diagnosis and state.diagnosis.hypotheses else None
             record = IncidentRecord.from_state(
                 state,
-                run_id=workflow.info().run_id,
+                # One record per incident, however many runs it continued as new through.
+                run_id=workflow.info().first_execution_run_id,
                 root_cause=top.cause if top else None,
                 cited=state.proposal.citations if state.proposal else [],
                 outcome_reason=reason,
@@ -592,79 +825,15 @@ def _cause(exc: BaseException) -> str:
     return getattr(cause, "message", None) or str(cause) or type(cause).__name__
 
 
-_VERDICT_ORDER = {PolicyVerdict.ALLOW: 0, PolicyVerdict.NEEDS_APPROVAL: 1, PolicyVerdict.DENY: 2}
+def change_lines(result: RemediationResult) -> list[str]:
+    """A run's changes as decision reasons: task, then the diff's first lines."""
+    lines = []
+    for change in result.changes:
+        first = [line for line in change.diff.splitlines() if line.startswith(("+", "-", " ", "@"))][:6]
+        lines.append(f"{change.task}: " + (" | ".join(first) if first else change.diff[:200]))
+    return lines
 
 
-def strictest(decisions: list[PolicyDecision]) -> PolicyDecision:
-    """One decision for a plan of several actions: the strictest verdict, every reason."""
-    worst = max(decisions, key=lambda d: _VERDICT_ORDER[d.verdict])
-    reasons = list(dict.fromkeys(r for d in decisions for r in d.reasons))
-    return worst.model_copy(update={"reasons": reasons})
-
-
-def render_details(state: IncidentState, awaiting_approval: bool) -> str:
-    """Markdown for the Temporal UI's "Current Details": the incident at a glance."""
-    firing = state.firing
-    lines = [
-        f"## Incident `{state.key}` — {state.phase.value}"
-        + (f" ({state.outcome.value})" if state.outcome else ""),
-        "",
-        f"**Alerts:** {len(firing)} firing, {len(state.alerts) - len(firing)} resolved"
-        f" ({state.duplicate_alerts} duplicates ignored)",
-    ]
-    for alert in sorted(firing, key=lambda a: (a.severity.rank, a.name))[:10]:
-        lines.append(f"- `{alert.severity}` **{alert.name}** on `{alert.service}`: {alert.summary[:200]}")
-    if state.triage:
-        t = state.triage
-        lines += [
-            "",
-            f"**Triage** ({t.reasoner}, confidence {t.confidence:.2f}): {t.summary[:300]}",
-        ]
-    if state.diagnosis and state.diagnosis.hypotheses:
-        d = state.diagnosis
-        lines += ["", f"**Diagnosis** ({d.reasoner}, confidence {d.confidence:.2f}):"]
-        lines += [f"- `{h.service}` {h.cause[:200]} ({h.confidence:.2f})" for h in d.hypotheses[:3]]
-    if state.proposal and state.proposal.actions:
-        p = state.proposal
-        lines += ["", f"**Why** ({p.reasoner}, confidence {p.confidence:.2f}): {p.rationale[:300]}"]
-        if p.verification:
-            lines.append(f"**Verify:** {p.verification[:200]}")
-    if state.review:
-        r = state.review
-        lines += ["", f"**Review** ({r.reasoner}): {r.verdict} — {'; '.join(r.reasons)[:300]}"]
-    if state.llm_usage.calls or state.llm_unavailable:
-        u = state.llm_usage
-        lines += ["", f"**LLM:** {u.calls} call(s), {u.total_tokens} tokens, ${u.cost_usd:.4f}"]
-        if state.llm_unavailable:
-            lines.append(f"**LLM unavailable:** {state.llm_unavailable}")
-    if state.plan:
-        lines += ["", f"**Plan** `{state.plan_hash}`:"]
-        for action in state.plan.actions:
-            params = json.dumps(action.params, sort_keys=True)
-            lines.append(
-                f"- `{action.action}` on `{action.target}` params `{params}`"
-                f" (risk {action.risk}, timeout {action.timeout_seconds}s)"
-            )
-    if state.policy:
-        lines += [
-            "",
-            f"**Policy:** {state.policy.verdict.value} — {'; '.join(state.policy.reasons)}",
-        ]
-    if awaiting_approval:
-        payload = json.dumps({"by": "YOUR NAME", "reason": "WHY", "plan_hash": state.plan_hash})
-        group = state.policy.approver_group if state.policy else None
-        lines += [
-            "",
-            "### Pending: approval" + (f" (group `{group}`)" if group else ""),
-            f"More Actions → Send a Signal → `{SIGNAL_APPROVE}` (or `{SIGNAL_REJECT}`) with data:",
-            "",
-            f"`{payload}`",
-            "",
-            f"CLI: `firebreak approve {state.key} --by NAME --reason TEXT` (add `--reject` to reject)",
-        ]
-    if state.remediations:
-        lines += ["", "**Actions:**"] + [f"- {r.summary}" for r in state.remediations]
-    if state.outcome and state.decisions:
-        last = state.decisions[-1]
-        lines += ["", f"**Outcome:** {last.reasons[0] if last.reasons else state.outcome.value}"]
-    return "\n".join(lines)
+def rollback_key(forward_key: str) -> str:
+    """The rollback's own idempotency key: derived from, and never equal to, the undone run's."""
+    return hashlib.sha256(f"{forward_key}/rollback".encode()).hexdigest()[:32]
