@@ -148,6 +148,7 @@ def create_app(
         ingest: Coalescer | None = getattr(app.state, "coalescer", None)
         if ingest is not None:
             await ingest.drain()
+            logger.info("ingest totals: %s", ingest.stats)
 
     app = FastAPI(
         title="Firebreak alert ingress",

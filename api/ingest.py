@@ -1,8 +1,12 @@
 """Deliver alerts to incident workflows, coalescing a storm into few RPCs.
 
 Alerts for the same incident that arrive within `max_delay` of each other (or until a
-batch holds `max_batch` alerts) travel in one signal-with-start. Every request still gets
-its answer only after Temporal accepted the batches holding its alerts, so 202 keeps its
+batch holds `max_batch` alerts) travel in one signal-with-start. At most one RPC per
+incident is in flight: what arrives meanwhile waits for it and goes in the next batch, so
+batches grow with Temporal's latency instead of piling concurrent signal-with-starts onto
+one workflow (they serialize on it anyway), and an incident's batches land in the order
+they were sent (a "resolved" never overtakes its "firing"). Every request still gets its
+answer only after Temporal accepted the batches holding its alerts, so 202 keeps its
 meaning: durable. Memory stays bounded: past `max_pending` alerts waiting to be flushed,
 new requests are refused with 429 + Retry-After instead of queueing; after Temporal fails,
 requests are refused with 503 for a short cool-down rather than piling up behind it.
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +57,7 @@ class IngestStats:
     batches: int = 0
     rejected_overload: int = 0
     rejected_unavailable: int = 0
+    delivery_seconds: float = 0.0  # summed over accepted batches: mean RPC time = this / batches
 
 
 class Coalescer:
@@ -71,7 +77,9 @@ class Coalescer:
         self._max_pending = max_pending
         self._inflight = asyncio.Semaphore(max_inflight)
         self._cooldown = cooldown
-        self._open: dict[str, _Batch] = {}
+        self._open: dict[str, _Batch] = {}  # accepting alerts
+        self._ready: dict[str, deque[_Batch]] = {}  # closed, behind the key's RPC in flight
+        self._sending: set[str] = set()  # keys with an RPC in flight
         self._pending = 0
         self._down_until = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -97,7 +105,9 @@ class Coalescer:
             batch = self._open.get(key)
             if batch is None:
                 batch = self._open[key] = _Batch(key=key)
-                batch.timer = asyncio.get_running_loop().call_later(self._max_delay, self._flush, key)
+                if key not in self._sending:
+                    # Otherwise it goes as soon as the batch in flight lands.
+                    batch.timer = asyncio.get_running_loop().call_later(self._max_delay, self._flush, key)
             batch.alerts[alert.fingerprint] = alert
             batch.count += 1
             self._pending += 1
@@ -109,21 +119,42 @@ class Coalescer:
         return sorted(waits)
 
     def _flush(self, key: str) -> None:
+        """Close the key's open batch: send it now, or after the one in flight."""
         batch = self._open.pop(key, None)
         if batch is None:
             return
         if batch.timer is not None:
             batch.timer.cancel()
+        if key in self._sending:
+            self._ready.setdefault(key, deque()).append(batch)
+        else:
+            self._start(batch)
+
+    def _start(self, batch: _Batch) -> None:
+        self._sending.add(batch.key)
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _next(self, key: str) -> None:
+        """The key's RPC landed: send what waited for it, oldest first."""
+        self._sending.discard(key)
+        ready = self._ready.get(key)
+        if ready:
+            self._start(ready.popleft())
+            if not ready:
+                del self._ready[key]
+        elif key in self._open:
+            self._flush(key)
+
     async def _send(self, batch: _Batch) -> None:
         try:
             async with self._inflight:
+                started = time.monotonic()
                 await self._deliver(
                     batch.key, AlertBatch(alerts=list(batch.alerts.values()), received_at=datetime.now(UTC))
                 )
+                self.stats.delivery_seconds += time.monotonic() - started
         except Exception as exc:
             self._down_until = time.monotonic() + self._cooldown
             logger.warning("batch for %s not accepted: %s", batch.key, type(exc).__name__)
@@ -137,10 +168,11 @@ class Coalescer:
                 batch.done.set_result(None)
         finally:
             self._pending -= batch.count
+            self._next(batch.key)
 
     async def drain(self) -> None:
-        """Flush everything open and wait for it (shutdown)."""
-        for key in list(self._open):
-            self._flush(key)
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Flush everything open and wait for it, and for what queued behind it (shutdown)."""
+        while self._open or self._tasks:
+            for key in list(self._open):
+                self._flush(key)
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
