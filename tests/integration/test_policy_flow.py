@@ -1,0 +1,128 @@
+"""The policy in real incidents: approver groups, the approval request (check-mode diff and
+blast radius from the topology), and blast-radius denial.
+
+Each test runs on a copy of the shipped policies with its own data, so a roster or a limit
+here never depends on what data.yaml ships.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.api.sdk.v1 import WorkflowMetadata
+
+from cli.audit import build_timeline, render_text
+from models.constants import SIGNAL_APPROVE
+from models.incident import ApprovalSignal, Outcome, Phase
+from models.settings import PROJECT_ROOT
+from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
+
+pytestmark = pytest.mark.integration
+
+
+def policies_with(directory: Path, **patch: Any) -> Path:
+    """A copy of the shipped policies whose data.firebreak has `patch` merged in."""
+    shutil.copytree(
+        PROJECT_ROOT / "policies", directory, ignore=shutil.ignore_patterns("*.py", "__pycache__")
+    )
+    data = yaml.safe_load((directory / "data.yaml").read_text())
+    data["firebreak"].update(patch)
+    (directory / "data.yaml").write_text(yaml.safe_dump(data))
+    return directory
+
+
+def topology_with(path: Path, target: str, dependents: list[str]) -> Path:
+    services: dict[str, Any] = {target: {"kind": "service"}}
+    services.update({name: {"depends_on": [target]} for name in dependents})
+    path.write_text(yaml.safe_dump({"services": services}))
+    return path
+
+
+async def test_an_approver_outside_the_group_is_refused_and_the_gate_stays_open(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    service = unique_service()
+    stack = await make_stack(
+        policies_dir=policies_with(
+            tmp_path / "policies", approvers={"sre": ["alice@example.com"], "sre-leads": ["lead@example.com"]}
+        ),
+        topology_file=topology_with(tmp_path / "topology.yaml", service, ["storefront", "mobile-api"]),
+    )
+    incident_id = await open_incident(stack, service)
+    state = await stack.wait_for(incident_id, awaiting)
+    assert state.policy is not None and state.policy.approver_group == "sre"
+    (decision,) = state.policy_decisions
+    assert decision.approvers == ["alice@example.com"]
+    assert decision.blast_radius is not None and decision.blast_radius.known
+    assert decision.blast_radius.services == ["mobile-api", "storefront"]
+    # The request shows what would change: the check-mode run, with nothing changed for real.
+    (preview,) = state.previews
+    assert preview.check_mode and preview.status == "successful" and preview.changed
+    assert any(f"restarted by firebreak for {incident_id}" in c.diff for c in preview.changes)
+    assert stack.restarts(service) == []
+    assert stack.credentials.issued == [], "nothing is minted for a plan nobody approved"
+
+    handle = stack.handle(incident_id)
+    await handle.signal(SIGNAL_APPROVE, ApprovalSignal(by="mallory", reason="me", plan_hash=state.plan_hash))
+    state = await stack.wait_for(incident_id, lambda s: len(s.approvals) == 1)
+    (refused,) = state.approvals
+    assert refused.decision == "refused" and refused.by == "mallory"
+    assert refused.note == "approved: mallory is not in the approver group for this plan (sre)"
+    assert state.phase == Phase.AWAITING_APPROVAL
+    assert stack.restarts(service) == [] and stack.credentials.issued == []
+
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    details = metadata.current_details
+    for expected in (
+        "Pending: approval (group `sre`)",
+        "**May approve:** alice@example.com",
+        "Check mode (`--check --diff`): what would change",
+        f"+{preview.idempotency_key} restarted by firebreak for {incident_id}",
+        "blast radius: 2 dependent service(s): mobile-api, storefront",
+        "mallory: approved: mallory is not in the approver group",
+        f'"plan_hash": "{state.plan_hash}"',
+    ):
+        assert expected in details, f"{expected!r} missing from:\n{details}"
+
+    await handle.signal(
+        SIGNAL_APPROVE, ApprovalSignal(by="Alice@Example.com", reason="on call", plan_hash=state.plan_hash)
+    )
+    await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
+    await resolve(stack, service)
+    assert (await handle.result()).outcome == Outcome.REMEDIATED
+    (line,) = stack.restarts(service)
+    assert preview.idempotency_key not in line, "the restart is the approved run, not the preview"
+    state = await stack.state(incident_id)
+    assert [(a.decision, a.by) for a in state.approvals] == [
+        ("refused", "mallory"),
+        ("approved", "Alice@Example.com"),
+    ]
+    assert len(stack.credentials.issued) == 1
+
+    text = render_text(
+        incident_id, await build_timeline(await handle.fetch_history(), stack.client.data_converter)
+    )
+    assert "approver group sre" in text and "runs only with approval (autonomy: approve)" in text
+    assert "approve by mallory" in text and "approve by Alice@Example.com" in text
+
+
+async def test_too_wide_a_blast_radius_is_denied_before_anything_runs(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    service = unique_service()
+    limits = {"limits": {"medium": {"approve_above": 0, "deny_above": 1}}, "unknown": "needs_approval"}
+    stack = await make_stack(
+        policies_dir=policies_with(tmp_path / "policies", blast_radius=limits),
+        topology_file=topology_with(tmp_path / "topology.yaml", service, ["web", "api", "batch"]),
+    )
+    incident_id = await open_incident(stack, service)
+    result = await stack.handle(incident_id).result()
+    assert result.outcome == Outcome.DENIED
+    assert result.summary == f"blast radius 3 exceeds 1 for a medium-risk action ({service} dependents)"
+    state = await stack.state(incident_id)
+    assert state.previews == [] and state.remediations == []
+    assert stack.restarts(service) == [] and stack.credentials.issued == []
