@@ -46,6 +46,7 @@ from temporalio.exceptions import TimeoutError as ActivityTimeout
 with workflow.unsafe.imports_passed_through():
     from activities.agents import AgentActivities
     from activities.policy import PolicyActivities
+    from firebreak import incident_hooks
     from models.agents import (
         AgentInput,
         AgentResult,
@@ -97,6 +98,7 @@ with workflow.unsafe.imports_passed_through():
         TrackRecordResult,
         grounding_from_context,
     )
+    from models.notify import NotifyEvent
     from rca.models import Symptom, TelemetryInput, TelemetryResult
     from workflows.details import render_details
     from workflows.gate import Gate, answer, gate, refusal, strictest
@@ -161,6 +163,7 @@ class IncidentWorkflow:
         self._awaiting_approval = resume is not None and resume.stage == Stage.APPROVAL
         self._signals_this_run = 0
         self._governance = True  # settled at the start of run()
+        self._notifier = incident_hooks.Notifier()
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -263,6 +266,7 @@ class IncidentWorkflow:
             ]
         )
         self._decide_agent("triage", triage, f"{triage.severity} {triage.category}: {triage.summary}")
+        self._notifier.send(NotifyEvent.OPENED, state)
         if triage.escalate_reason:
             return await self._close(Outcome.ESCALATED, triage.escalate_reason)
         if not triage.actionable:
@@ -416,6 +420,7 @@ class IncidentWorkflow:
                 deadline = workflow.now() + timedelta(seconds=input.approval_timeout_seconds)
             self._awaiting_approval = True
             self._set_phase(Phase.AWAITING_APPROVAL)
+            self._notifier.send(NotifyEvent.APPROVAL_NEEDED, state)
             await self._wait_until(
                 lambda: self._approval is not None or state.all_resolved, deadline, Stage.APPROVAL
             )
@@ -781,6 +786,8 @@ class IncidentWorkflow:
         self._decide("close", "firebreak", f"closed: {outcome}", [reason])
         self._set_phase(Phase.CLOSED)
         workflow.upsert_search_attributes([SA_OUTCOME.value_set(outcome.value)])
+        incident_hooks.incident_closed(state)
+        await self._notifier.close(state, reason)
         if state.triage is not None:
             # Episodic memory: best effort, it never changes how the incident ended.
             top = state.diagnosis.hypotheses[0] if state.diagnosis and state.diagnosis.hypotheses else None
@@ -814,6 +821,7 @@ class IncidentWorkflow:
     def _set_phase(self, phase: Phase) -> None:
         self._state.phase = phase
         workflow.upsert_search_attributes([SA_PHASE.value_set(phase.value)])
+        incident_hooks.phase_entered(phase.value)
         self._refresh_details()
 
     def _refresh_details(self) -> None:
