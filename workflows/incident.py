@@ -565,8 +565,12 @@ class IncidentWorkflow:
                 task_queue=self._input.remediation_task_queue or info.task_queue,
             )
         except ChildWorkflowError as exc:
-            cause = exc.cause
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+            # The reason a human needs is the innermost one (e.g. "Vault ... unavailable"), not
+            # the ActivityError / ChildWorkflowError wrappers around it.
+            cause: BaseException = exc
+            while getattr(cause, "cause", None) is not None and not isinstance(cause, ApplicationError):
+                cause = cause.cause  # type: ignore[attr-defined]
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             return RemediationResult(
                 action=action_input.action.action,
                 target=action_input.action.target,
