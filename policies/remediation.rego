@@ -12,6 +12,7 @@
 #   {verdict: "allow"|"needs_approval"|"deny", reasons: [..], approver_group, approvers: [..],
 #    mode: "apply"|"check", autonomy: {configured, effective, change, progress: [..]}}
 #   mode "check" is shadow mode (autonomy recommend): the playbook runs with --check --diff.
+#   A deny holds in every mode: a denied action does not even run in check mode.
 #
 # Data (data.yaml, checked at load by policies/data.py): deny_list, approver_groups (by
 # risk), action_approver_groups (by action, wins), approvers (group -> members, "*" anyone),

@@ -166,7 +166,7 @@ def test_policy_and_gate_never_run_what_they_must_not(
         action.action in data["deny_list"]["actions"]
         or action.target in data["deny_list"]["targets"]
         or effective == "notify"
-        or (effective != "recommend" and windowed and outside == "deny")
+        or (windowed and outside == "deny")  # a deny holds in every mode, shadow included
         or (blast.known and limits is not None and blast.size > limits["deny_above"])
     )
     if must_deny:
