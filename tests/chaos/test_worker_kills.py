@@ -41,8 +41,8 @@ pytestmark = pytest.mark.integration
 
 KILLS = 50
 WORKERS = 2
-INCIDENTS = 20
-OPEN_EVERY = 1.2  # seconds between new incidents, so kills find them in every phase
+INCIDENTS = 12
+OPEN_EVERY = 2.0  # seconds between new incidents, so kills find them in every phase
 KILL_INTERVAL = (0.3, 1.5)
 COLD_EVERY = 20  # every 20th replacement is a fresh `python worker.py` (~5 s of CPU), the rest forks
 DEADLINE = 260.0  # for the whole run; a crash costs an incident at most an activity timeout (90 s)
@@ -230,7 +230,7 @@ async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
         assert f"incident-prod-{service}" in lines[0]
     for service in services:
         state = await query_state(client, f"incident-prod-{service}")
-        (remediation,) = state.remediations
+        (remediation,) = [r for r in state.remediations if not r.check_mode]  # not the preview
         assert remediation.status == "successful" and remediation.credential_revoked
 
     leftovers = pool.close()
