@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -293,8 +294,6 @@ def incident(client: Client, incident_id: str) -> WorkflowHandle[Any, IncidentRe
 
 
 async def query_state(client: Client, incident_id: str) -> IncidentState:
-    from datetime import timedelta
-
     state: IncidentState = await incident(client, incident_id).query(
         QUERY_STATE, result_type=IncidentState, rpc_timeout=timedelta(seconds=5)
     )

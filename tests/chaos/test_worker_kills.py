@@ -177,7 +177,7 @@ async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
     # schedule-to-start timeout, so with a kill a second nothing would progress. Uncached,
     # a kill costs only what was in flight, and every workflow task replays the history.
     pool: WorkerPool = make_pool(configured, FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS="0")
-    first = [pool.spawn(cold=True), pool.spawn(cold=False)]
+    first = [pool.spawn(cold=n == 0) for n in range(WORKERS)]  # one fresh `python worker.py`, one fork
     for process in first:
         await pool.wait_ready(process)
 
