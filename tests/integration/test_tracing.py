@@ -172,7 +172,10 @@ async def test_one_trace_from_webhook_to_remediation_with_agent_attributes_and_n
         assert named(trace, f"RunActivity:{name}")[0].attributes["firebreak.agent.reasoner"] == "claude"  # type: ignore[index]
     policy = named(trace, "RunActivity:evaluate_policy")[0].attributes or {}
     assert policy["firebreak.policy.verdict"] == "needs_approval"
-    playbook = dict(named(trace, "RunActivity:run_playbook")[0].attributes or {})
+    # The check-mode preview shown in the approval request runs first (and holds no credential).
+    runs = [dict(s.attributes or {}) for s in named(trace, "RunActivity:run_playbook")]
+    assert [r["firebreak.action.check_mode"] for r in runs] == [True, False]
+    playbook = runs[1]
     (credential,) = stack.credentials.issued
     assert playbook["firebreak.action"] == "restart_service"
     assert playbook["firebreak.action.status"] == "successful"
