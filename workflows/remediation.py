@@ -1,7 +1,9 @@
 """RemediationWorkflow: one catalog action, run as a child of its incident.
 
 It holds the target's lock (workflows/lock.py) for the whole run, so two incidents never
-act on one target at once, and waiting work goes most severe first.
+act on one target at once, and waiting work goes most severe first. The same workflow runs
+an action for real, in check mode (the approval preview and shadow mode: no credential, no
+change) and as a rollback (`rollback_of`: the catalog's rollback playbook, its own key).
 """
 
 from __future__ import annotations
