@@ -91,9 +91,17 @@ async def test_alert_flood_while_awaiting_approval_continues_as_new_with_state_i
     await stack.handle(incident_id).signal(
         SIGNAL_APPROVE, ApprovalSignal(by="alice", reason="after the flood", plan_hash=before.plan_hash)
     )
-    await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
+    verifying = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
     (line,) = stack.restarts(service)
     assert incident_id in line
+    # More signals while verifying (the same alert again: a duplicate, still a signal): the
+    # verify wait continues as new too, with what is left of its window.
+    for _ in range(5):
+        response = await stack.post_alertmanager(alertmanager_payload(first_alert))
+        assert response.status_code == 202
+    state = await stack.wait_for(incident_id, lambda s: s.runs > verifying.runs)
+    assert state.phase == Phase.VERIFYING and state.remediations == verifying.remediations
+    assert state.decisions[-1].kind == "continue_as_new" and "(verify)" in state.decisions[-1].summary
     resolved = [
         alertmanager_alert(name, service, status="resolved")
         for name in ["KubePodCrashLooping", *(f"HighErrorRate{i}" for i in range(FLOOD))]
