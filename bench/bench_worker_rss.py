@@ -1,0 +1,93 @@
+"""Worker memory with many open incidents waiting on approval.
+
+    .venv/bin/python bench/bench_worker_rss.py [--incidents 1000] [--cache 1000] [--embeddings sparse]
+
+Starts the real stack (Temporal, OpenBao, `python worker.py`, `python -m api`), reads the
+worker's VmRSS once it polls, then opens `--incidents` incidents through the webhook API
+(grouped requests, one service each) with a long approval timeout. Once every one of them
+waits at the approval gate (counted through visibility), it reads VmRSS again.
+Memory per open incident = (RSS with them - RSS idle) / incidents. `--cache` is the
+worker's workflow cache (FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS): a waiting incident costs
+memory only while cached; evicted ones are replayed from history when they next wake.
+Numbers, not pass/fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from bench_latency import Stack, alertmanager_payload, rss_mb
+
+BATCH = 50  # alerts per webhook request
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--incidents", type=int, default=1000)
+    parser.add_argument("--cache", type=int, default=1000, help="the worker's max_cached_workflows")
+    parser.add_argument("--embeddings", default="sparse", choices=["sparse", "auto", "dense"])
+    args = parser.parse_args()
+    stack = Stack(Path(tempfile.mkdtemp(prefix="firebreak-rss-")))
+    load_before = os.getloadavg()[0]
+    try:
+        await stack.start(
+            FIREBREAK_EMBEDDINGS=args.embeddings,
+            FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS=str(args.cache),
+        )
+        await stack.worker_ready()
+        worker_pid = stack.processes["worker"].pid
+        await asyncio.sleep(2)
+        idle = rss_mb(worker_pid)
+        run = secrets.token_hex(3)
+        started = time.monotonic()
+        async with httpx.AsyncClient(timeout=60) as http:
+            for first in range(0, args.incidents, BATCH):
+                alerts = [
+                    alertmanager_payload(f"rss-{run}-{n}")["alerts"][0]
+                    for n in range(first, min(first + BATCH, args.incidents))
+                ]
+                payload = alertmanager_payload(f"rss-{run}-{first}") | {"alerts": alerts}
+                await stack.post(http, payload)
+        query = f"TaskQueue = '{stack.task_queue}' AND FirebreakPhase = 'awaiting_approval'"
+        peak = idle
+        while (waiting := (await stack.client.count_workflows(query)).count) < args.incidents:
+            peak = max(peak, rss_mb(worker_pid))
+            if time.monotonic() - started > 1800:
+                raise RuntimeError(f"only {waiting} of {args.incidents} reached the approval gate")
+            await asyncio.sleep(1)
+        reached = time.monotonic() - started
+        await asyncio.sleep(3)  # let the last workflow tasks settle
+        loaded = rss_mb(worker_pid)
+        peak = max(peak, loaded)
+    finally:
+        await stack.stop()
+    result = {
+        "incidents_waiting": args.incidents,
+        "worker_cache": args.cache,
+        "embeddings": args.embeddings,
+        "worker_rss_idle_mb": round(idle, 1),
+        "worker_rss_with_incidents_mb": round(loaded, 1),
+        "worker_rss_peak_mb": round(peak, 1),
+        "kb_per_open_incident": round((loaded - idle) * 1024 / args.incidents, 1),
+        "seconds_to_all_waiting": round(reached, 1),
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+    }
+    width = max(len(k) for k in result)
+    for key, value in result.items():
+        print(f"{key:<{width}}  {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
