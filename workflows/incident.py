@@ -98,7 +98,7 @@ with workflow.unsafe.imports_passed_through():
         TrackRecordResult,
         grounding_from_context,
     )
-    from models.notify import NotifyEvent
+    from models.notify import NotifyChannel, NotifyEvent
     from rca.models import Symptom, TelemetryInput, TelemetryResult
     from workflows.details import render_details
     from workflows.gate import Gate, answer, gate, refusal, strictest
@@ -164,6 +164,9 @@ class IncidentWorkflow:
         self._signals_this_run = 0
         self._governance = True  # settled at the start of run()
         self._notifier = incident_hooks.Notifier()
+        if resume is not None:  # what earlier runs told whom: comment on their tickets, not anew
+            self._notifier.tickets = {NotifyChannel(c): t for c, t in resume.notify_tickets.items()}
+            self._notifier._sent = resume.notified
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -414,13 +417,15 @@ class IncidentWorkflow:
         if verdict == Gate.SHADOW:
             return await self._shadow()
         if verdict == Gate.WAIT:
-            if deadline is None:  # not resumed: ask now, showing what would change
+            asking = deadline is None  # False: a continued run, whose request is already out
+            if deadline is None:  # ask now, showing what would change
                 if self._governance:
                     await self._preview()
                 deadline = workflow.now() + timedelta(seconds=input.approval_timeout_seconds)
             self._awaiting_approval = True
             self._set_phase(Phase.AWAITING_APPROVAL)
-            self._notifier.send(NotifyEvent.APPROVAL_NEEDED, state)
+            if asking:
+                self._notifier.send(NotifyEvent.APPROVAL_NEEDED, state)
             await self._wait_until(
                 lambda: self._approval is not None or state.all_resolved, deadline, Stage.APPROVAL
             )
@@ -637,13 +642,18 @@ class IncidentWorkflow:
             f"history bounded: run {state.runs} continues as new while waiting ({stage.value})",
             [f"{self._signals_this_run} alert signal(s) in this run, {state.alert_signals} in all"],
         )
+        # Notifications in flight would be abandoned with this run: let them land first.
+        await self._notifier.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         state.runs += 1
-        workflow.continue_as_new(
-            self._input.model_copy(
-                update={"resume": IncidentResume(state=state, stage=stage, deadline=deadline)}
-            )
+        resume = IncidentResume(
+            state=state,
+            stage=stage,
+            deadline=deadline,
+            notify_tickets={c.value: t for c, t in self._notifier.tickets.items()},
+            notified=self._notifier._sent,
         )
+        workflow.continue_as_new(self._input.model_copy(update={"resume": resume}))
 
     # --- agents ----------------------------------------------------------------------------
 
