@@ -8,17 +8,33 @@ The incident is started the way the API starts one (signal-with-start), but with
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from models.alert import AlertBatch, AlertmanagerPayload
 from models.constants import INCIDENT_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE, incident_workflow_id
-from models.incident import ApprovalSignal, IncidentWorkflowInput, Outcome, Phase, Stage
-from tests.integration.conftest import StackFactory, awaiting, replay_and_keep, unique_service
+from models.incident import (
+    ApprovalSignal,
+    IncidentResult,
+    IncidentWorkflowInput,
+    Outcome,
+    Phase,
+    Stage,
+)
+from tests.integration.conftest import (
+    Stack,
+    StackFactory,
+    awaiting,
+    replay_and_keep,
+    resolve,
+    unique_service,
+)
 from tests.payloads import alertmanager_alert, alertmanager_payload
 from worker import WORKFLOWS
 
@@ -27,28 +43,36 @@ pytestmark = pytest.mark.integration
 FLOOD = 12  # alert signals while waiting: two continue-as-new at 5 per run
 
 
+async def start_incident(
+    stack: Stack, alert: dict[str, Any], max_signals_per_run: int, settle_seconds: float | None = None
+) -> WorkflowHandle[Any, IncidentResult]:
+    """Signal-with-start, as the API does, with a low signal threshold in the input."""
+    alerts = AlertmanagerPayload.model_validate(alertmanager_payload(alert)).to_alerts()
+    key = alerts[0].incident_key()
+    return await stack.client.start_workflow(
+        INCIDENT_WORKFLOW,
+        IncidentWorkflowInput(
+            key=key,
+            settle_seconds=stack.settings.settle_seconds if settle_seconds is None else settle_seconds,
+            approval_timeout_seconds=stack.settings.approval_timeout_seconds,
+            verify_window_seconds=stack.settings.verify_window_seconds,
+            max_signals_per_run=max_signals_per_run,
+        ),
+        id=incident_workflow_id(key),
+        task_queue=stack.settings.task_queue,
+        start_signal=SIGNAL_ALERTS,
+        start_signal_args=[AlertBatch(alerts=alerts, received_at=datetime.now(UTC))],
+        result_type=IncidentResult,
+    )
+
+
 async def test_alert_flood_while_awaiting_approval_continues_as_new_with_state_intact(
     make_stack: StackFactory,
 ) -> None:
     stack = await make_stack(approval_timeout_seconds=180, verify_window_seconds=60)
     service = unique_service()
     first_alert = alertmanager_alert("KubePodCrashLooping", service)
-    alerts = AlertmanagerPayload.model_validate(alertmanager_payload(first_alert)).to_alerts()
-    key = alerts[0].incident_key()
-    handle = await stack.client.start_workflow(
-        INCIDENT_WORKFLOW,
-        IncidentWorkflowInput(
-            key=key,
-            settle_seconds=stack.settings.settle_seconds,
-            approval_timeout_seconds=stack.settings.approval_timeout_seconds,
-            verify_window_seconds=stack.settings.verify_window_seconds,
-            max_signals_per_run=5,
-        ),
-        id=incident_workflow_id(key),
-        task_queue=stack.settings.task_queue,
-        start_signal=SIGNAL_ALERTS,
-        start_signal_args=[AlertBatch(alerts=alerts, received_at=datetime.now(UTC))],
-    )
+    handle = await start_incident(stack, first_alert, max_signals_per_run=5)
     incident_id = handle.id
     before = await stack.wait_for(incident_id, awaiting)
     first_run = handle.result_run_id
@@ -91,17 +115,9 @@ async def test_alert_flood_while_awaiting_approval_continues_as_new_with_state_i
     await stack.handle(incident_id).signal(
         SIGNAL_APPROVE, ApprovalSignal(by="alice", reason="after the flood", plan_hash=before.plan_hash)
     )
-    verifying = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
+    await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
     (line,) = stack.restarts(service)
     assert incident_id in line
-    # More signals while verifying (the same alert again: a duplicate, still a signal): the
-    # verify wait continues as new too, with what is left of its window.
-    for _ in range(5):
-        response = await stack.post_alertmanager(alertmanager_payload(first_alert))
-        assert response.status_code == 202
-    state = await stack.wait_for(incident_id, lambda s: s.runs > verifying.runs)
-    assert state.phase == Phase.VERIFYING and state.remediations == verifying.remediations
-    assert state.decisions[-1].kind == "continue_as_new" and "(verify)" in state.decisions[-1].summary
     resolved = [
         alertmanager_alert(name, service, status="resolved")
         for name in ["KubePodCrashLooping", *(f"HighErrorRate{i}" for i in range(FLOOD))]
@@ -115,3 +131,44 @@ async def test_alert_flood_while_awaiting_approval_continues_as_new_with_state_i
     assert [(a.decision, a.by) for a in final.approvals] == [("refused", "mallory"), ("approved", "alice")]
     assert final.memory_record == f"{incident_id}@{first_run}", "one memory record for the whole incident"
     await replay_and_keep(stack, incident_id, "continued_as_new")
+
+
+async def test_settle_and_verify_waits_continue_as_new_too(make_stack: StackFactory) -> None:
+    """The same alert again is a duplicate, and still a signal: five of them move the run on."""
+    stack = await make_stack(approval_timeout_seconds=120, verify_window_seconds=60)
+    service = unique_service()
+    alert = alertmanager_alert("KubePodCrashLooping", service)
+    handle = await start_incident(stack, alert, max_signals_per_run=5, settle_seconds=20)
+    incident_id = handle.id
+
+    async def repeat(times: int) -> None:
+        for _ in range(times):
+            response = await stack.post_alertmanager(alertmanager_payload(alert))
+            assert response.status_code == 202
+
+    await repeat(5)  # while settling (20 s): the settle wait continues as new, keeping its deadline
+    state = await stack.wait_for(incident_id, lambda s: s.runs == 2)
+    assert state.phase == Phase.SETTLING and state.triage is None
+    assert [d.summary for d in state.decisions] == [
+        "history bounded: run 1 continues as new while waiting (settle)"
+    ]
+    assert state.duplicate_alerts == 5 and len(state.alerts) == 1
+    started = (await stack.handle(incident_id).fetch_history()).events[0]
+    payload = started.workflow_execution_started_event_attributes.input.payloads[0].data
+    resume = IncidentWorkflowInput.model_validate(json.loads(payload)).resume
+    assert resume is not None and resume.stage == Stage.SETTLE
+    assert resume.deadline == state.opened_at + timedelta(seconds=20), "the settle window is not restarted"
+    state = await stack.wait_for(incident_id, awaiting, timeout=90)
+    assert state.runs == 2 and state.triage is not None
+
+    await stack.handle(incident_id).signal(
+        SIGNAL_APPROVE, ApprovalSignal(by="alice", reason="ok", plan_hash=state.plan_hash)
+    )
+    verifying = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
+    await repeat(5)  # while verifying: the verify wait continues as new with what is left of it
+    state = await stack.wait_for(incident_id, lambda s: s.runs == 3)
+    assert state.phase == Phase.VERIFYING and state.remediations == verifying.remediations
+    assert state.decisions[-1].summary == "history bounded: run 2 continues as new while waiting (verify)"
+    await resolve(stack, service)
+    assert (await stack.handle(incident_id).result()).outcome == Outcome.REMEDIATED
+    assert len(stack.restarts(service)) == 1
