@@ -12,7 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
 import anthropic
@@ -54,12 +55,49 @@ class ConfigurationError(RuntimeError):
     """The worker cannot start: the message says what to fix."""
 
 
+@dataclass
+class ActivitySet:
+    """The activity functions and the connection pools behind them, closed together."""
+
+    functions: list[Callable[..., Any]]
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        """Close every pool, even when one fails: a leaked socket outlives the worker."""
+        errors: list[Exception] = []
+        for close in self.closers:
+            try:
+                await close()
+            except Exception as exc:  # keep closing the rest; report them all at the end
+                errors.append(exc)
+        if errors:
+            raise ExceptionGroup("closing the activities' connection pools", errors)
+
+
+class FirebreakWorker(Worker):
+    """A Temporal worker that closes its activities' connection pools when it stops.
+
+    `run()` is what `async with`, `shutdown()` and a fatal error all end, so the pools
+    close however the worker stops.
+    """
+
+    def __init__(self, client: Client, *, activity_set: ActivitySet, **kwargs: Any) -> None:
+        super().__init__(client, activities=activity_set.functions, **kwargs)
+        self.activity_set = activity_set
+
+    async def run(self) -> None:
+        try:
+            await super().run()
+        finally:
+            await self.activity_set.aclose()
+
+
 def build_activities(
     settings: Settings,
     credentials: ActionCredentials | None = None,
     *,
     tracer_provider: TracerProvider | None = None,
-) -> list[Callable[..., Any]]:
+) -> ActivitySet:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
         catalog = Catalog.load(settings.playbooks_dir)
@@ -92,7 +130,8 @@ def build_activities(
     except TopologyError as exc:
         raise ConfigurationError(str(exc)) from exc
     memory = MemoryActivities(Memory.from_settings(settings))
-    return [
+    notify = NotifyActivities(NotifyConfig.from_settings(settings))
+    functions: list[Callable[..., Any]] = [
         agents.triage,
         agents.diagnose,
         agents.plan_remediation,
@@ -104,8 +143,9 @@ def build_activities(
         memory.record_incident,
         memory.record_feedback,
         memory.action_track_record,
-        *notify_activities(NotifyActivities(NotifyConfig.from_settings(settings))),
+        *notify_activities(notify),
     ]
+    return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose])
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
@@ -167,15 +207,21 @@ def build_worker(
     credentials: ActionCredentials | None = None,
     *,
     tracer_provider: TracerProvider | None = None,
-) -> Worker:
-    """The worker; traced when its client or `tracer_provider` traces (firebreak.telemetry)."""
-    activities = build_activities(settings, credentials, tracer_provider=tracer_provider)
-    return Worker(
+    activity_set: ActivitySet | None = None,
+) -> FirebreakWorker:
+    """The worker; traced when its client or `tracer_provider` traces (firebreak.telemetry).
+
+    `activity_set` is for a caller that built (and so checked) the activities before connecting.
+    """
+    if activity_set is None:
+        activity_set = build_activities(settings, credentials, tracer_provider=tracer_provider)
+    # The lock activity signals-with-start through this worker's own client.
+    activity_set.functions.append(LockActivities(client).request_lock)
+    return FirebreakWorker(
         client,
+        activity_set=activity_set,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        # The lock activity signals-with-start through this worker's own client.
-        activities=[*activities, LockActivities(client).request_lock],
         interceptors=worker_interceptors(client.config()["interceptors"], tracer_provider),
         **sizing(settings),
     )
@@ -214,25 +260,16 @@ async def main() -> int:
         client = await connect(runtime=runtime)
     except RuntimeError as exc:
         logger.error("cannot connect to Temporal: %s", exc)
+        await activities.aclose()
         return 3
-    worker = Worker(
-        client,
-        task_queue=settings.task_queue,
-        workflows=list(WORKFLOWS),
-        activities=[*activities, LockActivities(client).request_lock],
-        interceptors=worker_interceptors(client.config()["interceptors"]),
-        **sizing(settings),
-    )
+    worker = build_worker(client, settings, activity_set=activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     logger.info("worker polling task queue %s", settings.task_queue)
-    async with worker:
+    async with worker:  # closes the LLM's, Prometheus' and notifications' connection pools on exit
         await stop.wait()
-    for owner in {getattr(a, "__self__", None) for a in activities}:
-        if isinstance(owner, AgentActivities | NotifyActivities):
-            await owner.aclose()  # the LLM's / notifications' HTTP connection pools
     logger.info("worker stopped")
     return 0
 

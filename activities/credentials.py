@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import hvac
@@ -65,24 +67,31 @@ class ActionCredentials:
         self._addr = addr
         self._token = worker_token
 
-    def _client(self) -> hvac.Client:
-        return hvac.Client(
+    @contextmanager
+    def _client(self) -> Iterator[hvac.Client]:
+        """A client whose HTTP session is closed after the call, so no socket outlives it."""
+        client = hvac.Client(
             url=self._addr, token=self._token.get_secret_value(), timeout=VAULT_TIMEOUT_SECONDS
         )
+        try:
+            yield client
+        finally:
+            client.adapter.close()
 
     def issue(self, spec: ActionSpec, incident_id: str, idempotency_key: str) -> ActionCredential:
         ttl = spec.timeout_seconds
         try:
-            response = self._client().auth.token.create(
-                role_name=spec.vault_role,
-                policies=[action_policy_name(spec.name)],
-                ttl=f"{ttl}s",
-                explicit_max_ttl=f"{ttl}s",
-                no_default_policy=True,
-                renewable=False,
-                display_name=f"firebreak-{spec.name}",
-                meta={"incident": incident_id, "action": spec.name, "key": idempotency_key},
-            )
+            with self._client() as client:
+                response = client.auth.token.create(
+                    role_name=spec.vault_role,
+                    policies=[action_policy_name(spec.name)],
+                    ttl=f"{ttl}s",
+                    explicit_max_ttl=f"{ttl}s",
+                    no_default_policy=True,
+                    renewable=False,
+                    display_name=f"firebreak-{spec.name}",
+                    meta={"incident": incident_id, "action": spec.name, "key": idempotency_key},
+                )
         except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest) as exc:
             raise CredentialDenied(
                 f"Vault refused a token for role {spec.vault_role!r}: {_first_error(exc)}"
@@ -100,7 +109,8 @@ class ActionCredentials:
     def revoke(self, credential: ActionCredential) -> bool:
         """Revoke by accessor; False (logged) when Vault could not be reached."""
         try:
-            self._client().auth.token.revoke_accessor(credential.accessor)
+            with self._client() as client:
+                client.auth.token.revoke_accessor(credential.accessor)
         except hvac.exceptions.InvalidRequest:
             return True  # already gone (expired): nothing left to revoke
         except (requests.RequestException, hvac.exceptions.VaultError) as exc:

@@ -181,8 +181,13 @@ class TelemetryActivities:
         self, http: httpx.AsyncClient, config: TelemetryConfig, topology: Topology | None = None
     ) -> None:
         self._config = config
+        self._http = http
         self._prometheus = PrometheusClient(http, config.prometheus_url, config.timeout_seconds)
         self._topology = topology
+
+    async def aclose(self) -> None:
+        """Close the Prometheus connection pool (the worker does, when it stops)."""
+        await self._http.aclose()
 
     def scope(self, input: TelemetryInput) -> list[str]:
         """The incident's services, then what they depend on (nearest first), then their callers."""

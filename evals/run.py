@@ -124,9 +124,12 @@ async def evaluate(reasoner: str, settings: Settings | None = None) -> tuple[dic
     catalog = Catalog.load(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     scored = []
-    for case in load_cases():
-        run = await run_chain(agents, f"eval-{case.id}", case.to_alerts(), case.evidence)
-        scored.append(score(case, run))
+    try:
+        for case in load_cases():
+            run = await run_chain(agents, f"eval-{case.id}", case.to_alerts(), case.evidence)
+            scored.append(score(case, run))
+    finally:
+        await agents.aclose()  # the LLM client's connection pool
     return {"reasoner": reasoner, **summarize(scored)}, scored
 
 

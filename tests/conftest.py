@@ -8,6 +8,7 @@ A missing binary fails the session loudly; nothing here is skipped.
 
 from __future__ import annotations
 
+import gc
 import os
 import secrets
 import shutil
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,14 +74,48 @@ def client(temporal_env: WorkflowEnvironment) -> Client:
     return temporal_env.client
 
 
+@pytest.fixture(autouse=True)
+def collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect after every test, so a leaked socket or transport warns (and fails) in the test
+    that leaked it rather than in whichever test happens to run at the next GC."""
+    yield
+    gc.collect()
+
+
+@contextmanager
+def vault_client(addr: str, token: str) -> Iterator[hvac.Client]:
+    """An hvac client whose HTTP session is closed on exit: no socket left for GC to warn about."""
+    client = hvac.Client(url=addr, token=token, timeout=10)
+    try:
+        yield client
+    finally:
+        client.adapter.close()
+
+
 @dataclass(frozen=True)
 class VaultServer:
     addr: str
     root_token: SecretStr
     worker_token: SecretStr
 
-    def root(self) -> hvac.Client:
-        return hvac.Client(url=self.addr, token=self.root_token.get_secret_value())
+    def root(self) -> AbstractContextManager[hvac.Client]:
+        return vault_client(self.addr, self.root_token.get_secret_value())
+
+
+def bootstrap_dev_vault(addr: str, root_token: str, proc: subprocess.Popen[bytes], log: Path) -> SecretStr:
+    """Wait for a starting OpenBao dev server, bootstrap Firebreak's policies; the worker's token."""
+    with vault_client(addr, root_token) as root:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if root.sys.is_initialized() and not root.sys.is_sealed():
+                    break
+            except Exception:  # not listening yet
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
+            time.sleep(0.1)
+        return bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
 
 
 @pytest.fixture(scope="session")
@@ -102,18 +138,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
             env={**os.environ, "BAO_DEV_ROOT_TOKEN_ID": "", "HOME": str(log.parent)},
         )
     try:
-        root = hvac.Client(url=addr, token=root_token)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if root.sys.is_initialized() and not root.sys.is_sealed():
-                    break
-            except Exception:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        worker_token = bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
+        worker_token = bootstrap_dev_vault(addr, root_token, proc, log)
         yield VaultServer(addr=addr, root_token=SecretStr(root_token), worker_token=worker_token)
     finally:
         proc.terminate()

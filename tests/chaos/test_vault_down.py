@@ -17,19 +17,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import hvac
 import pytest
 from pydantic import SecretStr
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
-from activities.credentials import bootstrap_vault
-from models.catalog import Catalog
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import PROJECT_ROOT, Settings
+from models.settings import Settings
 from tests.chaos.conftest import MARKER, PoolFactory, api_for, incident, query_state, restarts
-from tests.conftest import VaultServer, free_port, require_binary
+from tests.conftest import VaultServer, bootstrap_dev_vault, free_port, require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload
 
 pytestmark = pytest.mark.integration
@@ -54,18 +51,7 @@ def doomed_vault(tmp_path: Path, chaos_marker: str) -> Iterator[tuple[VaultServe
         )
     try:
         addr = f"http://127.0.0.1:{port}"
-        root = hvac.Client(url=addr, token=root_token)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if root.sys.is_initialized() and not root.sys.is_sealed():
-                    break
-            except Exception:  # not listening yet
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"OpenBao did not start:\n{log.read_text()[-2000:]}")
-            time.sleep(0.1)
-        worker_token = bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
+        worker_token = bootstrap_dev_vault(addr, root_token, process, log)
         yield VaultServer(addr=addr, root_token=SecretStr(root_token), worker_token=worker_token), process
     finally:
         if process.poll() is None:

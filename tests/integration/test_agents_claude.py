@@ -9,6 +9,7 @@ Temporal, fallback to rules, a full incident) are in test_agents_flow.py.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -48,9 +49,23 @@ CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
 BOOK = RuleBook.load(PROJECT_ROOT / "agents" / "rules.yaml")
 
 
+_opened: list[AgentActivities] = []
+
+
 def activities(fake: FakeAnthropic, **overrides: Any) -> AgentActivities:
+    """The worker's agent activities; closed after the test (close_agent_pools)."""
     settings = Settings(_env_file=None, **claude_settings(fake, **overrides))
-    return AgentActivities(BOOK, CATALOG, build_reasoner(settings, CATALOG))
+    agents = AgentActivities(BOOK, CATALOG, build_reasoner(settings, CATALOG))
+    _opened.append(agents)
+    return agents
+
+
+@pytest.fixture(autouse=True)
+async def close_agent_pools() -> AsyncIterator[None]:
+    """An unclosed client leaks its keep-alive socket into whichever test runs at GC time."""
+    yield
+    while _opened:
+        await _opened.pop().aclose()
 
 
 def alert(name: str, service: str, severity: str = "warning", **annotations: str) -> Alert:

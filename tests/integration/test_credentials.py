@@ -17,7 +17,7 @@ from models.catalog import Catalog
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
 from models.settings import PROJECT_ROOT
-from tests.conftest import VaultServer
+from tests.conftest import VaultServer, vault_client
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
 
 pytestmark = pytest.mark.integration
@@ -26,9 +26,10 @@ CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
 
 
 def secret_of(vault: VaultServer, action: str) -> str:
-    response = vault.root().secrets.kv.v2.read_secret_version(
-        path=action_secret_path(action), mount_point="secret", raise_on_deleted_version=True
-    )
+    with vault.root() as root:
+        response = root.secrets.kv.v2.read_secret_version(
+            path=action_secret_path(action), mount_point="secret", raise_on_deleted_version=True
+        )
     return str(response["data"]["data"]["api_key"])
 
 
@@ -52,16 +53,16 @@ def test_an_action_token_reads_its_own_secret_and_nothing_else(vault: VaultServe
             assert write.status_code == 403
             assert http.request("LIST", "/v1/secret/metadata/firebreak/actions").status_code == 403
             assert http.post("/v1/auth/token/create", json={"ttl": "1h"}).status_code == 403
-        with pytest.raises(hvac.exceptions.Forbidden):
-            hvac.Client(url=vault.addr, token=token).secrets.kv.v2.read_secret_version(
+        with vault_client(vault.addr, token) as own, pytest.raises(hvac.exceptions.Forbidden):
+            own.secrets.kv.v2.read_secret_version(
                 path=action_secret_path(sorted(set(CATALOG.actions) - {action})[0]),
                 mount_point="secret",
                 raise_on_deleted_version=True,
             )
     finally:
         assert credentials.revoke(credential)
-    with pytest.raises(hvac.exceptions.Forbidden):
-        hvac.Client(url=vault.addr, token=token).auth.token.lookup_self()
+    with vault_client(vault.addr, token) as revoked, pytest.raises(hvac.exceptions.Forbidden):
+        revoked.auth.token.lookup_self()
 
 
 def test_the_worker_token_reads_no_action_secret(vault: VaultServer) -> None:

@@ -20,7 +20,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
 from models.incident import ApprovalSignal, Outcome, Phase
 from models.settings import PROJECT_ROOT
-from tests.conftest import VaultServer
+from tests.conftest import VaultServer, vault_client
 from tests.integration.conftest import (
     StackFactory,
     awaiting,
@@ -84,8 +84,11 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
     assert credential.ttl_seconds <= state.plan.actions[0].timeout_seconds
     assert remediation.credential_accessor == credential.accessor
     assert remediation.credential_revoked
-    with pytest.raises(hvac.exceptions.Forbidden):
-        hvac.Client(url=vault.addr, token=credential.token.get_secret_value()).auth.token.lookup_self()
+    with (
+        vault_client(vault.addr, credential.token.get_secret_value()) as revoked,
+        pytest.raises(hvac.exceptions.Forbidden),
+    ):
+        revoked.auth.token.lookup_self()
 
     # No credential value anywhere in the history (the audit log) or in the results.
     history = await replay_and_keep(stack, incident_id, "approved_remediated")
@@ -93,11 +96,12 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
     assert token not in history
     assert vault.worker_token.get_secret_value() not in history
     assert token not in state.model_dump_json()
-    secret = vault.root().secrets.kv.v2.read_secret_version(
-        path="firebreak/actions/restart_service",
-        mount_point="secret",
-        raise_on_deleted_version=True,
-    )["data"]["data"]["api_key"]
+    with vault.root() as root:
+        secret = root.secrets.kv.v2.read_secret_version(
+            path="firebreak/actions/restart_service",
+            mount_point="secret",
+            raise_on_deleted_version=True,
+        )["data"]["data"]["api_key"]
     assert secret not in history
     # ... nor left on the target or in any file the run wrote.
     for path in stack.settings.resolved_target_state_dir().rglob("*"):
