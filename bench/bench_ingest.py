@@ -1,14 +1,21 @@
 """Alert-storm ingestion: bare signal-with-start vs Firebreak's webhook API.
 
     .venv/bin/python bench/bench_ingest.py [--alerts 10000] [--incidents 50] [--concurrency 64]
+                                           [--group 25] [--rate 2500] [--profile FILE]
 
-Starts a Temporal dev server (SQLite, WAL) and the API as a real uvicorn subprocess, then:
-1. raw: a bare client loop of signal-with-starts, one per alert (the ceiling without batching);
-2. firebreak, per alert: one HTTP request per alert (the worst case for the API) from
-   concurrent senders;
-3. firebreak, grouped: `--group` alerts per request, as Alertmanager sends a group.
-Alerts lost = alerts sent minus distinct fingerprints found in the workflows' histories.
-Prints a table and one JSON line. Numbers, not pass/fail.
+Starts a Temporal dev server (SQLite, WAL) and the API as a real uvicorn subprocess, then
+sends a storm of `--alerts` alerts over `--incidents` incidents, four ways:
+1. raw: a bare client loop of signal-with-starts, one per alert, 32 in flight (the ceiling
+   without batching);
+2. per_alert: one HTTP request per alert from `--concurrency` closed-loop senders (the worst
+   case for the API: every alert pays a request);
+3. grouped: `--group` alerts of one incident per request, as Alertmanager sends a group
+   when `group_by` holds the incident labels; closed loop, so this is the ceiling;
+4. paced: the grouped storm offered open-loop at `--rate` alerts/s: the ack latency a sender
+   sees at that rate (closed-loop latency is only queueing: senders / throughput).
+Every sender retries 429/503 after Retry-After, as Alertmanager does. Alerts lost = alerts
+sent minus distinct fingerprints found in the workflows' histories. Prints a table and one
+JSON line. Numbers, not pass/fail.
 """
 
 from __future__ import annotations
@@ -144,55 +151,110 @@ class Connection:
             self.writer.close()
 
 
-async def api_storm(
-    base_url: str, token: str, total: int, incidents: int, concurrency: int, run: str, group: int = 1
-) -> dict[str, float]:
-    """`group` alerts per request: 1 is the worst case, Alertmanager groups many per webhook."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    retries = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    for i in range(0, total, group):
-        queue.put_nowait(i)
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+def storm_requests(total: int, incidents: int, run: str, group: int) -> list[bytes]:
+    """Request bodies in storm order. group 1: one alert each; otherwise up to `group` alerts of
+    one incident each, the incidents' groups interleaved as their webhooks would be."""
+    if group == 1:
+        return [json.dumps(alert_body(i, incidents, run)).encode() for i in range(total)]
+    by_incident: list[list[int]] = [list(range(n, total, incidents)) for n in range(incidents)]
+    chunks = [[ids[k : k + group] for k in range(0, len(ids), group)] for ids in by_incident]
+    bodies = []
+    for round_ in range(max(len(c) for c in chunks)):
+        for incident_chunks in chunks:
+            if round_ < len(incident_chunks):
+                alerts = [alert_body(j, incidents, run) for j in incident_chunks[round_]]
+                bodies.append(json.dumps(alerts).encode())
+    return bodies
 
-    async def sender() -> None:
-        nonlocal retries
+
+class Sender:
+    """Posts one body until it is accepted, retrying 429/503 after Retry-After and dropped
+    connections at once; records the ack latency of the attempt that was accepted."""
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+        self.latencies: list[float] = []
+        self.statuses: dict[int, int] = {}
+        self.retries = 0
+
+    async def send(self, connection: Connection, body: bytes) -> Connection:
+        while True:
+            t0 = time.perf_counter()
+            try:
+                status, headers = await connection.post("/alerts/generic", body)
+            except (ConnectionError, OSError, asyncio.IncompleteReadError):
+                self.retries += 1  # a dropped keep-alive connection: send again
+                connection.close()
+                connection = Connection(self.host, self.port, self.token)
+                continue
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+            if status == 202:
+                self.latencies.append(time.perf_counter() - t0)
+                return connection
+            self.retries += 1  # a sender honours 429/503 by retrying: nothing is dropped
+            await asyncio.sleep(float(headers.get("retry-after", "1")))
+
+    def summary(self, alerts: int, elapsed: float) -> dict[str, float]:
+        return {
+            "alerts_per_s": alerts / elapsed,
+            "seconds": elapsed,
+            "ack_p50_ms": statistics.median(self.latencies) * 1000,
+            "ack_p99_ms": percentile(self.latencies, 0.99) * 1000,
+            "retries": self.retries,
+            "statuses": self.statuses,  # type: ignore[dict-item]
+        }
+
+
+async def closed_loop(
+    base_url: str, token: str, bodies: list[bytes], alerts: int, senders: int
+) -> dict[str, float]:
+    """`senders` senders, each posting its next body once the last was accepted: the ceiling."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    sender = Sender(host, int(port), token)
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+
+    async def one() -> None:
         connection = Connection(host, int(port), token)
         try:
             while not queue.empty():
-                i = queue.get_nowait()
-                alerts = [alert_body(j, incidents, run) for j in range(i, min(i + group, total))]
-                body = json.dumps(alerts[0] if group == 1 else alerts).encode()
-                while True:
-                    t0 = time.perf_counter()
-                    try:
-                        status, headers = await connection.post("/alerts/generic", body)
-                    except (ConnectionError, OSError, asyncio.IncompleteReadError):
-                        retries += 1  # a dropped keep-alive connection: send again
-                        connection.close()
-                        connection = Connection(host, int(port), token)
-                        continue
-                    statuses[status] = statuses.get(status, 0) + 1
-                    if status == 202:
-                        latencies.append(time.perf_counter() - t0)
-                        break
-                    retries += 1  # a sender honours 429/503 by retrying: nothing is dropped
-                    await asyncio.sleep(float(headers.get("retry-after", "1")))
+                connection = await sender.send(connection, queue.get_nowait())
         finally:
             connection.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(concurrency)))
+    await asyncio.gather(*(one() for _ in range(senders)))
+    return sender.summary(alerts, time.perf_counter() - started)
+
+
+async def open_loop(
+    base_url: str, token: str, bodies: list[bytes], alerts: int, rate: float
+) -> dict[str, float]:
+    """Bodies sent on a fixed schedule (`rate` alerts/s) whatever the answers: the latency a
+    sender sees at that load. Connections are pooled; a late answer never delays the next send."""
+    host, port = base_url.removeprefix("http://").rsplit(":", 1)
+    sender = Sender(host, int(port), token)
+    idle: list[Connection] = []
+    per_request = alerts / len(bodies)
+    interval = per_request / rate
+
+    async def one(body: bytes) -> None:
+        connection = idle.pop() if idle else Connection(host, int(port), token)
+        idle.append(await sender.send(connection, body))
+
+    started = time.perf_counter()
+    tasks = []
+    for n, body in enumerate(bodies):
+        delay = started + n * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(body)))
+    await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    return {
-        "alerts_per_s": total / elapsed,
-        "seconds": elapsed,
-        "ack_p50_ms": statistics.median(latencies) * 1000,
-        "ack_p99_ms": percentile(latencies, 0.99) * 1000,
-        "retries": retries,
-        "statuses": statuses,  # type: ignore[dict-item]
-    }
+    for connection in idle:
+        connection.close()
+    return sender.summary(alerts, elapsed) | {"connections": len(idle)}
 
 
 async def main() -> None:
@@ -202,7 +264,8 @@ async def main() -> None:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--incidents", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--group", type=int, default=25, help="alerts per request in the grouped storm")
+    parser.add_argument("--group", type=int, default=25, help="alerts of one incident per grouped request")
+    parser.add_argument("--rate", type=float, default=2500, help="alerts/s offered in the paced storm")
     parser.add_argument("--api-env", action="append", default=[], help="KEY=VALUE for the API process")
     parser.add_argument("--profile", help="write py-spy's raw (collapsed) stacks of the API here")
     args = parser.parse_args()
@@ -253,8 +316,14 @@ async def main() -> None:
             time.sleep(0.1)
         storms: dict[str, dict[str, float]] = {}
         runs: dict[str, str] = {}
-        for name, group in (("per_alert", 1), ("grouped", args.group)):
+        phases = (
+            ("per_alert", 1, None),
+            ("grouped", args.group, None),
+            ("paced", args.group, args.rate),
+        )
+        for name, group, rate in phases:
             runs[name] = run = secrets.token_hex(3)
+            bodies = storm_requests(args.alerts, args.incidents, run, group)
             profiler = None
             if args.profile:
                 profiler = subprocess.Popen(
@@ -263,9 +332,10 @@ async def main() -> None:
                      "--nonblocking"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            storms[name] = await api_storm(
-                base, token, args.alerts, args.incidents, args.concurrency, run, group
-            )
+            if rate is None:
+                storms[name] = await closed_loop(base, token, bodies, args.alerts, args.concurrency)
+            else:
+                storms[name] = await open_loop(base, token, bodies, args.alerts, rate)
             if profiler is not None:
                 profiler.send_signal(signal.SIGINT)
                 profiler.wait(timeout=30)
@@ -297,6 +367,8 @@ async def main() -> None:
             f"{name}_alerts_lost": lost[name],
         }
     result |= {
+        "paced_offered_alerts_per_s": args.rate,
+        "paced_connections": storms["paced"]["connections"],
         "grouped_alerts_per_request": args.group,
         "incidents_created": args.incidents * len(storms),
         "api_rss_mb": round(rss_kb / 1024, 1),
