@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import sqlite3
 import threading
 import time
 import warnings
@@ -103,21 +104,34 @@ class QdrantStore:
             client = self._open_local(path)
             try:
                 yield client
+            except (OSError, sqlite3.Error) as exc:  # the folder went read-only or full under us
+                raise StoreUnavailable(f"local Qdrant folder {path}: {exc}") from exc
             finally:
                 client.close()
         finally:
             thread_lock.release()
 
     def _open_local(self, path: Path) -> QdrantClient:
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file in the way, no permission, a read-only mount
+            raise StoreUnavailable(
+                f"local Qdrant folder {path} cannot be created: {exc.strerror or exc}"
+            ) from exc
         deadline = time.monotonic() + self.config.lock_timeout
         delay = 0.05
         while True:
             # Probe the lock first: qdrant-client leaks the lock file's handle when it finds the
             # folder taken, and a waiting worker would otherwise leak one per attempt.
-            if _lock_is_free(path / ".lock"):
+            try:
+                free = _lock_is_free(path / ".lock")
+            except OSError as exc:
+                raise StoreUnavailable(f"local Qdrant folder {path} is not usable: {exc}") from exc
+            if free:
                 try:
                     return QdrantClient(path=str(path))
+                except (OSError, sqlite3.Error) as exc:
+                    raise StoreUnavailable(f"local Qdrant folder {path} is not usable: {exc}") from exc
                 except RuntimeError as exc:
                     if "already accessed" not in str(exc):
                         raise

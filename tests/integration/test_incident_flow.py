@@ -254,6 +254,36 @@ async def test_history_json_is_valid(make_stack: StackFactory) -> None:
     assert history["events"][0]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED"
 
 
+async def test_unusable_memory_folder_degrades_the_incident_and_says_so(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """Qdrant's local folder cannot be written (a file where its parent should be: unwritable
+    even for root). The incident still gets a plan and a human decision, and says what it lacks."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    stack = await make_stack(qdrant_path=blocker / "qdrant")
+    service = unique_service()
+    incident_id = await open_incident(stack, service)
+    state = await stack.wait_for(incident_id, awaiting)
+    memory_down = [r for r in state.degraded if r.startswith("memory unavailable")]
+    assert memory_down and "local Qdrant folder" in memory_down[0], state.degraded
+    assert str(blocker) in memory_down[0]
+    assert state.grounding is not None and state.grounding.unavailable_reason == memory_down[0]
+    assert state.proposal is not None and state.proposal.actions, "no plan without memory"
+    context = next(d for d in state.decisions if d.kind == "context")
+    assert memory_down[0] in context.reasons
+
+    await stack.handle(incident_id).signal(
+        SIGNAL_APPROVE, ApprovalSignal(by="erin", reason="restart", plan_hash=state.plan_hash)
+    )
+    await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING)
+    await resolve(stack, service)
+    assert (await stack.handle(incident_id).result()).outcome == Outcome.REMEDIATED
+    closed = await stack.state(incident_id)
+    assert closed.memory_record is None
+    assert any(r.startswith("episodic memory not written") for r in closed.degraded), closed.degraded
+
+
 async def test_context_is_gathered_and_the_next_incident_cites_the_last(make_stack: StackFactory) -> None:
     """Prometheus is absent here: diagnosis goes on, degraded, and says so. Memory remembers."""
     stack = await make_stack()
