@@ -1,6 +1,6 @@
 """Worker memory with many open incidents waiting on approval.
 
-    .venv/bin/python bench/bench_worker_rss.py [--incidents 1000] [--cache 1000] [--embeddings sparse]
+    .venv/bin/python bench/bench_worker_rss.py [--incidents 1000] [--cache N] [--embeddings sparse]
 
 Starts the real stack (Temporal, OpenBao, `python worker.py`, `python -m api`), reads the
 worker's VmRSS once it polls, then opens `--incidents` incidents through the webhook API
@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 from bench_latency import Stack, alertmanager_payload, rss_mb
 
+from models.settings import Settings  # importable once bench_latency put the project on sys.path
+
 BATCH = 50  # alerts per webhook request
 
 
@@ -34,16 +36,18 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--incidents", type=int, default=1000)
-    parser.add_argument("--cache", type=int, default=1000, help="the worker's max_cached_workflows")
+    parser.add_argument(
+        "--cache", type=int, default=None, help="the worker's max_cached_workflows (default: its setting's)"
+    )
     parser.add_argument("--embeddings", default="sparse", choices=["sparse", "auto", "dense"])
     args = parser.parse_args()
     stack = Stack(Path(tempfile.mkdtemp(prefix="firebreak-rss-")))
     load_before = os.getloadavg()[0]
     try:
-        await stack.start(
-            FIREBREAK_EMBEDDINGS=args.embeddings,
-            FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS=str(args.cache),
-        )
+        env = {"FIREBREAK_EMBEDDINGS": args.embeddings}
+        if args.cache is not None:
+            env["FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS"] = str(args.cache)
+        await stack.start(**env)
         await stack.worker_ready()
         worker_pid = stack.processes["worker"].pid
         await asyncio.sleep(2)
@@ -74,7 +78,9 @@ async def main() -> None:
         await stack.stop()
     result = {
         "incidents_waiting": args.incidents,
-        "worker_cache": args.cache,
+        "worker_cache": args.cache
+        if args.cache is not None
+        else Settings.model_fields["worker_max_cached_workflows"].default,
         "embeddings": args.embeddings,
         "worker_rss_idle_mb": round(idle, 1),
         "worker_rss_with_incidents_mb": round(loaded, 1),

@@ -27,7 +27,7 @@ async def test_worker_sizing_from_settings(client: Client, settings: Settings) -
     defaults = build_worker(
         client, settings.model_copy(update={"task_queue": settings.task_queue + "-d"})
     ).config()
-    assert defaults.get("max_cached_workflows") == 1000
+    assert defaults.get("max_cached_workflows") == 250
     assert defaults.get("max_concurrent_activities") == 100
 
 
