@@ -85,6 +85,12 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def bearer_matches(request: Request, expected: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <expected>` (constant-time compare)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return bool(expected) and scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), expected)
+
+
 def problem(
     status: int,
     error: str,
@@ -163,10 +169,8 @@ def create_app(
     def unauthorized(request: Request) -> JSONResponse | None:
         if settings.api_auth_disabled:
             return None
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
         expected = settings.api_token.get_secret_value() if settings.api_token else ""
-        if scheme.lower() != "bearer" or not secrets.compare_digest(token.strip(), expected):
+        if not bearer_matches(request, expected):
             return problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         return None
 
@@ -316,8 +320,13 @@ def _instrument(
     counts = metrics.IncidentCounts(settings.metrics_incident_refresh_seconds)
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
         """Prometheus metrics: webhooks, incidents by phase/outcome, Temporal's client."""
+        token = settings.metrics_token
+        if token is not None and not bearer_matches(request, token.get_secret_value()):
+            return problem(
+                401, "missing or wrong metrics bearer token", headers={"WWW-Authenticate": "Bearer"}
+            )
         await counts.refresh_if_stale(gateway.client)
         return Response(await metrics.exposition(registry), media_type=metrics.CONTENT_TYPE_LATEST)
 

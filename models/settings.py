@@ -203,6 +203,12 @@ class Settings(BaseSettings):
     otel_service_name: str = Field(default="firebreak", description="service.name; -worker/-api appended")
     metrics_enabled: bool = Field(default=True, description="Prometheus /metrics on the worker and the API")
     metrics_host: str = Field(default="127.0.0.1", description="where the worker's /metrics listens")
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="bearer token the API's /metrics requires (Prometheus: authorization.credentials); "
+        "unset: /metrics is open, as on a private scrape network. Not the webhook token: a scraper "
+        "must not be able to open incidents",
+    )
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics port")
     temporal_metrics_port: int = Field(
         default=0,

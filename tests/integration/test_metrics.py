@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -203,3 +203,23 @@ async def test_api_metrics_count_webhooks_and_incidents_by_phase(make_stack: Sta
     assert delta("firebreak_webhook_requests_total", source="generic", code="401") == 1
     assert delta("firebreak_webhook_seconds_count", source="alertmanager") == 1
     await stack.handle(incident_id).terminate("test done")
+
+
+async def test_api_metrics_token_is_required_when_set_and_is_not_the_webhook_token(
+    make_stack: StackFactory,
+) -> None:
+    stack = await make_stack(metrics_token=SecretStr("scrape-" + uuid.uuid4().hex))
+    assert stack.settings.metrics_token is not None
+    scrape = {"Authorization": f"Bearer {stack.settings.metrics_token.get_secret_value()}"}
+    for headers in ({}, {"Authorization": "Bearer wrong"}, stack.headers, {"Authorization": "Basic x"}):
+        refused = await stack.http.get("/metrics", headers=headers)
+        assert refused.status_code == 401, headers
+        assert refused.headers["www-authenticate"] == "Bearer"
+        assert "metrics bearer token" in refused.text
+        assert "firebreak_" not in refused.text
+    allowed = await stack.http.get("/metrics", headers=scrape)
+    assert allowed.status_code == 200 and "firebreak_webhook_requests_total" in allowed.text
+    # The scrape token opens no incident.
+    assert (
+        await stack.http.post("/alerts/generic", json={"name": "x", "service": "y"}, headers=scrape)
+    ).status_code == 401
