@@ -27,7 +27,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+from bench_common import free_port, percentile, report
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -47,17 +47,6 @@ sys.path.insert(0, str(ROOT))
 
 from models.alert import AlertBatch  # noqa: E402
 from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def alert_body(i: int, incidents: int, run: str) -> dict[str, object]:
@@ -376,10 +365,7 @@ async def main() -> None:
     }
     if totals:
         result["api_ingest_totals"] = totals[-1].split("ingest totals: ")[1]
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(result))
+    report(result)
 
 
 if __name__ == "__main__":

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,7 @@ from typing import Any
 
 import httpx
 import hvac
+from bench_common import free_port, percentile, report
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -51,17 +50,6 @@ from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def rss_mb(pid: int) -> float:
@@ -319,10 +307,7 @@ async def main() -> None:
         }
     finally:
         await stack.stop()
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(result))
+    report(result)
 
 
 if __name__ == "__main__":

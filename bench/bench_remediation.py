@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_common import report
 from bench_latency import BIN, ROOT, Stack
 from pydantic import SecretStr
 
@@ -127,10 +128,7 @@ async def main() -> None:
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(result))
+    report(result)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import secrets
 import tempfile
@@ -24,6 +23,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_common import report
 from bench_latency import Stack, alertmanager_payload, rss_mb
 
 from models.settings import Settings  # importable once bench_latency put the project on sys.path
@@ -90,10 +90,7 @@ async def main() -> None:
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
-    width = max(len(k) for k in result)
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(result))
+    report(result)
 
 
 if __name__ == "__main__":
