@@ -222,6 +222,26 @@ def dev(demo: Annotated[bool, typer.Option(help="fire a demo alert once up")] = 
     raise typer.Exit(devstack_main(["--demo"] if demo else []))
 
 
+@app.command()
+def consume(
+    url: Annotated[
+        str | None, typer.Option(help="NATS server (default: FIREBREAK_BUS_URL)", show_default=False)
+    ] = None,
+) -> None:
+    """Take alerts from the NATS JetStream bus into incidents until stopped (SIGTERM / Ctrl-C)."""
+    from pydantic import ValidationError
+
+    from consumer.__main__ import main as consume_main
+    from models.settings import Settings
+
+    try:
+        settings = Settings() if url is None else Settings(bus_url=url)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise fail(f"invalid setting: {fields}: {exc.errors()[0]['msg']}", code=2) from None
+    raise typer.Exit(consume_main(settings))
+
+
 from cli.kb import feedback, kb_app  # noqa: E402 - sub-commands of the app defined above
 
 app.add_typer(kb_app, name="kb")

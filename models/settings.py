@@ -20,6 +20,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.constants import TASK_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# JetStream stream/consumer names and subject tokens: no dots, wildcards or whitespace in names.
+_STREAM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+_SUBJECT_PREFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,29 @@ class Settings(BaseSettings):
     ingest_max_delay_ms: float = Field(default=20.0, ge=0, le=1000)
     ingest_max_batch: int = Field(default=500, ge=1, le=5000)
     ingest_max_pending: int = Field(default=50_000, ge=1, description="then 429 + Retry-After")
+
+    # Message bus ingress (consumer/, `firebreak consume`): NATS JetStream. Unset: no consumer.
+    bus_url: str | None = Field(
+        default=None, pattern=r"^(nats|tls)://\S+$", description="e.g. nats://127.0.0.1:4222"
+    )
+    bus_token: SecretStr | None = Field(default=None, description="NATS auth token, if the server wants one")
+    bus_stream: str = Field(default="FIREBREAK_ALERTS", pattern=_STREAM_NAME)
+    bus_subject_prefix: str = Field(
+        default="firebreak.alerts", pattern=_SUBJECT_PREFIX, description="<prefix>.alertmanager | .generic"
+    )
+    bus_dead_letter_stream: str = Field(default="FIREBREAK_ALERTS_DEAD", pattern=_STREAM_NAME)
+    bus_dead_letter_prefix: str = Field(default="firebreak.dead", pattern=_SUBJECT_PREFIX)
+    bus_durable: str = Field(default="firebreak-ingest", pattern=_STREAM_NAME, description="consumer name")
+    bus_max_in_flight: int = Field(
+        default=1000, ge=1, le=50_000, description="unacked messages (JetStream max_ack_pending)"
+    )
+    bus_ack_wait_seconds: float = Field(
+        default=30.0, ge=1, le=3600, description="unacked this long (a dead consumer): redelivered"
+    )
+    bus_retry_delay_seconds: float = Field(
+        default=2.0, gt=0, le=600, description="redelivery delay when Temporal did not take a message"
+    )
+    bus_metrics_port: int = Field(default=9465, ge=0, le=65535, description="the consumer's /metrics port")
 
     # Temporal UI (the dev stack starts it with the server)
     temporal_ui_port: int = 8233
@@ -94,6 +120,26 @@ class Settings(BaseSettings):
     vault_root_token: SecretStr | None = Field(
         default=None, description="used once by `firebreak vault-bootstrap`, never by the worker"
     )
+
+    # The gate (policies/seals.py). The admission key is the worker's alone: it seals policy
+    # decisions, attested approvals and admissions. The approval key signs approval codes
+    # (API) and checks them (worker). Unset: read from (or created in) data_dir, 0600.
+    admission_key: SecretStr | None = Field(
+        default=None, description="url-safe base64, >= 32 bytes; every worker of a deployment shares it"
+    )
+    approval_key: SecretStr | None = Field(
+        default=None, description="url-safe base64, >= 32 bytes; the API and the workers share it"
+    )
+    approval_auth: Literal["code", "roster"] = Field(
+        default="code",
+        description="code: an approver needs an approval code issued to them by the API after "
+        "authenticating; roster: a typed name from the policy's roster is enough (dev stack only)",
+    )
+    approver_tokens_file: Path | None = Field(
+        default=None,
+        description="YAML {person: sha256 hex of their personal API token} for approval codes",
+    )
+    approval_code_ttl_seconds: float = Field(default=900.0, gt=0, le=86_400)
 
     # Where the catalog, policies and rules live
     playbooks_dir: Path = PROJECT_ROOT / "playbooks"
