@@ -121,26 +121,6 @@ class Settings(BaseSettings):
         default=None, description="used once by `firebreak vault-bootstrap`, never by the worker"
     )
 
-    # The gate (policies/seals.py). The admission key is the worker's alone: it seals policy
-    # decisions, attested approvals and admissions. The approval key signs approval codes
-    # (API) and checks them (worker). Unset: read from (or created in) data_dir, 0600.
-    admission_key: SecretStr | None = Field(
-        default=None, description="url-safe base64, >= 32 bytes; every worker of a deployment shares it"
-    )
-    approval_key: SecretStr | None = Field(
-        default=None, description="url-safe base64, >= 32 bytes; the API and the workers share it"
-    )
-    approval_auth: Literal["code", "roster"] = Field(
-        default="code",
-        description="code: an approver needs an approval code issued to them by the API after "
-        "authenticating; roster: a typed name from the policy's roster is enough (dev stack only)",
-    )
-    approver_tokens_file: Path | None = Field(
-        default=None,
-        description="YAML {person: sha256 hex of their personal API token} for approval codes",
-    )
-    approval_code_ttl_seconds: float = Field(default=900.0, gt=0, le=86_400)
-
     # Where the catalog, policies and rules live
     playbooks_dir: Path = PROJECT_ROOT / "playbooks"
     policies_dir: Path = PROJECT_ROOT / "policies"
