@@ -21,6 +21,7 @@ from opentelemetry.trace import TracerProvider
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
 from activities.credentials import ActionCredentials
 from activities.locks import LockActivities
@@ -41,6 +42,7 @@ from memory.service import Memory
 from models.catalog import Catalog, CatalogError
 from models.settings import Settings
 from policies.engine import PolicyEngine, PolicyLoadError
+from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
@@ -117,9 +119,20 @@ def build_activities(
         topology = Topology.load(settings.topology_file) if settings.topology_file else None
     except TopologyError as exc:
         raise ConfigurationError(str(exc)) from exc
-    policy = PolicyActivities(policies, topology)
+    try:
+        sealer = Sealer(configured_key(settings.admission_key, settings.data_dir, "admission"))
+        codes = (
+            ApprovalCodes(configured_key(settings.approval_key, settings.data_dir, "approval"))
+            if settings.approval_auth == "code"
+            else None
+        )
+    except SealError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    policy = PolicyActivities(policies, catalog, sealer, topology)
+    admission = AdmissionActivities(sealer, codes)
     remediation = RemediationActivities(
         catalog=catalog,
+        sealer=sealer,
         credentials=credentials or ActionCredentials(settings.vault_addr, settings.vault_token),
         vault_addr=settings.vault_addr,
         target_state_dir=settings.resolved_target_state_dir(),
@@ -137,6 +150,8 @@ def build_activities(
         agents.plan_remediation,
         agents.review_plan,
         policy.evaluate_policy,
+        admission.admit_remediation,
+        admission.verify_approval,
         remediation.run_playbook,
         telemetry.gather_telemetry,
         memory.retrieve_context,

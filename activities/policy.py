@@ -18,6 +18,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from models.agents import ProposedAction
+from models.catalog import Catalog, CatalogError
 from models.incident import (
     MAX_BLAST_SERVICES,
     AutonomyAssessment,
@@ -26,7 +28,9 @@ from models.incident import (
     PolicyInput,
     PolicyVerdict,
 )
+from policies.admission import seal_decision
 from policies.engine import DECISION_QUERY, PolicyEngine, PolicyEvaluationError
+from policies.seals import Sealer
 from rca.topology import Topology
 
 POLICY_NAME = DECISION_QUERY.removeprefix("data.").removesuffix(".decision")
@@ -71,17 +75,54 @@ def to_decision(raw: dict[str, Any], input: PolicyInput, blast: BlastRadius) -> 
         raise PolicyEvaluationError(f"{DECISION_QUERY} gave a malformed decision: {exc}") from None
 
 
+def catalog_mismatch(catalog: Catalog, action: ProposedAction) -> str | None:
+    """Why the proposed action is not the catalog's (unknown, bad params, restated facts)."""
+    try:
+        spec = catalog.validate_params(action.action, action.params)
+    except CatalogError as exc:
+        return str(exc)
+    for field, stated, actual in (
+        ("risk", action.risk, spec.risk.value),
+        ("autonomy", action.autonomy, spec.autonomy.value),
+        ("timeout_seconds", action.timeout_seconds, spec.timeout_seconds),
+    ):
+        if stated != actual:
+            return f"action.{field}: the plan says {stated!r}, the catalog says {actual!r}"
+    return None
+
+
 class PolicyActivities:
-    def __init__(self, engine: PolicyEngine, topology: Topology | None = None) -> None:
+    """Decides with the Rego policy and seals each decision for the admission to check.
+
+    The policy reads the action's risk and autonomy, so they must be the catalog's own: a
+    plan that restates them differently (only a forged one can) is refused, never decided.
+    """
+
+    def __init__(
+        self, engine: PolicyEngine, catalog: Catalog, sealer: Sealer, topology: Topology | None = None
+    ) -> None:
         self._engine = engine
+        self._catalog = catalog
+        self._sealer = sealer
         self._topology = topology
 
     @activity.defn
     async def evaluate_policy(self, input: PolicyInput) -> PolicyDecision:
+        caller = activity.info().workflow_id
+        if caller != input.incident_id:
+            raise ApplicationError(
+                f"incident_id: {input.incident_id!r} asked for by workflow {caller!r}",
+                type="PolicyError",
+                non_retryable=True,
+            )
+        mismatch = catalog_mismatch(self._catalog, input.action)
+        if mismatch is not None:
+            raise ApplicationError(mismatch, type="CatalogError", non_retryable=True)
         document = policy_document(input, self._topology)
         try:
             raw = self._engine.decide(document)
-            return to_decision(raw, input, BlastRadius.model_validate(document["blast_radius"]))
+            decision = to_decision(raw, input, BlastRadius.model_validate(document["blast_radius"]))
         except PolicyEvaluationError as exc:
             # Never a silent allow: a policy that cannot decide fails the step loudly.
             raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+        return seal_decision(self._sealer, input.incident_id, input.action, decision)

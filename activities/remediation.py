@@ -24,13 +24,16 @@ import asyncio
 import difflib
 import logging
 import os
+import shlex
 import shutil
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +41,13 @@ import ansible_runner
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.ansible_data import plain_identifiers, unsafe_vars_yaml
 from activities.credentials import ActionCredentials, action_secret_api_path
 from activities.errors import FirebreakError, PlaybookError
 from models.catalog import Catalog, CatalogError
 from models.incident import PlannedChange, RemediationInput, RemediationResult
+from policies.admission import NotAdmitted, check_admission
+from policies.seals import Sealer
 
 logger = logging.getLogger(__name__)
 
@@ -123,12 +129,14 @@ class RemediationActivities:
     def __init__(
         self,
         catalog: Catalog,
+        sealer: Sealer,
         credentials: ActionCredentials,
         vault_addr: str,
         target_state_dir: Path,
         runtime_dir: Path | None = None,
     ) -> None:
         self._catalog = catalog
+        self._sealer = sealer
         self._credentials = credentials
         self._vault_addr = vault_addr
         self._target_state_dir = target_state_dir
@@ -136,12 +144,26 @@ class RemediationActivities:
 
     @activity.defn
     async def run_playbook(self, input: RemediationInput) -> RemediationResult:
-        """Mint a credential, run the action's playbook, revoke the credential."""
+        """Check the gate's admission, mint a credential, run the playbook, revoke the credential."""
         action = input.action
+        try:
+            # Before anything else, and above all before Vault: only an admitted run goes on.
+            check_admission(self._sealer, input, datetime.now(UTC))
+        except NotAdmitted as exc:
+            activity.logger.warning("refused a run of %s: %s", action.action, exc)
+            raise ApplicationError(str(exc), type="NotAdmitted", non_retryable=True) from None
         try:
             spec = self._catalog.validate_params(action.action, action.params)
             if input.rollback_of is not None and spec.rollback is None:
                 raise CatalogError(f"action {spec.name!r} declares no rollback playbook")
+            plain_identifiers(
+                {
+                    "incident_id": input.incident_id,
+                    "idempotency_key": input.idempotency_key,
+                    "rollback_of": input.rollback_of,
+                    "action.target": action.target,
+                }
+            )
         except CatalogError as exc:
             raise ApplicationError(str(exc), type="CatalogError", non_retryable=True) from None
         playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
@@ -163,6 +185,8 @@ class RemediationActivities:
                 **action.params,
                 "incident_id": input.incident_id,
                 "idempotency_key": input.idempotency_key,
+                # Tells one execution of the effect from another (tests count them on the target).
+                "firebreak_execution": f"attempt {activity.info().attempt} run {uuid.uuid4().hex[:12]}",
                 "target_state_dir": str(self._target_state_dir),
                 "vault_addr": self._vault_addr,
                 "vault_secret_path": action_secret_api_path(spec.name),
@@ -236,13 +260,17 @@ class RemediationActivities:
         private_dir = tempfile.mkdtemp(prefix="firebreak-run-", dir=_runtime_root(self._runtime_dir))
         try:
             os.chmod(private_dir, 0o700)
+            # Every value reaches Ansible as data: a vars file whose strings are all `!unsafe`,
+            # never ansible-runner's extravars (which Ansible would render as templates).
+            vars_file = Path(private_dir) / "firebreak-vars.yml"
+            vars_file.write_text(unsafe_vars_yaml(extravars))
+            cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
                 project_dir=str(self._catalog.directory),
                 playbook=playbook,
-                extravars=extravars,
                 envvars=envvars,
-                cmdline="--check --diff" if check_mode else None,
+                cmdline=cmdline,
                 suppress_env_files=True,
                 quiet=True,
                 event_handler=progress.on_event,

@@ -14,6 +14,9 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+# Marks a string param as free text in a catalog schema (it still reaches Ansible only as data).
+FREE_TEXT = "x-free-text"
+
 
 class Autonomy(StrEnum):
     """How far an action class may go on its own, least to most."""
@@ -48,6 +51,22 @@ class ActionSpec(BaseModel):
     @classmethod
     def _schema_is_valid(cls, schema: dict[str, Any]) -> dict[str, Any]:
         jsonschema.Draft202012Validator.check_schema(schema)
+        # Params reach Ansible (as unsafe data), so each must be bounded by the schema itself:
+        # no unknown params, and a string is a pattern or an enum unless it is declared
+        # free text (`x-free-text: true`) with a maxLength.
+        if schema.get("type") != "object" or schema.get("additionalProperties") is not False:
+            raise ValueError("params_schema: must be an object schema with additionalProperties: false")
+        for name, prop in (schema.get("properties") or {}).items():
+            if not isinstance(prop, dict) or prop.get("type") != "string":
+                continue
+            if prop.get(FREE_TEXT) is True:
+                if not isinstance(prop.get("maxLength"), int):
+                    raise ValueError(f"params_schema.properties.{name}: free text needs a maxLength")
+            elif "pattern" not in prop and "enum" not in prop:
+                raise ValueError(
+                    f"params_schema.properties.{name}: a string param needs a pattern or an enum, "
+                    f"or `{FREE_TEXT}: true` and a maxLength"
+                )
         return schema
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from models.admission import Admission, AdmissionMode
 from models.agents import (
     DiagnosisResult,
     Evidence,
@@ -108,6 +109,9 @@ class PolicyDecision(BaseModel):
     action: str | None = None  # the action and target decided on (None: a plan's combined verdict)
     target: str | None = None
     blast_radius: BlastRadius | None = None
+    # HMAC by the policy activity over the decision and the action it decided on, for this
+    # incident (policies/seals.py): the admission trusts only sealed decisions.
+    seal: str | None = None
 
     def admits(self, by: str) -> bool:
         """May `by` answer this decision's approval request?"""
@@ -124,6 +128,9 @@ class ApprovalSignal(BaseModel):
     by: str = Field(min_length=1, max_length=256)
     reason: str = Field(default="", max_length=4096)
     plan_hash: str | None = Field(default=None, max_length=128)
+    # An approval code from `firebreak approval-code` / POST /approvals/{incident}/code, issued to
+    # an authenticated approver: required unless the worker runs with FIREBREAK_APPROVAL_AUTH=roster.
+    code: str | None = Field(default=None, max_length=2048)
 
 
 class ApprovalRecord(BaseModel):
@@ -133,6 +140,11 @@ class ApprovalRecord(BaseModel):
     at: datetime
     plan_hash: str | None = None
     note: str | None = None  # why a signal was refused (stale plan, ...)
+    # How the approver was authenticated ("code" or "roster") and the worker's seal over the
+    # record: the admission accepts only attested answers.
+    authenticated_by: str | None = None
+    code_nonce: str | None = None  # a code is good for one answer
+    attestation: str | None = None
 
 
 # --- Remediation -----------------------------------------------------------------------------
@@ -162,6 +174,43 @@ class RemediationInput(BaseModel):
     rollback_of: str | None = None
     severity_rank: int = Field(default=3, ge=1, le=4)  # orders the wait for the target's lock
     lock_wait_seconds: float = Field(default=1800.0, gt=0)
+    # The gate's sealed admission of this run; without a valid one nothing is minted or run.
+    admission: Admission | None = None
+
+
+def action_digest(action: ProposedAction) -> str:
+    """What a seal binds an action by: everything that reaches the policy and Ansible."""
+    canonical = json.dumps(action.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AdmitInput(BaseModel):
+    """Ask the gate's admission activity to admit one run of a plan's action."""
+
+    incident_id: str
+    plan: Plan
+    plan_hash: str
+    index: int = Field(ge=0)
+    mode: AdmissionMode
+    idempotency_key: str
+    rollback_of: str | None = None
+    decisions: list[PolicyDecision]
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    forward: Admission | None = None  # a rollback: the admission of the run it undoes
+
+
+class VerifyApprovalInput(BaseModel):
+    incident_id: str
+    plan_hash: str | None
+    decision: Literal["approved", "rejected"]
+    signal: ApprovalSignal
+    decisions: list[PolicyDecision]
+    used_nonces: list[str] = Field(default_factory=list)
+
+
+class VerifyApprovalResult(BaseModel):
+    refused: str | None = None  # why, naming the field; None: admitted
+    record: ApprovalRecord
 
 
 class PlannedChange(BaseModel):
@@ -211,6 +260,7 @@ class Decision(BaseModel):
         "autonomy",
         "preview",
         "rollback",
+        "admission",
         "continue_as_new",
     ]
     by: str  # reasoner, policy package, human or "firebreak"
@@ -243,6 +293,8 @@ class IncidentState(BaseModel):
     approvals: list[ApprovalRecord] = Field(default_factory=list)
     remediations: list[RemediationResult] = Field(default_factory=list)
     rollbacks: list[RemediationResult] = Field(default_factory=list)
+    # The gate's sealed admissions of each child run (a rollback presents its forward run's).
+    admissions: list[Admission] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
     llm_usage: LLMUsage = Field(default_factory=LLMUsage)  # every agent's LLM calls, summed
     redactions: dict[str, int] = Field(default_factory=dict)  # secrets kept out of prompts, by kind

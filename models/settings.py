@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     )
     api_max_body_bytes: int = 1_048_576
     api_access_log: bool = Field(default=False, description="uvicorn's per-request log lines")
+    # Slow or stalled clients (api/server.py): a connection must finish its request headers,
+    # and then its body, within these; otherwise 408 and the connection is closed.
+    api_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    api_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     # Storm handling (api/ingest.py): alerts per incident within the delay share one RPC
     ingest_max_delay_ms: float = Field(default=20.0, ge=0, le=1000)
     ingest_max_batch: int = Field(default=500, ge=1, le=5000)
@@ -120,6 +124,26 @@ class Settings(BaseSettings):
     vault_root_token: SecretStr | None = Field(
         default=None, description="used once by `firebreak vault-bootstrap`, never by the worker"
     )
+
+    # The gate (policies/seals.py). The admission key is the worker's alone: it seals policy
+    # decisions, attested approvals and admissions. The approval key signs approval codes
+    # (API) and checks them (worker). Unset: read from (or created in) data_dir, 0600.
+    admission_key: SecretStr | None = Field(
+        default=None, description="url-safe base64, >= 32 bytes; every worker of a deployment shares it"
+    )
+    approval_key: SecretStr | None = Field(
+        default=None, description="url-safe base64, >= 32 bytes; the API and the workers share it"
+    )
+    approval_auth: Literal["code", "roster"] = Field(
+        default="code",
+        description="code: an approver needs an approval code issued to them by the API after "
+        "authenticating; roster: a typed name from the policy's roster is enough (dev stack only)",
+    )
+    approver_tokens_file: Path | None = Field(
+        default=None,
+        description="YAML {person: sha256 hex of their personal API token} for approval codes",
+    )
+    approval_code_ttl_seconds: float = Field(default=900.0, gt=0, le=86_400)
 
     # Where the catalog, policies and rules live
     playbooks_dir: Path = PROJECT_ROOT / "playbooks"

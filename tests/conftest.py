@@ -163,4 +163,7 @@ def settings(tmp_path: Path, vault: VaultServer) -> Settings:
         embeddings="sparse",  # dense retrieval has its own tests; workers here stay light
         approval_timeout_seconds=30,
         verify_window_seconds=10,
+        # Most flows approve by roster name; tests/integration/test_gate_attacks.py and the UI
+        # test run with approval codes, the production default.
+        approval_auth="roster",
     )

@@ -36,7 +36,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -44,9 +44,11 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.admission import AdmissionActivities
     from activities.agents import AgentActivities
     from activities.policy import PolicyActivities
     from firebreak import incident_hooks
+    from models.admission import Admission, AdmissionMode
     from models.agents import (
         AgentInput,
         AgentResult,
@@ -56,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         ReviewInput,
     )
-    from models.alert import Alert, AlertBatch, AlertStatus
+    from models.alert import Alert, AlertBatch, AlertStatus, Severity
     from models.constants import (
         INCIDENT_WORKFLOW,
         QUERY_STATE,
@@ -69,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_REJECT,
     )
     from models.incident import (
+        AdmitInput,
         ApprovalRecord,
         ApprovalSignal,
         Decision,
@@ -81,12 +84,15 @@ with workflow.unsafe.imports_passed_through():
         Plan,
         PolicyDecision,
         PolicyInput,
+        PolicyVerdict,
         ProposedAction,
         RemediationInput,
         RemediationResult,
         Stage,
         TriageInput,
         TriageResult,
+        VerifyApprovalInput,
+        VerifyApprovalResult,
     )
     from models.memory import (
         ActionTrackRecord,
@@ -99,9 +105,9 @@ with workflow.unsafe.imports_passed_through():
         grounding_from_context,
     )
     from models.notify import NotifyChannel, NotifyEvent
+    from policies.gate import Gate, answer, approval_needed, gate, refusal, strictest
     from rca.models import Symptom, TelemetryInput, TelemetryResult
     from workflows.details import render_details
-    from workflows.gate import Gate, answer, gate, refusal, strictest
     from workflows.remediation import RemediationWorkflow
 
 __all__ = ["IncidentWorkflow", "render_details", "strictest"]
@@ -191,39 +197,76 @@ class IncidentWorkflow:
         self._refresh_details()
 
     @workflow.signal(name=SIGNAL_APPROVE)
-    def on_approve(self, signal: ApprovalSignal) -> None:
-        self._answer("approved", signal)
+    async def on_approve(self, signal: ApprovalSignal) -> None:
+        await self._answer("approved", signal)
 
     @workflow.signal(name=SIGNAL_REJECT)
-    def on_reject(self, signal: ApprovalSignal) -> None:
-        self._answer("rejected", signal)
+    async def on_reject(self, signal: ApprovalSignal) -> None:
+        await self._answer("rejected", signal)
 
     @workflow.query(name=QUERY_STATE)
     def state(self) -> IncidentState:
         return self._state
 
-    def _answer(self, decision: str, signal: ApprovalSignal) -> None:
-        """Accept an answer to the pending approval, or record why it is refused."""
+    async def _answer(self, decision: Literal["approved", "rejected"], signal: ApprovalSignal) -> None:
+        """Accept an answer to the pending approval, or record why it is refused.
+
+        The gate's own checks come first (pending, plan hash, roster); then the worker
+        authenticates the approver (approval code, policies/admission.py) and attests the
+        record, which is what the admission will trust. Checked again after that wait: a
+        second answer that arrived meanwhile finds the request already answered.
+        """
         state = self._state
-        record = ApprovalRecord(
-            decision="approved" if decision == "approved" else "rejected",
-            by=signal.by,
-            reason=signal.reason,
-            at=workflow.now(),
-            plan_hash=signal.plan_hash,
-        )
-        pending = self._awaiting_approval and self._approval is None
-        why = refusal(self._gate_decisions(), state.plan_hash, pending, signal)
-        if why is not None:
-            record = record.model_copy(update={"decision": "refused", "note": f"{decision}: {why}"})
-            state.approvals.append(record)
+        why = refusal(self._gate_decisions(), state.plan_hash, self._pending(), signal)
+        record: ApprovalRecord | None = None
+        if why is None:
+            try:
+                verified: VerifyApprovalResult = await workflow.execute_activity_method(
+                    AdmissionActivities.verify_approval,
+                    VerifyApprovalInput(
+                        incident_id=state.incident_id,
+                        plan_hash=state.plan_hash,
+                        decision=decision,
+                        signal=signal,
+                        decisions=approval_needed(self._gate_decisions()),
+                        used_nonces=[a.code_nonce for a in state.approvals if a.code_nonce],
+                    ),
+                    start_to_close_timeout=POLICY_TIMEOUT,
+                    retry_policy=DECISION_RETRY,
+                )
+            except ActivityError as exc:
+                why = f"could not verify the approver: {_cause(exc)}"
+            else:
+                why, record = verified.refused, verified.record
+            if why is None and not self._pending():
+                why = "no approval is pending"
+        if why is not None or record is None:
+            why = why or "not verified"
+            refused = ApprovalRecord(
+                decision="refused",
+                by=signal.by,
+                reason=signal.reason,
+                at=workflow.now(),
+                plan_hash=signal.plan_hash,
+                note=f"{decision}: {why}",
+                code_nonce=record.code_nonce if record is not None else None,
+            )
+            state.approvals.append(refused)
             self._decide("approval", signal.by, f"{decision} signal refused", [why])
             workflow.logger.warning("approval signal from %s refused: %s", signal.by, why)
             self._refresh_details()
             return
         self._approval = record
         state.approvals.append(record)
-        self._decide("approval", signal.by, f"plan {decision}", [signal.reason] if signal.reason else [])
+        self._decide(
+            "approval",
+            record.by,
+            f"plan {decision}",
+            ([signal.reason] if signal.reason else []) + [f"authenticated by {record.authenticated_by}"],
+        )
+
+    def _pending(self) -> bool:
+        return self._awaiting_approval and self._approval is None
 
     # --- main ------------------------------------------------------------------------------
 
@@ -531,16 +574,23 @@ class IncidentWorkflow:
             forward = state.remediations[index]
             if forward.check_mode or forward.status != "successful" or not forward.rollback_available:
                 continue
+            action = state.plan.actions[index]
+            verdict = await self._rollback_decision(action)
+            forward_admission = next(
+                (a for a in state.admissions if a.idempotency_key == forward.idempotency_key), None
+            )
             result = await self._run_child(
                 "rollback",
                 index,
                 RemediationInput(
                     incident_id=state.incident_id,
-                    action=state.plan.actions[index],
+                    action=action,
                     idempotency_key=rollback_key(forward.idempotency_key),
                     rollback_of=forward.idempotency_key,
                     severity_rank=self._severity_rank(),
                 ),
+                decisions=[verdict] if verdict is not None else [],
+                forward=forward_admission,
             )
             state.rollbacks.append(result)
             self._decide(
@@ -548,6 +598,35 @@ class IncidentWorkflow:
             )
             done.append(f"{forward.action} on {forward.target} rollback {result.status}")
         return f"; rolled back: {', '.join(done)}" if done else ""
+
+    async def _rollback_decision(self, action: ProposedAction) -> PolicyDecision | None:
+        """The policy's verdict on undoing `action` now (a rollback is admitted unless denied)."""
+        state = self._state
+        try:
+            decision: PolicyDecision = await workflow.execute_activity_method(
+                PolicyActivities.evaluate_policy,
+                PolicyInput(
+                    incident_id=state.incident_id,
+                    severity=state.severity or Severity.P3,
+                    services=state.triage.services if state.triage else [],
+                    action=action,
+                    now=workflow.now(),
+                ),
+                start_to_close_timeout=POLICY_TIMEOUT,
+                retry_policy=DECISION_RETRY,
+            )
+        except ActivityError as exc:
+            summary = f"rollback of {action.action}: no policy verdict"
+            self._decide("policy", "firebreak", summary, [_cause(exc)])
+            return None
+        self._decide(
+            "policy",
+            decision.policy,
+            f"rollback of {action.action} on {action.target}: "
+            + ("denied" if decision.verdict == PolicyVerdict.DENY else "not denied"),
+            decision.reasons,
+        )
+        return decision
 
     def _check_input(self, index: int, action: ProposedAction) -> RemediationInput:
         return RemediationInput(
@@ -559,17 +638,29 @@ class IncidentWorkflow:
             lock_wait_seconds=CHECK_LOCK_WAIT_SECONDS,
         )
 
-    async def _run_child(self, kind: str, index: int, action_input: RemediationInput) -> RemediationResult:
-        """One RemediationWorkflow (it takes the target's lock); a failure becomes a result."""
+    async def _run_child(
+        self,
+        kind: str,
+        index: int,
+        action_input: RemediationInput,
+        decisions: list[PolicyDecision] | None = None,
+        forward: Admission | None = None,
+    ) -> RemediationResult:
+        """One admitted RemediationWorkflow (it takes the target's lock); a failure is a result.
+
+        The worker's admission activity decides again over sealed decisions and attested
+        answers, and its sealed admission travels in the child's input.
+        """
         info = workflow.info()
         try:
+            admission = await self._admit(kind, index, action_input, decisions, forward)
             return await workflow.execute_child_workflow(
                 RemediationWorkflow.run,
-                action_input,
+                action_input.model_copy(update={"admission": admission}),
                 id=f"{info.workflow_id}-{kind}-{index}-{info.run_id[:8]}",
                 task_queue=self._input.remediation_task_queue or info.task_queue,
             )
-        except ChildWorkflowError as exc:
+        except (ActivityError, ChildWorkflowError) as exc:
             # The reason a human needs is the innermost one (e.g. "Vault ... unavailable"), not
             # the ActivityError / ChildWorkflowError wrappers around it.
             cause: BaseException = exc
@@ -587,6 +678,52 @@ class IncidentWorkflow:
                 summary=f"{action_input.action.action} could not run: {message}",
                 rollback_of=action_input.rollback_of,
             )
+
+    async def _admit(
+        self,
+        kind: str,
+        index: int,
+        action_input: RemediationInput,
+        decisions: list[PolicyDecision] | None,
+        forward: Admission | None,
+    ) -> Admission:
+        state = self._state
+        mode = (
+            AdmissionMode.ROLLBACK
+            if action_input.rollback_of is not None
+            else AdmissionMode.CHECK
+            if action_input.check_mode
+            else AdmissionMode.APPLY
+        )
+        try:
+            admission: Admission = await workflow.execute_activity_method(
+                AdmissionActivities.admit_remediation,
+                AdmitInput(
+                    incident_id=state.incident_id,
+                    plan=self._plan(),
+                    plan_hash=state.plan_hash or "",
+                    index=index,
+                    mode=mode,
+                    idempotency_key=action_input.idempotency_key,
+                    rollback_of=action_input.rollback_of,
+                    decisions=decisions if decisions is not None else state.policy_decisions,
+                    approvals=state.approvals,
+                    forward=forward,
+                ),
+                start_to_close_timeout=POLICY_TIMEOUT,
+                retry_policy=DECISION_RETRY,
+            )
+        except ActivityError as exc:
+            self._decide("admission", "firebreak", f"{kind} #{index} not admitted", [_cause(exc)])
+            raise
+        state.admissions.append(admission)
+        self._decide(
+            "admission",
+            admission.approver or "policy",
+            f"{kind} #{index} admitted ({admission.verdict})",
+            [f"plan {admission.plan_hash}, key {admission.idempotency_key}, until {admission.expires_at}"],
+        )
+        return admission
 
     def _idempotency_key(self, index: int, purpose: str = "") -> str:
         """Stable across activity retries and worker restarts, unique per incident run and purpose."""

@@ -4,6 +4,10 @@ It holds the target's lock (workflows/lock.py) for the whole run, so two inciden
 act on one target at once, and waiting work goes most severe first. The same workflow runs
 an action for real, in check mode (the approval preview and shadow mode: no credential, no
 change) and as a rollback (`rollback_of`: the catalog's rollback playbook, its own key).
+
+It runs only as a child of the incident whose gate admitted it: a run without a parent
+(started by a client) fails at once, and run_playbook verifies the sealed admission in the
+input before it mints a credential (policies/admission.py).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.locks import LockActivities, RequestLockInput, lock_workflow_id
@@ -27,7 +32,7 @@ PLAYBOOK_RETRY = RetryPolicy(
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=4,
-    non_retryable_error_types=["CatalogError", "CredentialDenied"],
+    non_retryable_error_types=["CatalogError", "CredentialDenied", "NotAdmitted"],
 )
 PLAYBOOK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 LOCK_REQUEST_TIMEOUT = timedelta(seconds=30)
@@ -49,6 +54,11 @@ class RemediationWorkflow:
     async def run(self, input: RemediationInput) -> RemediationResult:
         action = input.action
         info = workflow.info()
+        # A side door no more: only a child of the incident its admission names may run. The
+        # admission's seal is checked by run_playbook before Vault is asked for anything.
+        refused = not_admitted_child(info, input)
+        if refused is not None:
+            raise ApplicationError(refused, type="NotAdmitted", non_retryable=True)
         request = LockRequest(
             request_id=input.idempotency_key,
             workflow_id=info.workflow_id,
@@ -103,3 +113,21 @@ class RemediationWorkflow:
             )
         except Exception as exc:  # the lease expires it anyway
             workflow.logger.warning("could not release lock on %s: %s", target, exc)
+
+
+def not_admitted_child(info: workflow.Info, input: RemediationInput) -> str | None:
+    """Why this run may not go on: not a child of the incident that admitted it."""
+    parent = info.parent
+    if parent is None:
+        return (
+            "RemediationWorkflow runs only as a child of its IncidentWorkflow; "
+            "this one was started directly by a client"
+        )
+    if input.admission is None:
+        return "admission: missing; the incident's gate did not admit this run"
+    if parent.workflow_id != input.incident_id or input.admission.incident_id != input.incident_id:
+        return (
+            f"incident_id: the parent is {parent.workflow_id!r}, the input names {input.incident_id!r} "
+            f"and the admission {input.admission.incident_id!r}"
+        )
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import secrets
 import signal
@@ -11,12 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 
-from models.constants import LOCK_WORKFLOW_ID_PREFIX, REMEDIATION_WORKFLOW
-from models.incident import ProposedAction, RemediationInput, RemediationResult
+from models.constants import LOCK_WORKFLOW_ID_PREFIX
+from models.incident import ProposedAction, RemediationInput
 from models.locks import LockState
 from models.settings import PROJECT_ROOT, Settings
+from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from worker import build_worker
 
@@ -32,14 +35,12 @@ def remediation(service: str, key: str, severity_rank: int) -> RemediationInput:
     )
 
 
-async def start(client: Client, settings: Settings, spec: RemediationInput) -> WorkflowHandle[Any, Any]:
-    return await client.start_workflow(
-        REMEDIATION_WORKFLOW,
-        spec,
-        id=f"remediation-{spec.idempotency_key}",
-        task_queue=settings.task_queue,
-        result_type=RemediationResult,
-    )
+async def start(
+    client: Client, settings: Settings, spec: RemediationInput, parents: str, key: SecretStr | None = None
+) -> WorkflowHandle[Any, Any]:
+    """The remediation as an admitted child of a stand-in incident (tests/admitted.py)."""
+    run = admit(spec, key or admission_key(settings))
+    return await start_admitted(client, parents, run, settings.task_queue)
 
 
 async def lock_state(client: Client, service: str) -> LockState | None:
@@ -55,8 +56,8 @@ async def lock_state(client: Client, service: str) -> LockState | None:
 async def test_one_remediation_per_target_most_severe_first(client: Client, settings: Settings) -> None:
     service = f"locked-{secrets.token_hex(3)}"
     run = secrets.token_hex(3)
-    async with build_worker(client, settings):
-        first = await start(client, settings, remediation(service, f"{run}-a-p3", 3))
+    async with build_worker(client, settings), parent_worker(client) as parents:
+        first = await start(client, settings, remediation(service, f"{run}-a-p3", 3), parents)
         # Wait until the first one holds the lock, then queue a P3 and, after it, a P1.
         for _ in range(300):
             state = await lock_state(client, service)
@@ -65,13 +66,13 @@ async def test_one_remediation_per_target_most_severe_first(client: Client, sett
             await asyncio.sleep(0.05)
         else:
             pytest.fail("the first remediation never got the lock")
-        later_p3 = await start(client, settings, remediation(service, f"{run}-b-p3", 3))
+        later_p3 = await start(client, settings, remediation(service, f"{run}-b-p3", 3), parents)
         for _ in range(300):
             state = await lock_state(client, service)
             if state is not None and any(r.request_id.endswith("b-p3") for r in state.queue):
                 break
             await asyncio.sleep(0.05)
-        urgent_p1 = await start(client, settings, remediation(service, f"{run}-c-p1", 1))
+        urgent_p1 = await start(client, settings, remediation(service, f"{run}-c-p1", 1), parents)
         results = await asyncio.gather(first.result(), later_p3.result(), urgent_p1.result())
     assert [r.status for r in results] == ["successful"] * 3
     log = (settings.resolved_target_state_dir() / service / "restarts.log").read_text().splitlines()
@@ -87,7 +88,9 @@ async def test_side_effect_happens_once_when_worker_is_killed(
     """SIGKILL the worker right after the playbook's effect; the retry must not repeat it."""
     service = f"crash-{secrets.token_hex(3)}"
     log = settings.resolved_target_state_dir() / service / "restarts.log"
+    key = SecretStr(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
     env = {
+        "FIREBREAK_ADMISSION_KEY": key.get_secret_value(),
         **os.environ,
         "TEMPORAL_ADDRESS": client.service_client.config.target_host,
         "FIREBREAK_TASK_QUEUE": settings.task_queue,
@@ -111,7 +114,9 @@ async def test_side_effect_happens_once_when_worker_is_killed(
             )
 
     worker = await spawn()
-    handle = await start(client, settings, remediation(service, secrets.token_hex(8), 2))
+    parents_cm = parent_worker(client)
+    parents = await parents_cm.__aenter__()
+    handle = await start(client, settings, remediation(service, secrets.token_hex(8), 2), parents, key)
     try:
         for _ in range(3000):  # up to a minute on a loaded machine
             if log.exists() and log.read_text().strip():
@@ -129,6 +134,7 @@ async def test_side_effect_happens_once_when_worker_is_killed(
         # The activity's heartbeat times out, Temporal retries it on the new worker.
         result = await asyncio.wait_for(handle.result(), timeout=120)
     finally:
+        await parents_cm.__aexit__(None, None, None)
         if worker.returncode is None:
             worker.send_signal(signal.SIGTERM)
             await worker.wait()

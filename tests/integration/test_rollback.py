@@ -9,7 +9,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError
 
 from cli.audit import build_timeline, render_text
-from models.constants import REMEDIATION_WORKFLOW, SIGNAL_APPROVE
+from models.constants import SIGNAL_APPROVE
 from models.incident import (
     ApprovalSignal,
     Outcome,
@@ -18,6 +18,7 @@ from models.incident import (
     RemediationInput,
     RemediationResult,
 )
+from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.integration.conftest import StackFactory, awaiting, open_incident, unique_service
 
 pytestmark = pytest.mark.integration
@@ -98,15 +99,18 @@ async def test_a_rollback_is_idempotent_on_its_own_key(make_stack: StackFactory)
         action="scale_service", params={"service": service, "replicas": 6}, target=service
     )
 
+    key = admission_key(stack.settings)
+
     async def run(spec: RemediationInput, name: str) -> RemediationResult:
-        result: RemediationResult = await stack.client.execute_workflow(
-            REMEDIATION_WORKFLOW,
-            spec,
-            id=f"{name}-{service}",
-            task_queue=stack.settings.task_queue,
-            result_type=RemediationResult,
-        )
-        return result
+        async with parent_worker(stack.client) as parents:
+            handle = await start_admitted(
+                stack.client,
+                parents,
+                admit(spec.model_copy(update={"incident_id": f"incident-{name}-{service}"}), key),
+                stack.settings.task_queue,
+                child_id=f"{name}-{service}",
+            )
+            return await handle.result()
 
     forward = await run(
         RemediationInput(incident_id="i", action=action, idempotency_key="fwd-" + service), "f"

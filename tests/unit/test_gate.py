@@ -1,4 +1,4 @@
-"""The approval gate (workflows/gate.py), the only code that lets a plan run.
+"""The approval gate (policies/gate.py), the only code that lets a plan run.
 
 Properties over thousands of random plans, policy decisions and signal sequences (every
 signal from a random person, for a random plan hash, at a random moment), played through
@@ -24,7 +24,7 @@ from models.incident import (
     PolicyDecision,
     PolicyVerdict,
 )
-from workflows.gate import Gate, admitted, answer, gate, refusal, strictest
+from policies.gate import Gate, admitted, answer, gate, refusal, strictest
 
 PEOPLE = ["alice", "bob", "carol", "mallory", "lead@example.com"]
 HASHES = ["planhash-a", "planhash-b"]

@@ -26,7 +26,7 @@ from policies.data import minute_of_day
 from policies.engine import PolicyEngine
 from rca.topology import Topology
 from tests.unit.test_gate import HASHES, PEOPLE, play
-from workflows.gate import Gate
+from policies.gate import Gate
 
 TOPOLOGY = Topology.from_data(
     {

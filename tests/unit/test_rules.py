@@ -455,7 +455,7 @@ actions:
     risk: medium
     timeout_seconds: 60
     vault_role: firebreak-restart-service
-    params_schema: {type: object}
+    params_schema: {type: object, additionalProperties: false}
 """
     )
     with pytest.raises(CatalogError, match=r"restart_service.*nowhere\.yml"):

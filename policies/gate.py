@@ -1,6 +1,8 @@
 """The approval gate: what an incident may do with its plan, as pure functions.
 
-IncidentWorkflow decides only through these: `refusal` when an approve/reject signal
+IncidentWorkflow decides only through these, and the admission activity
+(policies/admission.py) asks them again, over sealed decisions and attested answers only,
+before anything may run: `refusal` when an approve/reject signal
 arrives (a refused signal is recorded and the request stays open), `gate` before anything
 runs. They read the per-action policy decisions, the plan's hash and the recorded answers,
 nothing else, so tests/unit/test_gate.py can check over thousands of random cases that no
