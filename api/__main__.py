@@ -6,9 +6,8 @@ import functools
 import logging
 import sys
 
-import uvicorn
-
 from api.app import ConfigurationError, create_app
+from api.server import serve
 from firebreak.metrics import temporal_runtime
 from firebreak.telemetry import install_tracing
 from firebreak.temporal import connect
@@ -32,14 +31,7 @@ def main() -> int:
     except ConfigurationError as exc:
         logging.getLogger("firebreak.api").error("cannot start: %s", exc)
         return 2
-    uvicorn.run(
-        app,
-        host=settings.api_host,
-        port=settings.api_port,
-        log_level="info",
-        access_log=settings.api_access_log,  # one line per alert is costly in a storm
-        timeout_keep_alive=30,
-    )
+    serve(app, settings)  # uvicorn with deadlines for slow clients (api/server.py)
     return 0
 
 

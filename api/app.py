@@ -9,7 +9,6 @@ and nothing is lost (a retried delivery is deduplicated by fingerprint in the wo
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +24,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
+from api.approvals import ApproverTokensError, add_approval_routes
+from api.body import Problem, drain_then, problem, read_bounded_json
 from api.ingest import Coalescer, Overloaded, Unavailable
 from firebreak import metrics
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
@@ -37,6 +38,7 @@ from models.constants import (
 )
 from models.incident import IncidentWorkflowInput, Phase
 from models.settings import Settings
+from policies.seals import SealError
 
 logger = logging.getLogger("firebreak.api")
 
@@ -68,16 +70,12 @@ class Accepted(BaseModel):
     incidents: list[str]
 
 
-class Problem(BaseModel):
-    error: str
-    detail: list[dict[str, str]] = []
-
-
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
 PROBLEMS: dict[int | str, dict[str, Any]] = {
-    400: {"model": Problem, "description": "body is not JSON"},
+    400: {"model": Problem, "description": "not JSON, or past a bound; `detail` names the field"},
+    408: {"model": Problem, "description": "body not received in time"},
     401: {"model": Problem, "description": "missing or wrong bearer token"},
-    413: {"model": Problem, "description": "body too large"},
+    413: {"model": Problem, "description": "body too large, or too many alerts or members"},
     415: {"model": Problem, "description": "not application/json"},
     422: {"model": Problem, "description": "invalid payload; `detail` names each field"},
     429: {"model": Problem, "description": "too many alerts waiting", "headers": _RETRY_AFTER},
@@ -89,16 +87,6 @@ def bearer_matches(request: Request, expected: str) -> bool:
     """Whether the request carries `Authorization: Bearer <expected>` (constant-time compare)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return bool(expected) and scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), expected)
-
-
-def problem(
-    status: int,
-    error: str,
-    detail: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body = Problem(error=error, detail=detail or [])
-    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 class TemporalGateway:
@@ -165,6 +153,10 @@ def create_app(
     app.state.gateway = gateway
     _document_bodies(app)
     _instrument(app, settings, gateway, tracer_provider, temporal_metrics_url)
+    try:
+        add_approval_routes(app, settings, gateway.client)
+    except (ApproverTokensError, SealError) as exc:
+        raise ConfigurationError(str(exc)) from None
 
     def unauthorized(request: Request) -> JSONResponse | None:
         if settings.api_auth_disabled:
@@ -174,22 +166,21 @@ def create_app(
             return problem(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
         return None
 
+    async def refuse_unauthorized(request: Request) -> JSONResponse | None:
+        if (denied := unauthorized(request)) is None:
+            return None
+        # Read what the client is still sending, so it hears the 401 instead of a reset.
+        return await drain_then(
+            request, denied, settings.api_max_body_bytes, settings.api_body_timeout_seconds
+        )
+
     async def read_json(request: Request) -> Any | JSONResponse:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json":
-            return problem(415, f"content type must be application/json, got {content_type or 'none'!r}")
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > settings.api_max_body_bytes):
-            return problem(413, f"body larger than {settings.api_max_body_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > settings.api_max_body_bytes:
-                return problem(413, f"body larger than {settings.api_max_body_bytes} bytes")
-        try:
-            return json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return problem(400, f"body is not valid JSON: {exc}")
+        """The body as plain data, or the 4xx that says why not (see `api.body`)."""
+        return await read_bounded_json(
+            request,
+            max_bytes=settings.api_max_body_bytes,
+            seconds=settings.api_body_timeout_seconds,
+        )
 
     async def send_batch(key: str, batch: AlertBatch) -> None:
         async with asyncio.timeout(DELIVERY_TIMEOUT):
@@ -241,7 +232,7 @@ def create_app(
     )
     async def alertmanager(request: Request) -> JSONResponse:
         """Alertmanager webhook receiver (payload version 4)."""
-        if (denied := unauthorized(request)) is not None:
+        if (denied := await refuse_unauthorized(request)) is not None:
             return denied
         raw = await read_json(request)
         if isinstance(raw, JSONResponse):
@@ -269,7 +260,7 @@ def create_app(
     )
     async def generic(request: Request) -> JSONResponse:
         """One generic JSON alert, or a list of them."""
-        if (denied := unauthorized(request)) is not None:
+        if (denied := await refuse_unauthorized(request)) is not None:
             return denied
         raw = await read_json(request)
         if isinstance(raw, JSONResponse):
