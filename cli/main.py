@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import re
+import secrets
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import hvac
 import typer
+import yaml
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -61,14 +65,44 @@ async def _client() -> Client:
         raise fail(f"cannot reach Temporal: {exc}") from None
 
 
+def _api_url() -> str:
+    return os.environ.get("FIREBREAK_API_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+def _fetch_code(workflow_id: str, token: str) -> dict[str, object]:
+    """Ask the API for an approval code with the approver's personal token."""
+    try:
+        response = httpx.post(
+            f"{_api_url()}/approvals/{workflow_id}/code",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+    except httpx.HTTPError as exc:
+        raise fail(f"cannot reach the Firebreak API at {_api_url()}: {type(exc).__name__}") from None
+    if response.status_code != 200:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise fail(f"no approval code ({response.status_code}): {detail}")
+    body: dict[str, object] = response.json()
+    return body
+
+
 @app.command()
 def approve(
     incident: Annotated[str, typer.Argument(help="incident key or workflow id")],
-    by: Annotated[str, typer.Option(help="who decides (recorded in the audit)")],
+    by: Annotated[str, typer.Option(help="who decides (must be who the approval code was issued to)")],
     reason: Annotated[str, typer.Option(help="why (recorded in the audit)")] = "",
     reject: Annotated[bool, typer.Option("--reject", help="reject the plan instead")] = False,
     plan_hash: Annotated[
         str | None, typer.Option(help="approve only this plan (default: the pending one)")
+    ] = None,
+    code: Annotated[
+        str | None,
+        typer.Option(
+            help="an approval code (default: fetched from the API with $FIREBREAK_APPROVER_TOKEN, if set)"
+        ),
     ] = None,
 ) -> None:
     """Approve (or reject) the pending plan: the same signal the Temporal UI sends."""
@@ -88,11 +122,45 @@ def approve(
                 typer.echo(
                     f"plan {state.plan_hash}: {action.action} on {action.target} {json.dumps(action.params)}"
                 )
+        approval_code = code
+        token = os.environ.get("FIREBREAK_APPROVER_TOKEN")
+        if approval_code is None and token:
+            approval_code = str(_fetch_code(handle.id, token)["code"])
         signal = SIGNAL_REJECT if reject else SIGNAL_APPROVE
-        await handle.signal(signal, ApprovalSignal(by=by, reason=reason, plan_hash=chosen))
-        typer.echo(f"sent {signal} to {handle.id} as {by}")
+        await handle.signal(
+            signal, ApprovalSignal(by=by, reason=reason, plan_hash=chosen, code=approval_code)
+        )
+        typer.echo(f"sent {signal} to {handle.id} as {by}{'' if approval_code else ' (no approval code)'}")
 
     asyncio.run(run())
+
+
+@app.command(name="approval-code")
+def approval_code(
+    incident: Annotated[str, typer.Argument(help="incident key or workflow id")],
+) -> None:
+    """Print the signal data (with an approval code) to paste into the Temporal UI's Send a Signal.
+
+    Authenticates with your personal token from $FIREBREAK_APPROVER_TOKEN.
+    """
+    token = os.environ.get("FIREBREAK_APPROVER_TOKEN")
+    if not token:
+        raise fail("FIREBREAK_APPROVER_TOKEN is not set: your personal approver token")
+    body = _fetch_code(incident_id(incident), token)
+    typer.echo(f"code for {body['approver']}, plan {body['plan_hash']}, valid until {body['expires_at']}")
+    typer.echo("Temporal UI: More Actions -> Send a Signal -> approve (or reject), with data:")
+    typer.echo(json.dumps(body["signal"]))
+
+
+@app.command(name="approver-token")
+def approver_token(
+    person: Annotated[str, typer.Argument(help="the approver, as named in the policy roster")],
+) -> None:
+    """Make a personal approver token: give the token to the person, the line to the API's tokens file."""
+    token = secrets.token_urlsafe(32)
+    typer.echo(f"token (give it to {person}; shown once): {token}")
+    typer.echo("line for FIREBREAK_APPROVER_TOKENS_FILE:")
+    typer.echo(yaml.safe_dump({person: hashlib.sha256(token.encode()).hexdigest()}).rstrip())
 
 
 @app.command()

@@ -62,6 +62,7 @@ from models.constants import (
 )
 from models.incident import IncidentState, Phase
 from models.settings import PROJECT_ROOT, Settings
+from policies.data import permissive_policies
 
 TEMPORAL_READY_TIMEOUT = 60.0
 VAULT_READY_TIMEOUT = 30.0
@@ -307,6 +308,7 @@ class DevStack:
     api_token_generated: bool = False
     client: Client | None = None
     codec_note: str = ""
+    approvals_note: str = ""
 
     @property
     def log_dir(self) -> Path:
@@ -403,6 +405,17 @@ class DevStack:
             "FIREBREAK_VAULT_ADDR": ep.vault_addr,
             "PYTHONUNBUFFERED": "1",
         }
+        # Approvals: permissive unless configured. A typed name from a roster of anyone is
+        # enough here, which the banner and every incident's Current Details say plainly;
+        # production runs approval codes and a named roster (README: threat model).
+        self.approvals_note = "approval codes (FIREBREAK_APPROVAL_AUTH=code), roster from the policies"
+        if "approval_auth" not in self.settings.model_fields_set:
+            common["FIREBREAK_APPROVAL_AUTH"] = "roster"
+            self.approvals_note = "PERMISSIVE: a typed name is enough (roster mode)"
+            if "policies_dir" not in self.settings.model_fields_set:
+                dev_policies = permissive_policies(self.settings.policies_dir, self.data_dir / "policies-dev")
+                common["FIREBREAK_POLICIES_DIR"] = str(dev_policies)
+                self.approvals_note += " and anyone may sign (roster *); dev stack only, never production"
 
         # History is encrypted (firebreak/codec.py): a key made once and kept in the data dir
         # (mode 0600) unless FIREBREAK_CODEC_KEYS is set; the UI decodes through the codec
@@ -605,6 +618,7 @@ Firebreak dev stack is up.
   OpenBao         {ep.vault_addr}   (dev mode, in memory; the worker holds a narrow token)
   API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
   API token       {token_line}
+  Approvals       {self.approvals_note}
   Codec server    {codec_url}   (history is encrypted; the UI decodes here; key: {self.codec_note})
   Data            {self.data_dir}   (Temporal history: temporal.sqlite)
   Logs            {self.log_dir}/   ({logs})

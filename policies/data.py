@@ -11,8 +11,11 @@ custom policies.
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 Weekday = Literal["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -139,3 +142,24 @@ def check_policy_data(data: dict[str, Any]) -> str | None:
             for err in exc.errors(include_url=False)
         )
     return None
+
+
+def permissive_policies(source: Path, destination: Path) -> Path:
+    """A copy of the policies in `source` whose every approver group admits anyone ("*").
+
+    For the dev stack and the test suite only, which run with FIREBREAK_APPROVAL_AUTH=roster
+    and say so (banner, Current Details). Production rosters name people.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    for path in source.glob("*.rego"):
+        shutil.copyfile(path, destination / path.name)
+    document = yaml.safe_load((source / "data.yaml").read_text()) or {}
+    section = document.setdefault("firebreak", {})
+    groups = set(section.get("approvers") or {}) | set((section.get("approver_groups") or {}).values())
+    groups |= set((section.get("action_approver_groups") or {}).values())
+    section["approvers"] = {group: ["*"] for group in sorted(groups)}
+    (destination / "data.yaml").write_text(
+        "# Generated: the shipped policies with a permissive roster (dev stack / tests only).\n"
+        + yaml.safe_dump(document, sort_keys=False)
+    )
+    return destination

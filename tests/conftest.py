@@ -33,6 +33,7 @@ from activities.credentials import bootstrap_vault
 from models.catalog import Catalog
 from models.constants import SEARCH_ATTRIBUTES
 from models.settings import PROJECT_ROOT, Settings
+from policies.data import permissive_policies
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -148,8 +149,14 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
             proc.kill()
 
 
+@pytest.fixture(scope="session")
+def permissive_policies_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shipped policies with a roster of anyone ("*"), as the dev stack runs them."""
+    return permissive_policies(PROJECT_ROOT / "policies", tmp_path_factory.mktemp("policies"))
+
+
 @pytest.fixture
-def settings(tmp_path: Path, vault: VaultServer) -> Settings:
+def settings(tmp_path: Path, vault: VaultServer, permissive_policies_dir: Path) -> Settings:
     """Worker/API settings for one test: its own task queue and demo target dir."""
     return Settings(
         _env_file=None,
@@ -163,7 +170,9 @@ def settings(tmp_path: Path, vault: VaultServer) -> Settings:
         embeddings="sparse",  # dense retrieval has its own tests; workers here stay light
         approval_timeout_seconds=30,
         verify_window_seconds=10,
-        # Most flows approve by roster name; tests/integration/test_gate_attacks.py and the UI
-        # test run with approval codes, the production default.
+        # Most flows approve by a typed name on a permissive roster, as the dev stack does;
+        # tests/integration/test_gate_attacks.py and the UI test run with approval codes and
+        # named rosters, the production default.
         approval_auth="roster",
+        policies_dir=permissive_policies_dir,
     )

@@ -103,10 +103,17 @@ def _decision_lines(decision: PolicyDecision) -> list[str]:
 
 
 def _approval_request(state: IncidentState) -> list[str]:
-    payload = json.dumps({"by": "YOUR NAME", "reason": "WHY", "plan_hash": state.plan_hash})
+    payload = json.dumps(
+        {"by": "YOUR NAME", "reason": "WHY", "plan_hash": state.plan_hash, "code": "YOUR APPROVAL CODE"}
+    )
     group = state.policy.approver_group if state.policy else None
     approvers = sorted({a for d in state.policy_decisions for a in d.approvers})
-    who = "anyone who signs" if "*" in approvers else ", ".join(approvers) or "nobody"
+    who = (
+        "anyone who signs: PERMISSIVE roster, for the dev stack and tests only "
+        "(typed names are not authenticated)"
+        if "*" in approvers
+        else ", ".join(approvers) or "nobody"
+    )
     lines = [
         "",
         "### Pending: approval" + (f" (group `{group}`)" if group else ""),
@@ -121,6 +128,10 @@ def _approval_request(state: IncidentState) -> list[str]:
         f"More Actions → Send a Signal → `{SIGNAL_APPROVE}` (or `{SIGNAL_REJECT}`) with data:",
         "",
         f"`{payload}`",
+        "",
+        f"The code: `firebreak approval-code {state.key}` (your personal approver token in "
+        "`FIREBREAK_APPROVER_TOKEN`), which prints this data filled in. A worker running with "
+        "`FIREBREAK_APPROVAL_AUTH=roster` (the dev stack) takes a typed name without a code.",
         "",
         f"CLI: `firebreak approve {state.key} --by NAME --reason TEXT` (add `--reject` to reject)",
     ]

@@ -82,6 +82,8 @@ def worker_env(
         "FIREBREAK_VAULT_TOKEN": vault.worker_token.get_secret_value(),
         "FIREBREAK_TARGET_STATE_DIR": str(settings.resolved_target_state_dir()),
         "FIREBREAK_DATA_DIR": str(settings.data_dir),
+        "FIREBREAK_POLICIES_DIR": str(settings.policies_dir),
+        "FIREBREAK_APPROVAL_AUTH": settings.approval_auth,
         "FIREBREAK_LLM_ENABLED": "false",
         "FIREBREAK_METRICS_ENABLED": "false",  # two workers on one box would share its port
         "FIREBREAK_EMBEDDINGS": "sparse",  # BM25 memory: no model to load at every restart
