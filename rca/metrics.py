@@ -11,6 +11,8 @@ A value may be NaN (a gap). A service may be missing entirely (no data at all).
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -119,7 +121,12 @@ def load_metrics_csv(path: Path) -> dict[str, dict[str, list[Point]]]:
     """Read the long format `timestamp,service,metric,value`; an empty value is a gap."""
     out: dict[str, dict[str, list[Point]]] = {}
     try:
-        handle = path.open(newline="", encoding="utf-8")
+        # Closed by the `with handle` below; gzip for compact committed scenarios.
+        handle = (
+            io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")  # noqa: SIM115
+            if path.suffix == ".gz"
+            else path.open(newline="", encoding="utf-8")
+        )
     except OSError as exc:
         raise MetricsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     with handle:

@@ -34,6 +34,9 @@ class Candidate(BaseModel):
     anomaly: float | None = Field(default=None, ge=0.0, le=1.0)  # None: no data for it
     service_kind: str | None = None  # service | database | queue | lb | external
     explains: list[str] = Field(default_factory=list)  # anomalous services that depend on it
+    # The signals (metrics, traces, logs) that call this service anomalous: agreement is what
+    # makes a candidate more than a hypothesis.
+    signals: list[str] = Field(default_factory=list)
     evidence: list[Evidence] = Field(default_factory=list)
 
     def as_evidence(self) -> Evidence:
@@ -42,6 +45,10 @@ class Candidate(BaseModel):
             e.summary for e in self.evidence if e.kind in ("anomaly", "metrics_vanished", "alerts_firing")
         ][:2]
         parts = [f"root-cause candidate #{self.rank} (confidence {self.confidence:.2f})"]
+        if self.signals:
+            parts.append(f"anomalous in {', '.join(self.signals)}")
+        if len(self.signals) <= 1 and self.confidence < 0.8:
+            parts.append("one signal or none: a hypothesis to check, not a finding")
         if self.explains:
             parts.append(f"explains anomalies in {', '.join(self.explains[:6])}")
         if self.anomaly is None:

@@ -36,6 +36,7 @@ from statistics import median
 from models.alert import Alert, AlertStatus, Severity
 from rca.metrics import Direction, Kind, Metrics, Point, metric_info
 from rca.models import Candidate, Evidence, Symptom
+from rca.signals import LogStat, SignalAnomaly, TraceStat, Window, score_logs, score_traces
 from rca.topology import Topology
 
 # --- anomaly scoring -------------------------------------------------------------------------
@@ -54,6 +55,10 @@ KIND_WEIGHT = {
     Kind.REQUESTS: 0.25,
     Kind.OTHER: 0.3,
 }
+# How much a signal's belief counts when fused with the metrics' (noisy-OR). A service's own
+# time in traces is as specific as its own CPU; a new log template is weaker evidence (code
+# paths change with inputs too).
+SIGNAL_WEIGHT = {"traces": 0.9, "logs": 0.6}
 VANISHED_BELIEF = 0.9  # every series stopped during the incident: most likely down
 ALERT_BELIEF = {Severity.P1: 0.5, Severity.P2: 0.45, Severity.P3: 0.35, Severity.P4: 0.2}
 SYMPTOM_BELIEF = 0.5  # the alert that opened the incident says the symptom is unwell
@@ -122,6 +127,8 @@ class ServiceAnomaly:
     alerts: list[str] = field(default_factory=list)
 
     load_ratio: float = 1.0  # incident traffic / normal traffic
+    metric_belief: float | None = None  # the belief from metrics (and alerts) alone
+    signals: dict[str, SignalAnomaly] = field(default_factory=dict)  # traces, logs
 
     @property
     def max_z(self) -> float:
@@ -132,7 +139,13 @@ class ServiceAnomaly:
         """How strong the service's own anomaly is; traffic is an input, so it does not count."""
         if self.vanished:
             return VANISHED_INTENSITY
-        return max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0)
+        own = max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0)
+        return max([own] + [SIGNAL_WEIGHT[s.signal] * s.intensity for s in self.signals.values()])
+
+    def agreeing(self, threshold: float = 0.5) -> list[str]:
+        """The signals that call this service anomalous."""
+        out = ["metrics"] if (self.metric_belief or 0.0) >= threshold and self.metrics else []
+        return out + sorted(s for s, a in self.signals.items() if a.belief >= threshold)
 
     @property
     def surge_discount(self) -> float:
@@ -279,8 +292,22 @@ def score_services(
             calm = (1.0 - prior) * math.prod(1.0 - h for h in hints)
             result.belief = 1.0 - calm
             result.alerts = sorted({a.name for a in firing.get(name, [])})
+        result.metric_belief = result.belief
         out[name] = result
     return out
+
+
+def fuse_signals(anomalies: dict[str, ServiceAnomaly], *per_signal: Mapping[str, SignalAnomaly]) -> None:
+    """Fold trace and log anomalies into each service's belief (noisy-OR) and intensity."""
+    for signal in per_signal:
+        for service, found in signal.items():
+            target = anomalies.get(service)
+            if target is None:
+                target = anomalies[service] = ServiceAnomaly(service=service, belief=None)
+            target.signals[found.signal] = found
+            target.has_data = True
+            calm = 1.0 - (target.belief or 0.0)
+            target.belief = 1.0 - calm * (1.0 - SIGNAL_WEIGHT[found.signal] * found.belief)
 
 
 def _dropped_to_zero(
@@ -429,12 +456,18 @@ def rank_root_causes(
     *,
     alerts: Sequence[Alert] = (),
     limit: int | None = 10,
+    traces: Sequence[TraceStat] = (),
+    logs: Sequence[LogStat] = (),
+    trace_normal: Window | None = None,
+    log_normal: Window | None = None,
 ) -> list[Candidate]:
     """Rank services as root causes of the incident, each with the evidence behind it.
 
     `metrics` is `{service: {"<kind>_<stat>": [(unix_seconds, value), ...]}}`; windows are
     (start, end) in unix seconds. Works without a topology (then it is anomaly alone),
     without metrics (then alerts and the graph alone), and with services missing data.
+    Traces and logs (see `rca.signals`), when given, are scored against their own normal
+    window (default `normal`) and fused into each service's belief and intensity.
     """
     topo = topology if topology is not None else Topology([])
     if isinstance(symptom, str):
@@ -444,15 +477,24 @@ def rank_root_causes(
     if symptom is not None:
         universe.add(symptom.service)
     anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
+    fuse_signals(
+        anomalies,
+        score_traces(traces, trace_normal or normal, anomalous) if traces else {},
+        score_logs(logs, log_normal or normal, anomalous) if logs else {},
+    )
     on_path: set[str] | None = None
     if symptom is not None and symptom.service in topo:
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
+    universe |= {name for name, found in anomalies.items() if found.signals}
+    fused = fused_scores(anomalies, universe) if (traces or logs) else None
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
         if on_path is not None and service not in on_path:
             score += OFF_PATH_PRIOR
+        if fused is not None:
+            score = fused[service]
         scored.append((score, service, explained))
     # Beliefs saturate near 1 for strong anomalies; between equals the stronger anomaly leads.
     scored.sort(key=lambda s: (-round(s[0], 6), -_intensity(anomalies, s[1]), s[1]))
@@ -462,6 +504,7 @@ def rank_root_causes(
     candidates: list[Candidate] = []
     for rank, (score, service, explained) in enumerate(scored[:limit] if limit else scored, start=1):
         found = anomalies[service]
+        agreeing = found.agreeing()
         candidates.append(
             Candidate(
                 service=service,
@@ -471,10 +514,60 @@ def rank_root_causes(
                 anomaly=None if found.belief is None else round(found.belief, 4),
                 service_kind=(kind.value if (kind := topo.kind(service)) else None),
                 explains=[c for c, _, _ in explained],
+                signals=agreeing,
                 evidence=_evidence(topo, anomalies, service, explained, on_path),
             )
         )
     return candidates
+
+
+def _metric_weight(kind: Kind) -> float:
+    # Resource metrics point at the service itself; latency and errors also move in every
+    # caller of a faulty service, so as evidence *for this service* they count half.
+    return 1.0 if kind in (Kind.CPU, Kind.MEMORY, Kind.SATURATION) else 0.5 * KIND_WEIGHT[kind]
+
+
+def _own_metric_evidence(found: ServiceAnomaly) -> float:
+    """How strongly the service's own metrics point at it: belief x log(1 + intensity)."""
+    if not found.metrics:
+        return VANISHED_BELIEF * math.log1p(VANISHED_INTENSITY) if found.vanished else 0.0
+    calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in found.metrics)
+    strongest = max(
+        (m.z * _metric_weight(m.kind) for m in found.metrics if m.kind != Kind.REQUESTS), default=0.0
+    )
+    return (1.0 - calm) * math.log1p(strongest)
+
+
+def fused_scores(anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str]) -> dict[str, float]:
+    """Rank score when traces or logs are present: a product of experts, one per signal.
+
+    Each signal is an expert giving a distribution over the candidate services (its
+    evidence for each, squared, normalised), mixed with a uniform one so that a signal that
+    says nothing (flat, or absent) moves nothing. A signal that singles out one service
+    outweighs one that finds many services a little anomalous, whichever signal it is; the
+    score is the sum of the experts' log-probabilities.
+    """
+    names = sorted(services)
+    uniform = 1.0 / max(1, len(names))
+    experts: list[dict[str, float]] = []
+    raw_metrics = {n: _own_metric_evidence(anomalies[n]) if n in anomalies else 0.0 for n in names}
+    experts.append(raw_metrics)
+    for signal in SIGNAL_WEIGHT:
+        raw = {
+            n: found.belief * math.log1p(found.intensity)
+            for n in names
+            if n in anomalies and (found := anomalies[n].signals.get(signal)) is not None
+        }
+        if raw:
+            experts.append(raw)
+    out = dict.fromkeys(names, 0.0)
+    for raw in experts:
+        squared = {n: v * v for n, v in raw.items()}
+        total = sum(squared.values())
+        for n in names:
+            share = squared.get(n, 0.0) / total if total > 0 else 0.0
+            out[n] += math.log(uniform + share)
+    return out
 
 
 def _evidence(
@@ -499,6 +592,18 @@ def _evidence(
                 score=round(m.belief, 3),
             )
         )
+    for signal, seen in sorted(found.signals.items()):
+        # Trace hot spots and log templates, strongest first; template text is log data, kept as data.
+        for finding in seen.findings[:2]:
+            out.append(
+                Evidence(
+                    source=signal,
+                    service=service,
+                    kind="anomaly" if seen.belief >= 0.5 else "normal",
+                    summary=finding[:500],
+                    score=round(seen.belief, 3),
+                )
+            )
     for note in found.notes:
         kind = "metrics_vanished" if found.vanished else "no_data"
         out.append(Evidence(source="metrics", service=service, kind=kind, summary=note))

@@ -2,11 +2,24 @@
 
     topology.yaml   services with depends_on (edges point from caller to callee)
     metrics.csv     timestamp,service,metric,value (normal period and incident)
-    incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3]}
+    incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3],
+                     "baselines": {"traces": [t0, t1], "logs": [t0, t1]}}   (baselines optional)
+    traces.csv      optional, per window and caller->callee edge:
+                    timestamp,caller,callee,calls,errors,latency_p50,latency_p90,latency_p99,self_p50,self_p90
+                    (timestamp = window start; caller "" = requests entering the system; errors
+                    empty when the spans carry no status; latency = the callee's invocation
+                    duration, self = that minus time spent in the services it called; seconds)
+    logs.csv        optional, per window, service and log template (Drain, trained on the normal window):
+                    timestamp,service,template_id,level,count,template   (level: error | warn | info)
     alerts.json     optional: Alertmanager alerts seen during the incident
+    sources.json    optional: provenance (dataset, signals present); never read by ranking
     truth.json      {"root_cause": "<service>", "fault": "<kind>"}  (read only by the evaluator)
 
-Times are unix seconds or ISO-8601 strings.
+Any of the CSV files may be gzipped (`metrics.csv.gz`). Times are unix seconds or ISO-8601
+strings. `baselines` gives a signal its own normal window when its fault-free data was
+recorded elsewhere than the metrics' normal period (Nezha's traces and logs); otherwise each
+signal uses `normal`. When topology.yaml lists services without any edge and traces are
+present, the call graph is taken from the traces.
 """
 
 from __future__ import annotations
@@ -21,7 +34,16 @@ from pydantic import ValidationError
 from models.alert import Alert, AlertmanagerAlert
 from rca.metrics import load_metrics_csv, parse_time
 from rca.models import Symptom
-from rca.topology import Topology
+from rca.signals import (
+    LogStat,
+    SignalFileError,
+    TraceStat,
+    find_file,
+    load_logs_csv,
+    load_traces_csv,
+    trace_edges,
+)
+from rca.topology import ServiceSpec, Topology
 
 
 class ScenarioError(ValueError):
@@ -38,6 +60,12 @@ class Scenario:
     normal: tuple[float, float]
     anomalous: tuple[float, float]
     alerts: list[Alert] = field(default_factory=list)
+    traces: list[TraceStat] = field(default_factory=list)
+    logs: list[LogStat] = field(default_factory=list)
+    baselines: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def baseline(self, signal: str) -> tuple[float, float]:
+        return self.baselines.get(signal, self.normal)
 
 
 @dataclass(frozen=True)
@@ -102,9 +130,22 @@ def load_scenario(path: Path) -> Scenario:
     except ValidationError as exc:
         raise ScenarioError(f"{incident_path}: symptom: {exc.errors(include_url=False)[0]['msg']}") from None
     try:
-        metrics = load_metrics_csv(path / "metrics.csv")
-    except ValueError as exc:
+        metrics = load_metrics_csv(find_file(path, "metrics") or path / "metrics.csv")
+        traces_path, logs_path = find_file(path, "traces"), find_file(path, "logs")
+        traces = load_traces_csv(traces_path) if traces_path else []
+        logs = load_logs_csv(logs_path) if logs_path else []
+    except (ValueError, SignalFileError) as exc:
         raise ScenarioError(str(exc)) from None
+    raw_baselines = incident.get("baselines") or {}
+    if not isinstance(raw_baselines, dict):
+        raise ScenarioError(f"{incident_path}: baselines must be an object of signal -> [start, end]")
+    baselines = {
+        str(k): _window(v, incident_path, f"baselines.{k}")
+        for k, v in raw_baselines.items()
+        if k in ("traces", "logs")
+    }
+    if traces and topology.graph.number_of_edges() == 0:
+        topology = with_trace_edges(topology, traces)
     alerts_path = path / "alerts.json"
     alerts = parse_alerts(_read_json(alerts_path), str(alerts_path)) if alerts_path.exists() else []
     return Scenario(
@@ -116,7 +157,25 @@ def load_scenario(path: Path) -> Scenario:
         normal=_window(incident.get("normal"), incident_path, "normal"),
         anomalous=_window(incident.get("anomalous"), incident_path, "anomalous"),
         alerts=alerts,
+        traces=traces,
+        logs=logs,
+        baselines=baselines,
     )
+
+
+def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
+    """The topology's services plus the call graph the traces show (no CMDB edges given)."""
+    deps: dict[str, set[str]] = {name: set(spec.depends_on) for name, spec in topology.services.items()}
+    for caller, callee in trace_edges(traces):
+        deps.setdefault(caller, set()).add(callee)
+        deps.setdefault(callee, set())
+    specs = [
+        topology.services[name].model_copy(update={"depends_on": tuple(sorted(d))})
+        if name in topology.services
+        else ServiceSpec(name=name, depends_on=tuple(sorted(d)))
+        for name, d in sorted(deps.items())
+    ]
+    return Topology(specs, source=topology.source, allow_cycles=True)
 
 
 def load_truth(path: Path) -> Truth:

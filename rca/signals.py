@@ -1,0 +1,381 @@
+"""Traces and logs in the shape diagnosis works on, and how anomalous each service is in them.
+
+Traces arrive aggregated per time window and per caller -> callee edge (`TraceStat`): calls,
+errors (None when the spans carry no status), latency percentiles of the callee's
+invocations, and its *self time* (the invocation's duration minus the time spent waiting on
+the services it called). Logs arrive per window, per service and per Drain template
+(`LogStat`). Both compare an incident window with a normal one, like metrics.
+
+Why self time: a slow database makes every caller slow, but only the database's own time
+grows; callers' self time stays flat. The service whose self time or errors grew is the
+one that changed; latency alone travels up the call graph.
+
+Why gaps: a network fault at a service delays every call into and out of it, outside any of
+its spans; the caller's client span grows while the callee's server span does not. The
+service all of whose edges' gaps grew is the one whose network changed.
+
+Why templates as *shares* of a service's log volume: traffic moves every count; a template
+that appears, or whose share of the service's lines jumps, says the code took another path.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+
+from rca.metrics import parse_time
+
+Window = tuple[float, float]
+
+
+class SignalFileError(ValueError):
+    """traces.csv or logs.csv does not parse; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class TraceStat:
+    timestamp: float  # window start, unix seconds
+    caller: str  # "" for requests entering the system
+    callee: str
+    calls: int
+    errors: int | None
+    latency_p50: float
+    latency_p90: float
+    latency_p99: float
+    self_p50: float
+    self_p90: float
+    gap_p50: float = math.nan  # caller's client span minus the callee's span: network, queueing
+    gap_p90: float = math.nan
+
+
+@dataclass(frozen=True)
+class LogStat:
+    timestamp: float
+    service: str
+    template_id: str
+    level: str  # error | warn | info
+    count: int
+    template: str
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def _open_text(path: Path) -> io.StringIO:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SignalFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise SignalFileError(f"{path}: not a gzip file: {exc}") from None
+    return io.StringIO(raw.decode("utf-8", errors="replace"))
+
+
+def find_file(directory: Path, stem: str) -> Path | None:
+    """`<stem>.csv` or `<stem>.csv.gz` in a scenario directory."""
+    for name in (f"{stem}.csv", f"{stem}.csv.gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def _rows(path: Path, required: Sequence[str]) -> Iterable[tuple[int, dict[str, str]]]:
+    reader = csv.DictReader(_open_text(path))
+    missing = [c for c in required if c not in (reader.fieldnames or [])]
+    if missing:
+        raise SignalFileError(f"{path}: header lacks {', '.join(missing)}")
+    yield from enumerate(reader, start=2)
+
+
+def _num(row: dict[str, str], key: str, path: Path, line: int) -> float:
+    text = (row.get(key) or "").strip()
+    if not text:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise SignalFileError(f"{path}:{line}: {key}: not a number: {text[:40]!r}") from None
+
+
+def load_traces_csv(path: Path) -> list[TraceStat]:
+    out: list[TraceStat] = []
+    for line, row in _rows(path, ("timestamp", "caller", "callee", "calls")):
+        try:
+            ts = parse_time(row["timestamp"])
+        except ValueError as exc:
+            raise SignalFileError(f"{path}:{line}: {exc}") from None
+        calls = _num(row, "calls", path, line)
+        errors = _num(row, "errors", path, line)
+        if not math.isfinite(calls) or calls < 0:
+            raise SignalFileError(f"{path}:{line}: calls must be a count >= 0")
+        out.append(
+            TraceStat(
+                timestamp=ts,
+                caller=row["caller"].strip(),
+                callee=row["callee"].strip(),
+                calls=int(calls),
+                errors=None if math.isnan(errors) else int(errors),
+                latency_p50=_num(row, "latency_p50", path, line),
+                latency_p90=_num(row, "latency_p90", path, line),
+                latency_p99=_num(row, "latency_p99", path, line),
+                self_p50=_num(row, "self_p50", path, line),
+                self_p90=_num(row, "self_p90", path, line),
+                gap_p50=_num(row, "gap_p50", path, line),
+                gap_p90=_num(row, "gap_p90", path, line),
+            )
+        )
+    return out
+
+
+def load_logs_csv(path: Path) -> list[LogStat]:
+    out: list[LogStat] = []
+    for line, row in _rows(path, ("timestamp", "service", "template_id", "count")):
+        try:
+            ts = parse_time(row["timestamp"])
+        except ValueError as exc:
+            raise SignalFileError(f"{path}:{line}: {exc}") from None
+        count = _num(row, "count", path, line)
+        if not math.isfinite(count) or count < 0:
+            raise SignalFileError(f"{path}:{line}: count must be a count >= 0")
+        level = (row.get("level") or "info").strip().lower()
+        out.append(
+            LogStat(
+                timestamp=ts,
+                service=row["service"].strip(),
+                template_id=row["template_id"].strip(),
+                level=level if level in ("error", "warn") else "info",
+                count=int(count),
+                template=(row.get("template") or "")[:300],
+            )
+        )
+    return out
+
+
+def trace_edges(stats: Iterable[TraceStat]) -> set[tuple[str, str]]:
+    """The call graph the traces show: (caller, callee), entry requests left out."""
+    return {(s.caller, s.callee) for s in stats if s.caller and s.caller != s.callee}
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+# A service's own time growing by this factor is as likely a fault as not; the sigmoid's
+# slope is per doubling. 1 ms keeps microsecond-level self times from turning jitter into
+# a ratio of 10.
+SELF_RATIO_CENTER = 2.0
+SELF_SLOPE = 3.0
+TIME_FLOOR = 0.001
+TRAFFIC_RATIO_CENTER = 3.0  # calls into a service changing this much (either way)
+ERROR_FLOOR = 0.01  # 1 point of error ratio is the least we call a change
+LOG_SHARE_CENTER = 3.0  # a template's share of its service's lines growing this much
+LOG_NEW_MIN = 3  # lines of an unseen template before it counts
+LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.5}
+
+
+def _sigmoid(x: float) -> float:
+    if x < -60:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@dataclass
+class SignalAnomaly:
+    """One service's anomaly in one signal: a belief in [0, 1], an intensity, and why."""
+
+    service: str
+    signal: str  # traces | logs
+    belief: float
+    intensity: float  # comparable to a metric z-score: log2 ratio x 4
+    findings: list[str] = field(default_factory=list)  # strongest first
+
+
+def _in(ts: float, window: Window) -> bool:
+    return window[0] <= ts <= window[1]
+
+
+def _sustained(values: list[float]) -> float:
+    """The k-th highest with k a third of the values, as for metrics: one outlier is not an incident."""
+    if not values:
+        return math.nan
+    ordered = sorted(values, reverse=True)
+    return ordered[max(1, math.ceil(len(ordered) / 3)) - 1]
+
+
+def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) -> dict[str, SignalAnomaly]:
+    """Per callee: self time, errors and incoming calls in the incident against normal."""
+    per: dict[str, dict[str, dict[float, list[TraceStat]]]] = defaultdict(lambda: {"n": {}, "a": {}})
+    for s in stats:
+        side = "n" if _in(s.timestamp, normal) else "a" if _in(s.timestamp, anomalous) else None
+        if side:
+            per[s.callee][side].setdefault(s.timestamp, []).append(s)
+    network = _network(stats, normal, anomalous)
+    out: dict[str, SignalAnomaly] = {}
+    for service, sides in per.items():
+        if not sides["n"] or not sides["a"]:
+            continue
+        findings: list[tuple[float, str]] = []
+
+        def weighted(rows: list[TraceStat], attr: str) -> float:
+            # The busiest edge's value dominates: a rare caller's slow path is not the service.
+            pairs = [(getattr(r, attr), r.calls) for r in rows if math.isfinite(getattr(r, attr)) and r.calls]
+            total = sum(c for _, c in pairs)
+            return sum(v * c for v, c in pairs) / total if total else math.nan
+
+        base_self = median(weighted(r, "self_p90") for r in sides["n"].values())
+        cur_self = _sustained([weighted(r, "self_p90") for r in sides["a"].values()])
+        base_lat = median(weighted(r, "latency_p90") for r in sides["n"].values())
+        cur_lat = _sustained([weighted(r, "latency_p90") for r in sides["a"].values()])
+        intensity = 0.0
+        belief = 0.0
+        if math.isfinite(base_self) and math.isfinite(cur_self):
+            ratio = (cur_self + TIME_FLOOR) / (base_self + TIME_FLOOR)
+            b = _sigmoid(SELF_SLOPE * (math.log2(ratio) - math.log2(SELF_RATIO_CENTER)))
+            belief = max(belief, b)
+            intensity = max(intensity, 4.0 * max(0.0, math.log2(ratio)))
+            findings.append(
+                (
+                    b,
+                    f"own time p90 {cur_self * 1000:.1f} ms vs normal {base_self * 1000:.1f} ms "
+                    f"(x{ratio:.1f})",
+                )
+            )
+        if math.isfinite(base_lat) and math.isfinite(cur_lat):
+            ratio = (cur_lat + TIME_FLOOR) / (base_lat + TIME_FLOOR)
+            findings.append(
+                (
+                    0.0,
+                    f"latency p90 {cur_lat * 1000:.1f} ms vs normal {base_lat * 1000:.1f} ms (x{ratio:.1f})",
+                )
+            )
+        errs_n = [(r.errors, r.calls) for rows in sides["n"].values() for r in rows if r.errors is not None]
+        errs_a = [(r.errors, r.calls) for rows in sides["a"].values() for r in rows if r.errors is not None]
+        if errs_n and errs_a:
+            rate_n = sum(e for e, _ in errs_n) / max(1, sum(c for _, c in errs_n))
+            rate_a = sum(e for e, _ in errs_a) / max(1, sum(c for _, c in errs_a))
+            z = (rate_a - rate_n) / max(ERROR_FLOOR, 0.05 * rate_n)
+            b = _sigmoid(z - 4.0)
+            belief = max(belief, b)
+            intensity = max(intensity, z)
+            findings.append((b, f"errors {rate_a:.1%} of calls vs normal {rate_n:.1%}"))
+        # Windows are of equal length, so calls per window compare as rates.
+        calls_n = median(sum(r.calls for r in rows) for rows in sides["n"].values())
+        calls_a = median(sum(r.calls for r in rows) for rows in sides["a"].values())
+        if calls_n > 0:
+            ratio = max(calls_a, 1e-9) / calls_n
+            drift = abs(math.log(max(ratio, 1e-3)))
+            b = _sigmoid(2.0 * (drift - math.log(TRAFFIC_RATIO_CENTER)))
+            findings.append((b * 0.5, f"calls x{ratio:.2f} of normal"))
+        net = network.get(service)
+        if net is not None:
+            b, growth, edges = net
+            belief = max(belief, b)
+            intensity = max(intensity, 4.0 * growth)
+            findings.append(
+                (b, f"network: its calls wait x{2**growth:.1f} longer outside the spans ({edges} edges)")
+            )
+        findings.sort(key=lambda f: -f[0])
+        out[service] = SignalAnomaly(
+            service=service,
+            signal="traces",
+            belief=belief,
+            intensity=intensity,
+            findings=[text for _, text in findings],
+        )
+    return out
+
+
+def _network(
+    stats: Sequence[TraceStat], normal: Window, anomalous: Window
+) -> dict[str, tuple[float, float, int]]:
+    """Per service: (belief, median log2 growth, edges) of the gaps on every edge it is on."""
+    per_edge: dict[tuple[str, str], tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
+    for s in stats:
+        if not s.caller or not math.isfinite(s.gap_p90):
+            continue
+        if _in(s.timestamp, normal):
+            per_edge[(s.caller, s.callee)][0].append(s.gap_p90)
+        elif _in(s.timestamp, anomalous):
+            per_edge[(s.caller, s.callee)][1].append(s.gap_p90)
+    into: dict[str, list[float]] = defaultdict(list)
+    out_of: dict[str, list[float]] = defaultdict(list)
+    for (caller, callee), (base, cur) in per_edge.items():
+        if not base or not cur:
+            continue
+        g = math.log2((_sustained(cur) + TIME_FLOOR) / (median(base) + TIME_FLOOR))
+        into[callee].append(g)
+        out_of[caller].append(g)
+    out: dict[str, tuple[float, float, int]] = {}
+    for service in set(into) | set(out_of):
+        # Calls into the faulty service wait (ingress delay), or all its own calls do (egress).
+        # A caller of it has one slow edge among its calls, so outgoing growth counts half.
+        growth = max(
+            median(into[service]) if into.get(service) else 0.0,
+            0.5 * median(out_of[service]) if out_of.get(service) else 0.0,
+        )
+        belief = _sigmoid(SELF_SLOPE * (growth - math.log2(SELF_RATIO_CENTER)))
+        out[service] = (belief, max(0.0, growth), len(into.get(service, [])) + len(out_of.get(service, [])))
+    return out
+
+
+def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> dict[str, SignalAnomaly]:
+    """Per service: templates never seen in the normal window, or whose share of lines surged."""
+    counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
+        lambda: {"n": defaultdict(int), "a": defaultdict(int)}
+    )
+    meta: dict[tuple[str, str], LogStat] = {}
+    for s in stats:
+        side = "n" if _in(s.timestamp, normal) else "a" if _in(s.timestamp, anomalous) else None
+        if side:
+            counts[s.service][side][s.template_id] += s.count
+            meta.setdefault((s.service, s.template_id), s)
+    out: dict[str, SignalAnomaly] = {}
+    for service, sides in counts.items():
+        total_n, total_a = sum(sides["n"].values()), sum(sides["a"].values())
+        if total_a == 0:
+            continue
+        scored: list[tuple[float, float, str]] = []
+        for template_id, n_a in sides["a"].items():
+            info = meta[(service, template_id)]
+            weight = LEVEL_WEIGHT[info.level]
+            n_n = sides["n"].get(template_id, 0)
+            if n_n == 0:
+                if n_a < LOG_NEW_MIN and info.level == "info":
+                    continue
+                b = weight * (1.0 - math.exp(-n_a / LOG_NEW_MIN))
+                intensity = weight * 4.0 * math.log2(1 + n_a)
+                scored.append((b, intensity, f"new {info.level} template x{n_a}: {info.template}"))
+            elif total_n:
+                share_ratio = (n_a / total_a) / (n_n / total_n)
+                if share_ratio <= 1.0:
+                    continue
+                b = weight * _sigmoid(3.0 * (math.log2(share_ratio) - math.log2(LOG_SHARE_CENTER)))
+                intensity = weight * 4.0 * math.log2(share_ratio)
+                scored.append(
+                    (
+                        b,
+                        intensity,
+                        f"{info.level} template share x{share_ratio:.1f} ({n_a} lines): {info.template}",
+                    )
+                )
+        if not scored:
+            out[service] = SignalAnomaly(service=service, signal="logs", belief=0.0, intensity=0.0)
+            continue
+        scored.sort(key=lambda s: (-s[0], -s[1]))
+        calm = math.prod(1.0 - b for b, _, _ in scored[:3])
+        out[service] = SignalAnomaly(
+            service=service,
+            signal="logs",
+            belief=1.0 - calm,
+            intensity=max(i for _, i, _ in scored),
+            findings=[text for _, _, text in scored[:5]],
+        )
+    return out

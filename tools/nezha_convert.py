@@ -1,0 +1,526 @@
+"""Convert the public Nezha dataset (IntelligentDDS/Nezha, MIT) into Firebreak scenarios.
+
+Tooling, not runtime: the worker never imports this. Usage:
+
+    python -m tools.nezha_convert RAW_DIR datasets/nezha
+
+RAW_DIR is a checkout of https://github.com/IntelligentDDS/Nezha (kept outside the repo).
+Files missing from RAW_DIR (the mirror available here lacks files over 4 MiB: most
+OnlineBoutique logs and about 40% of its trace minutes) are skipped and each scenario
+records in `sources.json` which signals it has.
+
+One scenario per injected fault. Ground truth is the fault list's injected pod mapped to its
+service (the pod name without its ReplicaSet and pod hash), never anything a ranker says.
+
+Times: the fault lists' `inject_time` is read as UTC, the clock of the telemetry. For
+OnlineBoutique it equals `inject_timestamp`; for TrainTicket `inject_timestamp` is 7h59m
+earlier than the telemetry's own clock (a time-zone slip in the dataset), so it is not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import io
+import json
+import logging
+import math
+import re
+import shutil
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from drain3 import TemplateMiner
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+
+logger = logging.getLogger("nezha_convert")
+
+SYSTEMS = {
+    "online-boutique": {"days": ["2022-08-22", "2022-08-23"], "entry": "frontend"},
+    "train-ticket": {"days": ["2023-01-29", "2023-01-30"], "entry": "ts-ui-dashboard"},
+}
+# Nezha's own fault-free minute per day (main.py's normal_time list).
+NORMAL_MINUTE = {
+    "2022-08-22": "03_51",
+    "2022-08-23": "17_00",
+    "2023-01-29": "08_50",
+    "2023-01-30": "11_39",
+}
+BEFORE = 30 * 60  # metrics kept before the fault: the normal period and a -15 min shift
+AFTER = 20 * 60  # metrics kept after it: room for a +15 min shift
+NORMAL_GAP = 60  # the normal period ends this long before the fault
+INCIDENT = 180  # the incident window: the fault minute and the two after it (Nezha's files)
+WINDOW = 30  # trace and log aggregation step, seconds
+
+# Nezha column -> Firebreak metric name (<kind>_<stat>) and a scale to SI / ratios.
+METRIC_COLUMNS = {
+    "CpuUsageRate(%)": ("cpu_avg", 0.01),
+    "MemoryUsageRate(%)": ("memory_avg", 0.01),
+    "PodServerLatencyP90(s)": ("latency_p90", 1.0),
+    "PodServerLatencyP99(s)": ("latency_p99", 1.0),
+    "PodClientLatencyP90(s)": ("clientlatency_p90", 1.0),
+    "PodWorkload(Ops)": ("requests_avg", 1.0),
+    "PodSuccessRate(%)": ("availability_avg", 0.01),
+    "NetworkReceiveBytes": ("netrx_avg", 1.0),
+    "NetworkTransmitBytes": ("nettx_avg", 1.0),
+}
+_LEVEL = re.compile(r"\b(ERROR|WARN(?:ING)?|INFO|DEBUG|TRACE|FATAL|SEVERE)\b", re.IGNORECASE)
+MASKS = [
+    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
+    (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?", "DATE"),
+    (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
+    (r"\b[0-9a-fA-F]{16,}\b", "HEX"),
+    (r"(?<![\w#])[-+]?\d+(\.\d+)?\b", "NUM"),
+]
+_TRACE_NOISE = re.compile(r"(TraceID|SpanID):\s*\S+")
+
+
+def service_of(pod: str) -> str:
+    """`cartservice-579f59597d-wc2lz` -> `cartservice` (Deployment pod: name-rshash-podhash)."""
+    parts = pod.split("-")
+    return "-".join(parts[:-2]) if len(parts) > 2 else pod
+
+
+def _utc(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    pos = (len(ordered) - 1) * q
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _g(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.4g}"
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fault:
+    day: str
+    at: float
+    pod: str
+    service: str
+    kind: str
+
+    @property
+    def name(self) -> str:
+        stamp = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H-%M-%S")
+        return f"{stamp}-{self.service}-{self.kind}"
+
+
+def load_faults(raw: Path, day: str) -> list[Fault]:
+    data = json.loads((raw / "rca_data" / day / f"{day}-fault_list.json").read_text())
+    out: list[Fault] = []
+    for items in data.values():
+        for item in items:
+            out.append(
+                Fault(
+                    day=day,
+                    at=_utc(item["inject_time"]),
+                    pod=item["inject_pod"],
+                    service=service_of(item["inject_pod"]),
+                    kind=item["inject_type"],
+                )
+            )
+    return sorted(out, key=lambda f: f.at)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+
+def load_day_metrics(raw: Path, day: str) -> dict[str, list[tuple[float, dict[str, float]]]]:
+    """Per service, the day's rows (unix seconds, Firebreak metric -> value)."""
+    out: dict[str, list[tuple[float, dict[str, float]]]] = {}
+    for path in sorted((raw / "rca_data" / day / "metric").glob("*_metric.csv")):
+        rows: list[tuple[float, dict[str, float]]] = []
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                values: dict[str, float] = {}
+                for column, (name, scale) in METRIC_COLUMNS.items():
+                    text = (row.get(column) or "").strip()
+                    try:
+                        values[name] = float(text) * scale
+                    except ValueError:
+                        values[name] = math.nan
+                rows.append((float(row["TimeStamp"]), values))
+        out[service_of(path.name.removesuffix("_metric.csv"))] = rows
+    return out
+
+
+# --- traces ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Span:
+    span_id: str
+    parent: str
+    service: str
+    start: int
+    end: int
+    children: list[_Span] = field(default_factory=list)
+
+
+def _read_csv(path: Path) -> Iterator[dict[str, str]]:
+    # Some Nezha files carry NUL bytes or odd encodings in log bodies.
+    text = path.read_bytes().replace(b"\0", b"").decode("utf-8", errors="replace")
+    yield from csv.DictReader(io.StringIO(text))
+
+
+def trace_rows(paths: Iterable[Path]) -> list[list[str]]:
+    """Aggregate spans into per-window, per caller->callee rows.
+
+    A service *invocation* is a span whose parent belongs to another service (or none).
+    Its latency is the span's duration; its self time is that duration minus the union of
+    the intervals of the invocations it made (time waiting on callees), so a service whose
+    own work slowed down stands out from callers that merely waited on it.
+    """
+    spans: dict[str, dict[str, _Span]] = defaultdict(dict)
+    for path in paths:
+        for row in _read_csv(path):
+            try:
+                span = _Span(
+                    span_id=row["SpanID"],
+                    parent=row["ParentID"],
+                    service=service_of(row["PodName"]),
+                    start=int(row["StartTimeUnixNano"]),
+                    end=int(row["EndTimeUnixNano"]),
+                )
+            except (KeyError, ValueError):
+                continue
+            spans[row["TraceID"]][span.span_id] = span
+    # (window, caller, callee) -> latencies, self times, gaps (client wait minus server time), seconds
+    cells: dict[tuple[int, str, str], tuple[list[float], list[float], list[float]]] = defaultdict(
+        lambda: ([], [], [])
+    )
+    for trace in spans.values():
+        for span in trace.values():
+            parent = trace.get(span.parent)
+            if parent is not None:
+                parent.children.append(span)
+        for span in trace.values():
+            parent = trace.get(span.parent)
+            if parent is not None and parent.service == span.service:
+                continue  # inside an invocation
+            caller = parent.service if parent is not None else ""
+            busy = _union(_waiting(span, trace), span.start, span.end)
+            duration = max(0, span.end - span.start)
+            window = int(span.start // 1_000_000_000 // WINDOW * WINDOW)
+            lat, own, gaps = cells[(window, caller, span.service)]
+            lat.append(duration / 1e9)
+            own.append(max(0, duration - busy) / 1e9)
+            if parent is not None and _is_client(parent, trace):
+                # The caller's client span around this call: what it waited beyond the callee's
+                # own span is the network (and queueing) between the two.
+                gaps.append(max(0, (parent.end - parent.start) - duration) / 1e9)
+    out: list[list[str]] = []
+    for (window, caller, callee), (lat, own, gaps) in sorted(cells.items()):
+        out.append(
+            [
+                str(window),
+                caller,
+                callee,
+                str(len(lat)),
+                "",  # errors: Nezha's spans carry no status
+                _g(_percentile(lat, 0.5)),
+                _g(_percentile(lat, 0.9)),
+                _g(_percentile(lat, 0.99)),
+                _g(_percentile(own, 0.5)),
+                _g(_percentile(own, 0.9)),
+                _g(_percentile(gaps, 0.5)),
+                _g(_percentile(gaps, 0.9)),
+            ]
+        )
+    return out
+
+
+def _is_client(span: _Span, trace: dict[str, _Span]) -> bool:
+    """A span inside an invocation (its parent is the same service): a client call, not the entry."""
+    parent = trace.get(span.parent)
+    return parent is not None and parent.service == span.service
+
+
+TRACE_HEADER = [
+    "timestamp", "caller", "callee", "calls", "errors",
+    "latency_p50", "latency_p90", "latency_p99", "self_p50", "self_p90", "gap_p50", "gap_p90",
+]  # fmt: skip
+
+
+def _waiting(span: _Span, trace: dict[str, _Span]) -> list[tuple[int, int]]:
+    """Intervals in which this invocation waited on other services: the client span around each
+    call when there is one (so network time is not counted as own time), else the callee's span."""
+    out: list[tuple[int, int]] = []
+    stack = list(span.children)
+    while stack:
+        child = stack.pop()
+        if child.service != span.service:
+            parent = trace.get(child.parent)
+            wrap = (
+                parent if parent is not None and parent is not span and _is_client(parent, trace) else child
+            )
+            out.append((wrap.start, wrap.end))
+        else:
+            stack.extend(child.children)
+    return out
+
+
+def _union(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
+    total, cur_start, cur_end = 0, None, None
+    for start, end in sorted((max(lo, s), min(hi, e)) for s, e in intervals):
+        if end <= start:
+            continue
+        if cur_end is None or cur_start is None or start > cur_end:
+            if cur_end is not None and cur_start is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = start, end
+        else:
+            cur_end = max(cur_end, end)
+    if cur_end is not None and cur_start is not None:
+        total += cur_end - cur_start
+    return total
+
+
+# --- logs --------------------------------------------------------------------------------------
+
+
+def _log_text(raw_field: str) -> str:
+    try:
+        body = json.loads(raw_field)
+    except json.JSONDecodeError:
+        return raw_field.strip()
+    if isinstance(body, dict):
+        return str(body.get("log") or body.get("message") or body).strip()
+    return str(body).strip()
+
+
+def _level(text: str) -> str:
+    found = _LEVEL.search(text[:120])
+    if not found:
+        return "error" if "exception" in text.lower()[:200] else "info"
+    word = found.group(1).upper()
+    if word in ("ERROR", "FATAL", "SEVERE"):
+        return "error"
+    return "warn" if word.startswith("WARN") else "info"
+
+
+def new_miner() -> TemplateMiner:
+    config = TemplateMinerConfig()
+    config.drain_sim_th = 0.5
+    config.drain_depth = 4
+    # Mask what varies per request (ids, numbers, times) before clustering, as Drain3's own
+    # examples do; otherwise one log statement splits into many templates.
+    config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in MASKS]
+    config.profiling_enabled = False
+    return TemplateMiner(config=config)
+
+
+def log_rows(miner: TemplateMiner, paths: Iterable[Path], *, learn: bool) -> list[list[str]]:
+    """Per window, per service, per Drain template: level and count.
+
+    With `learn` (the fault-free period) messages train the miner; otherwise a message that
+    matches no known template still gets one (a new cluster), which is what makes it new.
+    """
+    counts: dict[tuple[int, str, int, str], int] = defaultdict(int)
+    for path in paths:
+        for row in _read_csv(path):
+            try:
+                ts = int(row["TimeUnixNano"]) / 1e9
+                service = service_of(row["PodName"])
+            except (KeyError, ValueError):
+                continue
+            text = _TRACE_NOISE.sub("", _log_text(row.get("Log", "")))
+            # Drop the leading clock: it is in every line and would split templates.
+            text = re.sub(r"^\d{1,2}:\d{2}:\d{2}(\.\d+)?\s*", "", text)[:600]
+            if not text:
+                continue
+            if learn:
+                cluster_id = miner.add_log_message(text)["cluster_id"]
+            else:
+                match = miner.match(text)
+                cluster_id = match.cluster_id if match else miner.add_log_message(text)["cluster_id"]
+            counts[(int(ts // WINDOW * WINDOW), service, int(cluster_id), _level(text))] += 1
+    templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+    return [
+        [str(w), s, str(t), lvl, str(n), templates.get(t, "")[:300]]
+        for (w, s, t, lvl), n in sorted(counts.items())
+    ]
+
+
+LOG_HEADER = ["timestamp", "service", "template_id", "level", "count", "template"]
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def _write_gz(path: Path, header: list[str], rows: Iterable[list[str]]) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    # mtime=0: the same data gives the same bytes, so re-running the converter is a no-op in git.
+    with gzip.GzipFile(path, "wb", mtime=0, compresslevel=9) as handle:
+        handle.write(buffer.getvalue().encode())
+
+
+def _minute_files(directory: Path, suffix: str, start: float, end: float) -> list[Path]:
+    """Nezha's per-minute files (HH_MM_<suffix>.csv, named by the minute they end in) in [start, end]."""
+    out: list[Path] = []
+    if not directory.is_dir():
+        return out
+    for path in sorted(directory.glob(f"*_{suffix}.csv")):
+        hh, mm = path.name.split("_")[:2]
+        day = directory.parent.name
+        t = _utc(f"{day} {hh}:{mm}:00")
+        if start - 60 <= t <= end + 60:
+            out.append(path)
+    return out
+
+
+def _baseline_dir(raw: Path, system: str, day: str, signal: str) -> tuple[str, Path] | None:
+    """The fault-free minute for a signal: this day's, else the other day's of the same system."""
+    for other in [day] + [d for d in SYSTEMS[system]["days"] if d != day]:
+        path = raw / "construct_data" / other / signal / f"{NORMAL_MINUTE[other]}_{signal}.csv"
+        if path.is_file():
+            return other, path
+    return None
+
+
+def convert_system(raw: Path, out: Path, system: str) -> int:
+    spec = SYSTEMS[system]
+    target = out / system
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    count = 0
+    for day in spec["days"]:
+        metrics = load_day_metrics(raw, day)
+        services = sorted(metrics)
+        faults = load_faults(raw, day)
+        topology = _topology(raw, day, services)
+        base_traces = _baseline_dir(raw, system, day, "trace")
+        base_logs = _baseline_dir(raw, system, day, "log")
+        trace_base_rows = trace_rows([base_traces[1]]) if base_traces else []
+        miner = new_miner()
+        log_base_rows = log_rows(miner, [base_logs[1]], learn=True) if base_logs else []
+        state = miner.drain  # the normal-period model, restored for every fault
+        for fault in faults:
+            if fault.service not in services:
+                logger.warning("%s: %s has no metrics; skipped", fault.name, fault.service)
+                continue
+            case = target / fault.name
+            case.mkdir()
+            rows: list[list[str]] = []
+            for service in services:
+                for ts, values in metrics[service]:
+                    if fault.at - BEFORE <= ts <= fault.at + AFTER:
+                        rows.extend([str(int(ts)), service, name, _g(v)] for name, v in values.items())
+            _write_gz(case / "metrics.csv.gz", ["timestamp", "service", "metric", "value"], rows)
+            (case / "topology.yaml").write_text(yaml.safe_dump(topology, sort_keys=True))
+            sources: dict[str, Any] = {
+                "dataset": "nezha",
+                "system": system,
+                "day": day,
+                "signals": ["metrics"],
+            }
+            incident: dict[str, Any] = {
+                "symptom": {"service": spec["entry"], "metric": "latency_p90"},
+                "normal": [fault.at - BEFORE, fault.at - NORMAL_GAP],
+                "anomalous": [fault.at, fault.at + INCIDENT],
+                "baselines": {},
+            }
+            trace_files = _minute_files(
+                raw / "rca_data" / day / "trace", "trace", fault.at, fault.at + INCIDENT
+            )
+            if trace_files and base_traces:
+                _write_gz(case / "traces.csv.gz", TRACE_HEADER, trace_base_rows + trace_rows(trace_files))
+                incident["baselines"]["traces"] = _minute_window(
+                    base_traces[0], NORMAL_MINUTE[base_traces[0]]
+                )
+                sources["signals"].append("traces")
+                sources["trace_files"] = [p.name for p in trace_files]
+            log_files = _minute_files(raw / "rca_data" / day / "log", "log", fault.at, fault.at + INCIDENT)
+            if log_files and base_logs:
+                miner.drain = _copy_drain(state)
+                _write_gz(
+                    case / "logs.csv.gz", LOG_HEADER, log_base_rows + log_rows(miner, log_files, learn=False)
+                )
+                incident["baselines"]["logs"] = _minute_window(base_logs[0], NORMAL_MINUTE[base_logs[0]])
+                sources["signals"].append("logs")
+                sources["log_files"] = [p.name for p in log_files]
+            (case / "incident.json").write_text(json.dumps(incident, indent=1) + "\n")
+            (case / "sources.json").write_text(json.dumps(sources, indent=1) + "\n")
+            truth = {
+                "root_cause": fault.service,
+                "fault": fault.kind,
+                "pod": fault.pod,
+                "injected_at": fault.at,
+            }
+            (case / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+            count += 1
+            logger.info("%s/%s: %s", system, fault.name, ",".join(sources["signals"]))
+    return count
+
+
+def _minute_window(day: str, minute: str) -> list[float]:
+    hh, mm = minute.split("_")
+    end = _utc(f"{day} {hh}:{mm}:00") + 60
+    return [end - 120, end]  # the file named HH_MM holds about the minute before HH_MM plus a few seconds
+
+
+def _copy_drain(state: Any) -> Any:
+    import copy
+
+    return copy.deepcopy(state)
+
+
+def _topology(raw: Path, day: str, services: list[str]) -> dict[str, Any]:
+    """The dataset's own dependency list where it ships one (OnlineBoutique); else services only,
+    and diagnosis derives the call graph from the traces."""
+    deps: dict[str, set[str]] = {s: set() for s in services}
+    path = raw / "rca_data" / day / "metric" / "dependency.csv"
+    if path.is_file():
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                src, dst = row["Source"].strip(), row["Target"].strip()
+                deps.setdefault(src, set())
+                deps.setdefault(dst, set())
+                if src != dst:
+                    deps[src].add(dst)
+    return {
+        "allow_cycles": True,
+        "services": {s: {"depends_on": sorted(d)} if d else {} for s, d in sorted(deps.items())},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("raw", type=Path, help="a checkout of IntelligentDDS/Nezha")
+    parser.add_argument("out", type=Path, help="where to write <system>/<case>/ (e.g. datasets/nezha)")
+    parser.add_argument("--system", choices=sorted(SYSTEMS), action="append")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not (args.raw / "rca_data").is_dir():
+        parser.error(f"raw: {args.raw} has no rca_data/ (expected a checkout of IntelligentDDS/Nezha)")
+    for system in args.system or sorted(SYSTEMS):
+        n = convert_system(args.raw, args.out, system)
+        logger.info("%s: %d scenarios", system, n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
