@@ -68,7 +68,7 @@ def decode(subject: str, data: bytes, *, prefix: str, max_bytes: int, now: datet
             alerts = parse_generic(raw, now)
     except ValidationError as exc:
         # The webhook's own 422 text, so a sender reads the same words on either path.
-        return Rejected("invalid payload")  # BROKEN
+        return Rejected(_error_text(invalid(exc).body))
     except ValueError as exc:
         return Rejected(f"invalid payload: {exc}")
     return Decoded(source=source, alerts=alerts)

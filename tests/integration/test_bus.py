@@ -47,6 +47,7 @@ pytestmark = pytest.mark.integration
 
 ACK_WAIT = 3.0  # seconds: how soon a killed consumer's messages come back (default 30)
 PREFIX = "firebreak.alerts"
+MAX_IN_FLIGHT = 100  # the outage test's bound on unacked messages
 
 
 @dataclass
@@ -233,6 +234,15 @@ async def progress(js: JetStreamContext) -> Progress | None:
     )
 
 
+async def ready(js: JetStreamContext, consumer: ConsumerProcess) -> None:
+    """Until the consumer process has created the streams and its durable consumer."""
+    deadline = time.monotonic() + 30
+    while await progress(js) is None:
+        consumer.alive()
+        assert time.monotonic() < deadline, consumer.log.read_text()[-2000:]
+        await asyncio.sleep(0.1)
+
+
 async def wait_consumed(
     js: JetStreamContext, last_seq: int, timeout: float, alive: ConsumerProcess | None = None
 ) -> Progress:
@@ -322,11 +332,7 @@ async def test_ten_thousand_messages_two_sigkills_every_alert_exactly_once(
     env = consumer_env(nats_server.url, client.service_client.config.target_host, settings, tmp_path)
     consumer = new_consumer(make_consumer, env, tmp_path / "consumer.log")
     consumer.start()
-    deadline = time.monotonic() + 30
-    while await progress(js) is None:  # the consumer creates the stream and its durable
-        consumer.alive()
-        assert time.monotonic() < deadline, consumer.log.read_text()[-2000:]
-        await asyncio.sleep(0.1)
+    await ready(js, consumer)
     started = time.monotonic()
     publisher = asyncio.create_task(publish(js, messages))
 
@@ -397,8 +403,10 @@ async def _outage(
         return out
 
     env = consumer_env(nats_server.url, temporal.address, settings, tmp_path)
+    env["FIREBREAK_BUS_MAX_IN_FLIGHT"] = str(MAX_IN_FLIGHT)
     consumer = new_consumer(make_consumer, env, tmp_path / "consumer.log")
     consumer.start()
+    await ready(js, consumer)
     before = batch("before", 400)
     await publish(js, before)
     await wait_consumed(js, len(before), timeout=60, alive=consumer)
@@ -407,7 +415,8 @@ async def _outage(
     down = time.monotonic()
     during = batch("during", 400)
     malformed = [(f"{PREFIX}.alertmanager", b"{not json"), (f"{PREFIX}.generic", b'{"service": "x"}')]
-    await publish(js, during[:200] + malformed + during[200:])
+    # Within the first in-flight window: behind 100 stuck messages nothing else is delivered.
+    await publish(js, during[:50] + malformed + during[50:])
     last = len(before) + len(during) + len(malformed)
     # Away for a while: several redelivery rounds, and nothing Temporal did not take is acked.
     await asyncio.sleep(8)
@@ -417,11 +426,13 @@ async def _outage(
     unacked = seen.in_flight + seen.waiting
     assert unacked == len(during), f"{unacked} unacked of {len(during)} sent while Temporal was down: {seen}"
     assert seen.acked == len(before), seen
+    # Backpressure: the broker holds the rest back instead of handing the consumer all of it.
+    assert 0 < seen.in_flight <= MAX_IN_FLIGHT < seen.waiting, seen
     # The stream kept flowing for what can never be valid: dead-lettered during the outage.
     dead = await dead_letters(js, 2)
     assert [d["reason"].split(":")[0] for d in dead] == ["body", "invalid payload"], dead
     retried = await consumer.metric("firebreak_bus_messages_total", outcome="retry_unavailable")
-    assert retried >= len(during), retried
+    assert retried >= MAX_IN_FLIGHT, retried  # each message in the window was refused, and came back
 
     temporal.start()  # the same SQLite file and port
     client = await temporal.ready()
@@ -488,6 +499,9 @@ async def test_malformed_messages_dead_lettered_with_reason_stream_keeps_flowing
     running = asyncio.create_task(consumer.run(stop, bus))
     try:
         await wait_consumed(js, len(interleaved), timeout=60)
+        # A publisher's retry, after the first copy reached the incident: a duplicate on the bus.
+        await publish(js, good[:1])
+        await wait_consumed(js, len(interleaved) + 1, timeout=60)
     finally:
         stop.set()
         await running
@@ -507,6 +521,7 @@ async def test_malformed_messages_dead_lettered_with_reason_stream_keeps_flowing
     await make_stack()
     state = await incident_alerts(client, incident_id)
     assert set(state.alerts) == {f"{run}-{n}" for n in range(6)}
+    assert state.duplicate_alerts == 1, state.duplicate_alerts  # the retry was absorbed
     await client.get_workflow_handle(incident_id).terminate("test done")
 
 
