@@ -1,7 +1,8 @@
 """`firebreak rca ...` and `firebreak simulate`: diagnosis offline, on scenario directories.
 
 firebreak simulate scenarios/ --count 300 --seed 42
-firebreak rca eval scenarios/ [--json]
+firebreak rca eval scenarios/ [--json] [--robustness]
+firebreak rca eval datasets/nezha/*/ --robustness
 firebreak rca rank scenarios/s000-cpu_saturation
 firebreak rca topology topology.yaml --blast-radius orders-db
 firebreak rca correlate alerts.json --topology topology.yaml
@@ -39,8 +40,16 @@ def eval_command(
     dirs: Annotated[list[Path], typer.Argument(help="scenario directories, or folders of them")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="one line per scenario")] = False,
+    robustness: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="also rank every scenario with the incident window shifted by -15/-5/+5/+15 min, "
+            "the symptom off the root cause's call path, and traces or logs removed",
+        ),
+    ] = False,
 ) -> None:
-    """AC@1, AC@3 and Avg@5 of the ranking and two baselines, overall and per fault kind."""
+    """AC@1, AC@3 and Avg@5 per dataset/system and fault kind, beside the baselines and floors."""
     try:
         paths = find_scenarios(dirs)
     except ScenarioError as exc:
@@ -58,7 +67,7 @@ def eval_command(
             )
 
     try:
-        report = evaluate(paths, progress)
+        report = evaluate(paths, progress, robustness=robustness)
     except (ScenarioError, TopologyError) as exc:
         raise _fail(str(exc)) from None
     if as_json:

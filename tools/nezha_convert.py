@@ -15,6 +15,7 @@ service (the pod name without its ReplicaSet and pod hash), never anything a ran
 Times: the fault lists' `inject_time` is read as UTC, the clock of the telemetry. For
 OnlineBoutique it equals `inject_timestamp`; for TrainTicket `inject_timestamp` is 7h59m
 earlier than the telemetry's own clock (a time-zone slip in the dataset), so it is not used.
+Metric rows are timed by their `Time` text for the same reason (see `_row_time`).
 """
 
 from __future__ import annotations
@@ -144,6 +145,16 @@ def load_faults(raw: Path, day: str) -> list[Fault]:
 # --- metrics -----------------------------------------------------------------------------------
 
 
+def _row_time(row: dict[str, str]) -> float:
+    """The row's time from its `Time` text: one file (adservice, 2022-08-22) has `TimeStamp`
+    values 200,000,000 s in the future while its `Time` column is right."""
+    text = (row.get("Time") or "")[:19]
+    try:
+        return _utc(text)
+    except ValueError:
+        return float(row["TimeStamp"])
+
+
 def load_day_metrics(raw: Path, day: str) -> dict[str, list[tuple[float, dict[str, float]]]]:
     """Per service, the day's rows (unix seconds, Firebreak metric -> value)."""
     out: dict[str, list[tuple[float, dict[str, float]]]] = {}
@@ -158,7 +169,7 @@ def load_day_metrics(raw: Path, day: str) -> dict[str, list[tuple[float, dict[st
                         values[name] = float(text) * scale
                     except ValueError:
                         values[name] = math.nan
-                rows.append((float(row["TimeStamp"]), values))
+                rows.append((_row_time(row), values))
         out[service_of(path.name.removesuffix("_metric.csv"))] = rows
     return out
 

@@ -1,0 +1,63 @@
+"""Regression floors on real incidents: the committed Nezha scenarios (datasets/nezha/).
+
+Floors are the numbers measured when this test was written (`firebreak rca eval
+datasets/nezha/online-boutique datasets/nezha/train-ticket`) minus a margin of 0.05, one
+pair per system and the same rule for both; nothing is fitted per case. A change that
+helps one system and hurts the other fails here.
+
+    measured (commit of this test)   AC@1    AC@3
+    online-boutique (56 faults)      0.679   0.875
+    train-ticket (45 faults)         0.289   0.533
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rca.evaluate import FLOORS, evaluate
+from rca.scenario import find_scenarios, load_scenario, load_truth
+
+ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
+MARGIN = 0.05
+MEASURED = {
+    "nezha/online-boutique": {"ac1": 0.679, "ac3": 0.875},
+    "nezha/train-ticket": {"ac1": 0.289, "ac3": 0.533},
+}
+SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    paths = find_scenarios([ROOT / "online-boutique", ROOT / "train-ticket"])
+    assert len(paths) == sum(SYSTEMS.values()), "the committed Nezha scenarios are incomplete"
+    return evaluate(paths).to_json()
+
+
+def test_every_system_keeps_its_floor(report: dict[str, Any]) -> None:
+    for group, n in SYSTEMS.items():
+        ours = report["per_group"][group]["rca"]
+        assert ours["n"] == n
+        for key in ("ac1", "ac3"):
+            floor = MEASURED[group][key] - MARGIN
+            assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
+
+
+def test_ahead_of_the_published_method_floors_on_every_system(report: dict[str, Any]) -> None:
+    for group in SYSTEMS:
+        per = report["per_group"][group]
+        for floor in FLOORS:
+            assert per["rca"]["ac1"] > per[floor]["ac1"], (group, floor, per["rca"], per[floor])
+            assert per["rca"]["avg5"] > per[floor]["avg5"], (group, floor, per["rca"], per[floor])
+
+
+def test_truth_is_the_injected_service_from_the_fault_list() -> None:
+    """Ground truth names a service the scenario has data for, and a fault type Nezha injects."""
+    for path in find_scenarios([ROOT / "online-boutique", ROOT / "train-ticket"]):
+        truth = load_truth(path)
+        scenario = load_scenario(path)
+        assert truth.root_cause in scenario.metrics, path.name
+        assert truth.root_cause in path.name
+        assert truth.fault in {"cpu_contention", "cpu_consumed", "network_delay", "return", "exception"}

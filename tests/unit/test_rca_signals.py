@@ -1,0 +1,195 @@
+"""Traces and logs as diagnosis evidence: attribution, fusion, files, and the baselines.
+
+Hand-made windows: normal [0, 100], incident [200, 300], 30 s aggregation windows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rca.baselines import bocpd_change_point, rank_baro, rank_pagerank
+from rca.metrics import Metrics
+from rca.ranking import rank_root_causes
+from rca.scenario import ScenarioError, load_scenario
+from rca.signals import LogStat, SignalFileError, TraceStat, load_traces_csv, score_logs, score_traces
+from rca.topology import Topology
+
+NORMAL = (0.0, 100.0)
+INCIDENT = (200.0, 300.0)
+WINDOWS = (0.0, 30.0, 60.0, 90.0, 210.0, 240.0, 270.0)
+CHAIN = Topology.from_data(
+    {"services": {"web": {"depends_on": ["api"]}, "api": {"depends_on": ["db"]}, "db": {}}}
+)
+
+
+def edge(
+    ts: float, caller: str, callee: str, latency: float, own: float, gap: float = math.nan, calls: int = 20
+) -> TraceStat:
+    return TraceStat(
+        ts, caller, callee, calls, None, latency / 2, latency, latency * 1.2, own / 2, own, gap / 2, gap
+    )
+
+
+def chain_traces(slow: str) -> list[TraceStat]:
+    """web -> api -> db; `slow` spends 200 ms more of its own time in the incident."""
+    out: list[TraceStat] = []
+    for ts in WINDOWS:
+        extra = 0.2 if ts >= 200 else 0.0
+        own = {s: 0.01 + (extra if s == slow else 0.0) for s in ("web", "api", "db")}
+        db = own["db"]
+        api = own["api"] + db + 0.002
+        web = own["web"] + api + 0.002
+        out += [
+            edge(ts, "", "web", web, own["web"]),
+            edge(ts, "web", "api", api, own["api"], gap=0.002),
+            edge(ts, "api", "db", db, own["db"], gap=0.002),
+        ]
+    return out
+
+
+@pytest.mark.parametrize("slow", ["db", "api", "web"])
+def test_self_time_points_at_the_service_that_slowed_not_its_callers(slow: str) -> None:
+    scored = score_traces(chain_traces(slow), NORMAL, INCIDENT)
+    top = max(scored.values(), key=lambda a: (a.belief, a.intensity))
+    assert top.service == slow
+    # Every caller's latency grew as much, but their own time did not.
+    for other in {"web", "api", "db"} - {slow}:
+        assert scored[other].belief < 0.2, scored[other]
+    assert "own time" in top.findings[0]
+
+
+def test_a_network_delay_shows_in_the_gaps_of_calls_into_the_service() -> None:
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        delay = 0.5 if ts >= 200 else 0.0
+        stats += [
+            edge(ts, "", "web", 0.6, 0.01),
+            edge(ts, "web", "api", 0.55, 0.01, gap=0.002),
+            edge(ts, "api", "db", 0.01, 0.01, gap=0.002 + delay),  # calls into db wait, db's span does not
+            edge(ts, "web", "cache", 0.01, 0.01, gap=0.002),
+        ]
+    scored = score_traces(stats, NORMAL, INCIDENT)
+    assert max(scored.values(), key=lambda a: (a.belief, a.intensity)).service == "db"
+    assert scored["db"].belief > 0.9
+    assert scored["cache"].belief < 0.1
+    assert any("network" in f for f in scored["db"].findings)
+
+
+def logs(service: str, template: str, count: int, ts: float, level: str = "info") -> LogStat:
+    return LogStat(ts, service, template, level, count, f"template {template}")
+
+
+def test_logs_flag_new_error_templates_and_ignore_traffic() -> None:
+    stats: list[LogStat] = []
+    for ts in WINDOWS:
+        busy = 3 if ts >= 200 else 1  # three times the traffic in the incident, everywhere
+        stats += [
+            logs("api", "1", 10 * busy, ts),
+            logs("api", "2", 5 * busy, ts),
+            logs("db", "3", 8 * busy, ts),
+        ]
+        if ts >= 200:
+            stats.append(logs("db", "9", 4, ts, level="error"))
+    scored = score_logs(stats, NORMAL, INCIDENT)
+    assert scored["api"].belief == 0.0  # more of the same lines is load, not a fault
+    assert scored["db"].belief > 0.9
+    assert scored["db"].findings[0].startswith("new error template")
+
+
+def flat_metrics(services: list[str], noisy: str | None = None) -> Metrics:
+    """Calm metrics, except one service whose latency jumps (an unrelated, noisy anomaly)."""
+    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for s in services:
+        points = []
+        for i, ts in enumerate(range(0, 301, 10)):
+            value = 0.1 * (1 + 0.02 * (i % 3))
+            if s == noisy and ts >= 200:
+                value = 0.3
+            points.append((float(ts), value))
+        out[s] = {"latency_p90": points}
+    return out
+
+
+def test_fused_ranking_follows_the_signal_that_singles_a_service_out() -> None:
+    metrics = flat_metrics(["web", "api", "db"], noisy="web")
+    without = rank_root_causes(CHAIN, metrics, "web", NORMAL, INCIDENT, limit=None)
+    assert without[0].service == "web"  # metrics alone: the caller's latency
+    fused = rank_root_causes(
+        CHAIN, metrics, "web", NORMAL, INCIDENT, limit=None, traces=chain_traces("db"), trace_normal=NORMAL
+    )
+    assert fused[0].service == "db"
+    assert "traces" in fused[0].signals
+    kinds = {(e.source, e.kind) for e in fused[0].evidence}
+    assert ("traces", "anomaly") in kinds  # the trace hot spot travels with the candidate
+    assert "anomalous in traces" in fused[0].as_evidence().summary
+
+
+def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
+    metrics = flat_metrics(["web", "api", "db"])
+    fused = rank_root_causes(CHAIN, metrics, "web", NORMAL, INCIDENT, traces=chain_traces("db"))
+    assert fused[0].signals == ["traces"]
+    if fused[0].confidence < 0.8:
+        assert "hypothesis" in fused[0].as_evidence().summary
+
+
+def write_case(root: Path, *, edges: bool, traces: str | None) -> Path:
+    path = root / "case"
+    path.mkdir()
+    services = {"web": {"depends_on": ["api"]} if edges else {}, "api": {}, "db": {}}
+    (path / "topology.yaml").write_text(yaml.safe_dump({"services": services}))
+    rows = ["timestamp,service,metric,value"] + [
+        f"{ts},{s},latency_p90,0.1" for ts in range(0, 301, 10) for s in ("web", "api", "db")
+    ]
+    with gzip.open(path / "metrics.csv.gz", "wt") as handle:
+        handle.write("\n".join(rows) + "\n")
+    incident = {"symptom": {"service": "web"}, "normal": [0, 100], "anomalous": [200, 300]}
+    incident["baselines"] = {"traces": [0, 100]}
+    (path / "incident.json").write_text(json.dumps(incident))
+    if traces is not None:
+        (path / "traces.csv").write_text(traces)
+    return path
+
+
+def test_scenario_with_gzipped_metrics_and_traces_takes_the_call_graph_from_traces(tmp_path: Path) -> None:
+    header = "timestamp,caller,callee,calls,errors,latency_p50,latency_p90,latency_p99,self_p50,self_p90\n"
+    body = (
+        "0,,web,5,,0.1,0.2,0.3,0.01,0.02\n"
+        "0,web,api,5,,0.1,0.2,0.3,0.01,0.02\n"
+        "0,api,db,5,0,0.1,0.2,0.3,0.1,0.2\n"
+    )
+    loaded = load_scenario(write_case(tmp_path, edges=False, traces=header + body))
+    assert sorted(loaded.topology.graph.edges) == [("api", "db"), ("web", "api")]
+    assert loaded.baseline("traces") == (0.0, 100.0)
+    assert loaded.baseline("logs") == loaded.normal
+    assert len(loaded.metrics["db"]["latency_p90"]) == 31
+    assert math.isnan(loaded.traces[0].gap_p90)  # optional columns absent: unknown, not zero
+
+
+def test_bad_trace_rows_are_refused_naming_file_line_and_field(tmp_path: Path) -> None:
+    header = "timestamp,caller,callee,calls\n"
+    path = write_case(tmp_path, edges=True, traces=header + "0,web,api,many\n")
+    with pytest.raises(ScenarioError, match=r"traces.csv:2: calls: not a number"):
+        load_scenario(path)
+    (path / "traces.csv").write_text("timestamp,caller\n0,web\n")
+    with pytest.raises(SignalFileError, match="header lacks callee, calls"):
+        load_traces_csv(path / "traces.csv")
+
+
+def test_bocpd_finds_a_step_and_baro_ranks_the_service_that_stepped() -> None:
+    times = [float(t) for t in range(0, 3000, 60)]
+    values = [1.0 + 0.05 * ((i * 7) % 5) for i in range(len(times))]
+    values = [v + (5.0 if t >= 2400 else 0.0) for v, t in zip(values, times, strict=True)]
+    found = bocpd_change_point(times, values)
+    assert found is not None and abs(found - 2400) <= 60
+    metrics: Metrics = {
+        "api": {"cpu_avg": [(t, 0.2 + 0.01 * (i % 3)) for i, t in enumerate(times)]},
+        "db": {"cpu_avg": [(t, v / 10) for t, v in zip(times, values, strict=True)]},
+    }
+    assert rank_baro(metrics, (0.0, 2300.0), (2400.0, 2940.0), ["api", "db"])[0] == "db"
+    assert rank_pagerank(CHAIN, metrics, (0.0, 2300.0), (2400.0, 2940.0))[0] == "db"
