@@ -32,39 +32,28 @@ def plain_identifiers(values: Mapping[str, str | None]) -> None:
             )
 
 
-class _UnsafeText(str):
-    __slots__ = ()
-
-
-class _UnsafeDumper(yaml.SafeDumper):
-    pass
-
-
-def _represent_unsafe(dumper: yaml.SafeDumper, value: _UnsafeText) -> yaml.ScalarNode:
-    # Double-quoted: any character (newlines, control characters) survives as an escape.
-    return dumper.represent_scalar("!unsafe", str(value), style='"')
-
-
-_UnsafeDumper.add_representer(_UnsafeText, _represent_unsafe)
-
-
-def _mark(value: Any) -> Any:
-    if isinstance(value, str):
-        return _UnsafeText(value)
-    if isinstance(value, Mapping):
-        return {str(k): _mark(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mark(v) for v in value]
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    raise CatalogError(f"value of type {type(value).__name__} cannot be passed to Ansible")
-
-
 def unsafe_vars_yaml(values: Mapping[str, Any]) -> str:
-    """A YAML vars document in which every string is `!unsafe`."""
+    """A YAML vars document whose root mapping is tagged `!unsafe`.
+
+    Ansible marks everything under an `!unsafe` node untrusted, however deep. The tag sits on
+    the root mapping, not on each string: ansible-core 2.19 re-resolves an `!unsafe` scalar as
+    if it were plain, which turns "123" into an int and fails outright on "*", "&" or "!";
+    under an unsafe mapping, quoted strings stay strings.
+    """
     for name in values:
         if PLAIN_IDENTIFIER.fullmatch(name) is None or not name.isidentifier():
             raise CatalogError(f"{name!r}: not a valid Ansible variable name")
-    return yaml.dump(
-        _mark(dict(values)), Dumper=_UnsafeDumper, allow_unicode=True, sort_keys=True, width=1 << 30
-    )
+        _check_plain_data(name, values[name])
+    body = yaml.safe_dump(dict(values), allow_unicode=True, sort_keys=True, width=1 << 30)
+    return "!unsafe\n" + body
+
+
+def _check_plain_data(name: str, value: Any) -> None:
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_plain_data(f"{name}.{key}", item)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_plain_data(f"{name}[{index}]", item)
+    elif not (value is None or isinstance(value, str | bool | int | float)):
+        raise CatalogError(f"{name}: a value of type {type(value).__name__} cannot be passed to Ansible")

@@ -98,6 +98,20 @@ class VaultServer:
     addr: str
     root_token: SecretStr
     worker_token: SecretStr
+    # OpenBao's own audit log (a declarative file device): every request it served, with
+    # secrets HMAC'd. Tests count token creations in it, and scan it for leaks.
+    audit_log: Path | None = None
+
+    def token_creations(self, role: str) -> int:
+        """Token creations for `role` that OpenBao recorded (requests, not responses)."""
+        if self.audit_log is None or not self.audit_log.exists():
+            return 0
+        needle = f'"path":"auth/token/create/{role}"'
+        return sum(
+            1
+            for line in self.audit_log.read_text().splitlines()
+            if '"type":"request"' in line and needle in line
+        )
 
     def root(self) -> AbstractContextManager[hvac.Client]:
         return vault_client(self.addr, self.root_token.get_secret_value())
@@ -125,6 +139,12 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
     addr = f"http://127.0.0.1:{port}"
     root_token = "root-" + secrets.token_hex(12)
     log = tmp_path_factory.mktemp("bao") / "bao.log"
+    audit_log = log.parent / "audit.log"
+    config = log.parent / "audit.hcl"
+    # OpenBao 2.x refuses to enable audit devices through its API: declare one in config.
+    config.write_text(
+        f'audit "file" "firebreak-tests" {{\n  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+    )
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [
@@ -133,6 +153,7 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
                 "-dev",
                 f"-dev-root-token-id={root_token}",
                 f"-dev-listen-address=127.0.0.1:{port}",
+                f"-config={config}",
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -140,7 +161,9 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
         )
     try:
         worker_token = bootstrap_dev_vault(addr, root_token, proc, log)
-        yield VaultServer(addr=addr, root_token=SecretStr(root_token), worker_token=worker_token)
+        yield VaultServer(
+            addr=addr, root_token=SecretStr(root_token), worker_token=worker_token, audit_log=audit_log
+        )
     finally:
         proc.terminate()
         try:

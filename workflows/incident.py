@@ -518,6 +518,8 @@ class IncidentWorkflow:
             )
             if result.status != "successful":
                 reason = f"remediation {action.action} on {action.target}: {result.status}"
+                if result.summary:  # why, e.g. the refusal naming its field, or Vault down
+                    reason += f" ({result.summary})"
                 return await self._close(Outcome.ESCALATED, reason + await self._roll_back(reason))
         return None
 
