@@ -22,6 +22,7 @@ from temporalio.service import RPCError
 
 from cli.audit import build_timeline, export, render_html, render_text, run_id_of, verify_export
 from firebreak.temporal import connect
+from models.bounded import FileLimits, UnsafeFileError, load_json_file
 from models.constants import (
     INCIDENT_WORKFLOW,
     INCIDENT_WORKFLOW_ID_PREFIX,
@@ -46,6 +47,8 @@ class AuditFormat(StrEnum):
 
 # Values compared in visibility queries: no quotes or operators can get in.
 _QUERY_VALUE = re.compile(r"^[A-Za-z0-9_.:/@-]{1,256}$")
+# An export of a long incident runs to megabytes; past this it is not one of ours.
+AUDIT_EXPORT_LIMITS = FileLimits(max_bytes=64 * 1024 * 1024, max_scalar=1024 * 1024)
 
 
 def incident_id(name: str) -> str:
@@ -188,8 +191,8 @@ def audit(
     """
     if verify is not None:
         try:
-            document = json.loads(verify.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (models/bounded.py)
+        except (OSError, UnsafeFileError) as exc:
             raise fail(f"{verify}: not readable JSON: {exc}") from None
         result = verify_export(document, expect_head)
         if not result.ok:

@@ -25,7 +25,10 @@ import re
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 # A JSON string, escapes included (unrolled so the regex engine never backtracks).
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -166,3 +169,149 @@ def _walk(root: Any, limits: JsonLimits) -> None:
 
 def _dotted(path: tuple[str | int, ...]) -> str:
     return ".".join(str(p) for p in path)
+
+
+# --- Operator files: YAML (and JSON) that people hand Firebreak ---------------------------------
+
+
+@dataclass(frozen=True)
+class FileLimits:
+    """Bounds for a file an operator gives Firebreak (catalog, policy data, topology, rules...)."""
+
+    max_bytes: int = 4 * 1024 * 1024
+    max_depth: int = 32
+    max_nodes: int = 200_000  # YAML nodes, each alias counted as the nodes it stands for
+    max_scalar: int = 65_536  # characters in one scalar
+    max_number: int = 100  # characters in one integer or float scalar
+
+
+FILE_LIMITS = FileLimits()
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
+class UnsafeFileError(yaml.YAMLError):
+    """An operator file refused by a bound: `source` names the file, `key` the dotted key path.
+
+    A `yaml.YAMLError`, so every loader's existing `except yaml.YAMLError` reports it with
+    the file's name; `problem` and `problem_mark` read like PyYAML's own errors.
+    """
+
+    def __init__(self, source: str, key: str, problem: str, mark: yaml.Mark | None = None) -> None:
+        self.source = source
+        self.key = key
+        self.problem = f"{key or '(top level)'}: {problem}"
+        self.problem_mark = mark
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        super().__init__(f"{source}: {self.problem}{where}")
+
+    def __str__(self) -> str:
+        where = f" (line {self.problem_mark.line + 1})" if self.problem_mark is not None else ""
+        return f"{self.problem}{where}"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, counting depth, nodes (aliases expanded), scalar sizes, duplicate keys."""
+
+    def __init__(self, stream: str, source: str, limits: FileLimits) -> None:
+        super().__init__(stream)
+        self._source = source
+        self._limits = limits
+        self._path: list[str] = []
+        self._nodes = 0
+        self._sizes: dict[int, int] = {}  # id(node) -> nodes it holds, for the aliases to it
+
+    def _refuse(self, problem: str, mark: yaml.Mark | None) -> UnsafeFileError:
+        return UnsafeFileError(self._source, ".".join(p for p in self._path if p), problem, mark)
+
+    def _count(self, nodes: int, mark: yaml.Mark | None) -> None:
+        self._nodes += nodes
+        if self._nodes > self._limits.max_nodes:
+            raise self._refuse(
+                f"more than {self._limits.max_nodes} nodes with aliases expanded (an alias bomb?)", mark
+            )
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if isinstance(index, yaml.ScalarNode):
+            self._path.append(str(index.value)[:64])
+        elif isinstance(index, int):
+            self._path.append(str(index))
+        else:
+            self._path.append("(key)" if parent is not None else "")
+        try:
+            return self._compose(parent, index)
+        finally:
+            self._path.pop()
+
+    def _compose(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        if self.check_event(yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            self._count(self._sizes.get(id(node), 1), mark)
+            return node
+        if len(self._path) > self._limits.max_depth:
+            raise self._refuse(f"nesting deeper than {self._limits.max_depth} levels (the limit)", mark)
+        start = self._nodes
+        node = super().compose_node(parent, index)
+        self._count(1, mark)
+        self._sizes[id(node)] = self._nodes - start
+        if isinstance(node, yaml.ScalarNode):
+            value = str(node.value)
+            if len(value) > self._limits.max_scalar:
+                raise self._refuse(
+                    f"a value of {len(value)} characters; the limit is {self._limits.max_scalar}", mark
+                )
+            if node.tag in _NUMBER_TAGS and len(value) > self._limits.max_number:
+                raise self._refuse(
+                    f"a number of {len(value)} characters; the limit is {self._limits.max_number}", mark
+                )
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                    if key.value in seen:
+                        self._path.append(str(key.value)[:64])
+                        raise self._refuse("duplicate key; a key may appear once per mapping", key.start_mark)
+                    seen.add(key.value)
+        return node
+
+
+def load_yaml_text(text: str, source: str, limits: FileLimits = FILE_LIMITS) -> Any:
+    """Parse YAML an operator wrote, within `limits`; `UnsafeFileError` names `source` and the key."""
+    if len(text) > limits.max_bytes:
+        raise UnsafeFileError(source, "", f"larger than {limits.max_bytes} bytes (the limit)")
+    loader = _BoundedLoader(text, source, limits)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def load_yaml_file(path: Path, limits: FileLimits = FILE_LIMITS) -> Any:
+    """Read and parse an operator's YAML file within `limits` (size read first, UTF-8 only)."""
+    return load_yaml_text(_read_text(path, limits), str(path), limits)
+
+
+def load_json_file(path: Path, limits: FileLimits = FILE_LIMITS) -> Any:
+    """Read and parse an operator's JSON file (e.g. an audit export) with `parse_json`'s bounds."""
+    text = _read_text(path, limits)
+    bounds = JsonLimits(
+        max_depth=limits.max_depth,
+        max_items=limits.max_nodes,
+        max_string=limits.max_scalar,
+        max_number=limits.max_number,
+    )
+    try:
+        return parse_json(text, bounds)
+    except BoundsError as exc:
+        raise UnsafeFileError(str(path), exc.field, exc.problem) from None
+
+
+def _read_text(path: Path, limits: FileLimits) -> str:
+    with path.open("rb") as handle:  # OSError is the caller's to report, as before
+        data = handle.read(limits.max_bytes + 1)
+    if len(data) > limits.max_bytes:
+        raise UnsafeFileError(str(path), "", f"larger than {limits.max_bytes} bytes (the limit)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UnsafeFileError(str(path), "", f"not UTF-8 (byte {exc.start})") from None

@@ -14,6 +14,8 @@ import jsonschema
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from models.bounded import load_yaml_file
+
 # Marks a string param as free text in a catalog schema (it still reaches Ansible only as data).
 FREE_TEXT = "x-free-text"
 
@@ -82,7 +84,7 @@ class Catalog(BaseModel):
     def load(cls, directory: Path) -> Catalog:
         path = directory / "catalog.yaml"
         try:
-            raw = yaml.safe_load(path.read_text())
+            raw = load_yaml_file(path)  # bounded: aliases, depth, sizes (models/bounded.py)
         except (OSError, yaml.YAMLError) as exc:
             raise CatalogError(f"{path}: {exc}") from exc
         if not isinstance(raw, dict) or not isinstance(raw.get("actions"), dict):

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 from regopy import Input, Interpreter, RegoError
 
+from models.bounded import load_yaml_file
 from policies.data import check_policy_data
 
 DECISION_QUERY = "data.firebreak.remediation.decision"
@@ -57,7 +58,7 @@ class PolicyEngine:
             raise PolicyLoadError(f"{directory}: no .rego policy files")
         data_path = directory / "data.yaml"
         try:
-            data = yaml.safe_load(data_path.read_text()) if data_path.exists() else {}
+            data = load_yaml_file(data_path) if data_path.exists() else {}  # bounded (models/bounded.py)
         except yaml.YAMLError as exc:
             raise PolicyLoadError(f"{data_path}: {exc}") from exc
         if not isinstance(data, dict):

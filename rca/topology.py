@@ -29,6 +29,8 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from models.bounded import load_yaml_text
+
 
 class ServiceKind(StrEnum):
     SERVICE = "service"
@@ -110,7 +112,7 @@ class Topology:
         except OSError as exc:
             raise TopologyError(f"{path}: cannot read: {exc.strerror or exc}") from None
         try:
-            raw = yaml.safe_load(text)
+            raw = load_yaml_text(text, str(path))  # bounded: aliases, depth, sizes (models/bounded.py)
         except yaml.YAMLError as exc:
             raise TopologyError(f"{path}: not valid YAML: {exc}") from None
         return cls.from_data(raw, source=str(path))
