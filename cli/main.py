@@ -308,8 +308,9 @@ def consume(
     try:
         settings = Settings() if url is None else Settings(bus_url=url)
     except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-        raise fail(f"invalid setting: {fields}: {exc.errors()[0]['msg']}", code=2) from None
+        first = exc.errors()[0]
+        name = "FIREBREAK_" + ".".join(str(p) for p in first["loc"]).upper()
+        raise fail(f"invalid setting {name}: {first['msg']}", code=2) from None
     raise typer.Exit(consume_main(settings))
 
 

@@ -176,20 +176,45 @@ class BusConsumer:
         self._js: JetStreamContext | None = None
 
     async def connect(self) -> NATS:
+        """Connect, retrying until the broker answers: one it is not up yet, or restarting, is waited for."""
         token = self._settings.bus_token
+        where = redacted(self._url)
+
+        async def error(exc: Exception) -> None:
+            # One line, not the client's default traceback per attempt.
+            logger.warning("bus %s: %s: %s", where, type(exc).__name__, exc)
+
+        async def disconnected() -> None:
+            logger.warning("bus %s: disconnected; reconnecting", where)
+
+        async def reconnected() -> None:
+            logger.info("bus %s: reconnected", where)
+
         return await nats.connect(
             self._url,
             name="firebreak-consumer",
             token=token.get_secret_value() if token else None,
-            max_reconnect_attempts=-1,  # the broker restarting is an outage to ride out, not an exit
+            max_reconnect_attempts=-1,
             reconnect_time_wait=1,
             connect_timeout=5,
+            error_cb=error,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
         )
 
     async def run(self, stop: asyncio.Event, nc: NATS | None = None) -> None:
         """Consume until `stop` is set, then finish what is in flight and close."""
         own = nc is None
-        nc = nc or await self.connect()
+        if nc is None:
+            connecting = asyncio.create_task(self.connect())
+            stopping = asyncio.create_task(stop.wait())
+            await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+            if not connecting.done():  # asked to stop before the broker ever answered
+                connecting.cancel()
+                await asyncio.gather(connecting, return_exceptions=True)
+                return
+            nc = connecting.result()
         try:
             js = self._js = nc.jetstream()
             await ensure_streams(js, self._settings)
