@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,14 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.credentials import ActionCredentials
 from activities.remediation import RemediationActivities
+from api.approvals import token_digest
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
 from models.catalog import Catalog
 from models.constants import INCIDENT_WORKFLOW, REMEDIATION_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE
 from models.incident import (
     ApprovalSignal,
     IncidentResult,
+    IncidentState,
     IncidentWorkflowInput,
     Outcome,
     ProposedAction,
@@ -39,7 +43,7 @@ from models.incident import (
     RemediationResult,
 )
 from models.settings import PROJECT_ROOT, Settings
-from policies.seals import Sealer
+from policies.seals import ApprovalCodes, Sealer, configured_key
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic, ToolUse
@@ -47,9 +51,11 @@ from tests.integration.conftest import (
     StackFactory,
     awaiting,
     claude_settings,
+    open_incident,
     unique_service,
 )
 from tests.integration.test_agents_flow import APPROVE, LAG, diagnosis, open_lag_incident, triage
+from tests.integration.test_policy_flow import policies_with
 from tests.payloads import alertmanager_alert, alertmanager_payload
 
 pytestmark = pytest.mark.integration
@@ -400,3 +406,153 @@ async def test_remediation_started_by_a_client_gets_no_credential_and_no_effect(
         )
         assert (await handle.result()).status == "successful"
     assert vault.token_creations(role) == minted_before + 1 and len(stack.restarts(service)) == 1
+
+
+# --- Approvals from authenticated people ------------------------------------------------------
+
+
+def answers_recorded(count: int, state: IncidentState) -> bool:
+    return len(state.approvals) == count
+
+
+async def test_only_an_authenticated_member_approves_with_a_fresh_code_for_this_plan(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    """Production mode (approval codes): every way around it is refused and recorded while
+    the gate stays open; a member's own code for this plan approves once."""
+    tokens = {
+        person: secrets.token_urlsafe(24) for person in ("alice@example.com", "carol@example.com", "mallory")
+    }
+    tokens_file = tmp_path / "approvers.yaml"
+    tokens_file.write_text("".join(f"{p}: {token_digest(t)}\n" for p, t in tokens.items()))
+    stack = await make_stack(
+        approval_auth="code",
+        approver_tokens_file=tokens_file,
+        policies_dir=policies_with(
+            tmp_path / "policies",
+            approvers={"sre": ["alice@example.com", "carol@example.com"], "sre-leads": ["lead@example.com"]},
+        ),
+    )
+    service = unique_service()
+    incident_id = await open_incident(stack, service)
+    state = await stack.wait_for(incident_id, awaiting)
+    handle = stack.handle(incident_id)
+
+    async def code_for(person: str) -> str:
+        response = await stack.http.post(
+            f"/approvals/{incident_id}/code", headers={"Authorization": f"Bearer {tokens[person]}"}
+        )
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["approver"] == person and body["plan_hash"] == state.plan_hash
+        assert body["signal"]["code"] == body["code"]
+        return str(body["code"])
+
+    unknown = await stack.http.post(
+        f"/approvals/{incident_id}/code", headers={"Authorization": "Bearer nope"}
+    )
+    assert unknown.status_code == 401 and "personal approver token" in unknown.text
+    webhook_token = await stack.http.post(f"/approvals/{incident_id}/code", headers=stack.headers)
+    assert webhook_token.status_code == 401, "the webhook token is not a person"
+
+    alice = await code_for("alice@example.com")
+    codes = ApprovalCodes(configured_key(None, stack.settings.data_dir, "approval"))
+    now = datetime.now(UTC)
+    prefix, claims, mac = alice.split(".")
+    raw = json.loads(base64.urlsafe_b64decode(claims + "=="))
+    forged_claims = (
+        base64.urlsafe_b64encode(
+            json.dumps(
+                {**raw, "approver": "carol@example.com"}, sort_keys=True, separators=(",", ":")
+            ).encode()
+        )
+        .decode()
+        .rstrip("=")
+    )
+    attempts: list[tuple[str, ApprovalSignal, str]] = [
+        (
+            "typed name, no code",
+            ApprovalSignal(by="alice@example.com", plan_hash=state.plan_hash),
+            "code: missing",
+        ),
+        (
+            "a member's code, signed as another member",
+            ApprovalSignal(by="carol@example.com", plan_hash=state.plan_hash, code=alice),
+            "was issued to 'alice@example.com'",
+        ),
+        (
+            "an authenticated non-member",
+            ApprovalSignal(by="mallory", plan_hash=state.plan_hash, code=await code_for("mallory")),
+            "mallory is not in the approver group",
+        ),
+        (
+            "a forged code",
+            ApprovalSignal(
+                by="carol@example.com", plan_hash=state.plan_hash, code=f"{prefix}.{forged_claims}.{mac}"
+            ),
+            "signature does not verify",
+        ),
+        (
+            "an expired code",
+            ApprovalSignal(
+                by="alice@example.com",
+                plan_hash=state.plan_hash,
+                code=codes.issue(
+                    incident_id, str(state.plan_hash), "alice@example.com", now, timedelta(seconds=-1)
+                ),
+            ),
+            "expired",
+        ),
+        (
+            "a code for another plan",
+            ApprovalSignal(
+                by="alice@example.com",
+                plan_hash=state.plan_hash,
+                code=codes.issue(incident_id, "0123456789abcdef", "alice@example.com", now),
+            ),
+            "issued for plan '0123456789abcdef'",
+        ),
+        (
+            "a code for another incident",
+            ApprovalSignal(
+                by="alice@example.com",
+                plan_hash=state.plan_hash,
+                code=codes.issue("incident-elsewhere", str(state.plan_hash), "alice@example.com", now),
+            ),
+            "issued for incident 'incident-elsewhere'",
+        ),
+    ]
+    for count, (name, signal, why) in enumerate(attempts, start=1):
+        await handle.signal(SIGNAL_APPROVE, signal)
+        state = await stack.wait_for(incident_id, partial(answers_recorded, count))
+        refused = state.approvals[-1]
+        assert refused.decision == "refused" and why in (refused.note or ""), (name, refused)
+        assert awaiting(state), f"{name}: the gate closed"
+    assert stack.restarts(service) == [] and stack.credentials.issued == []
+
+    await handle.signal(
+        SIGNAL_APPROVE,
+        ApprovalSignal(by="alice@example.com", reason="on call", plan_hash=state.plan_hash, code=alice),
+    )
+    state = await stack.wait_for(incident_id, lambda s: s.remediations != [])
+    approved = state.approvals[len(attempts)]
+    assert (approved.decision, approved.by, approved.authenticated_by) == (
+        "approved",
+        "alice@example.com",
+        "code",
+    )
+    assert approved.attestation and approved.code_nonce
+    assert len(stack.restarts(service)) == 1
+    # The same code again: refused, recorded, and nothing runs twice.
+    await handle.signal(
+        SIGNAL_APPROVE, ApprovalSignal(by="alice@example.com", plan_hash=state.plan_hash, code=alice)
+    )
+    state = await stack.wait_for(incident_id, lambda s: len(s.approvals) == len(attempts) + 2)
+    assert state.approvals[-1].decision == "refused"
+    assert len(stack.restarts(service)) == 1
+    admissions = [d for d in state.decisions if d.kind == "admission"]
+    assert any(d.by == "alice@example.com" and "(approved)" in d.summary for d in admissions), admissions
+    late = await stack.http.post(
+        f"/approvals/{incident_id}/code", headers={"Authorization": f"Bearer {tokens['alice@example.com']}"}
+    )
+    assert late.status_code == 409
