@@ -47,7 +47,11 @@ Your job: diagnosis. Rank up to five root-cause hypotheses, best first. Each nam
 whose fault would explain the symptoms (an upstream dependency can explain alerts on its \
 callers), a short kind (availability, errors, saturation, capacity, root_cause, deploy, \
 crashloop, ...), the cause in one sentence, the evidence it rests on (quote the alert or \
-evidence items), and a confidence from 0 to 1. Prefer hypotheses that explain every symptom."""
+evidence items), and a confidence from 0 to 1. Prefer hypotheses that explain every symptom. \
+Evidence comes from metrics, traces (a service's own time, and the wait on calls into it beyond \
+its own span, which is the network) and logs (log templates new or surging in the incident); a \
+service that several signals agree on is stronger than one a single signal names, which is a \
+hypothesis to state as such, with lower confidence."""
 
 PLANNER = """\
 Your job: plan the remediation. Choose catalog actions (name, params valid under the action's \

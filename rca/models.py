@@ -41,9 +41,12 @@ class Candidate(BaseModel):
 
     def as_evidence(self) -> Evidence:
         """This candidate as one piece of evidence (kind `root_cause`) for the diagnosis agent."""
-        why = [
-            e.summary for e in self.evidence if e.kind in ("anomaly", "metrics_vanished", "alerts_firing")
-        ][:2]
+        # The strongest finding of each signal (metric, trace hot spot, log template), so the
+        # diagnosis agent sees every signal that speaks for this service, not three metrics.
+        strong = [e for e in self.evidence if e.kind in ("anomaly", "metrics_vanished", "alerts_firing")]
+        why = [e.summary for e in strong if e.source not in ("traces", "logs")][:2]
+        for source in ("traces", "logs"):
+            why += [f"{source}: {e.summary[:400]}" for e in strong if e.source == source][:1]
         parts = [f"root-cause candidate #{self.rank} (confidence {self.confidence:.2f})"]
         if self.signals:
             parts.append(f"anomalous in {', '.join(self.signals)}")

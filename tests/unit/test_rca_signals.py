@@ -127,7 +127,9 @@ def test_fused_ranking_follows_the_signal_that_singles_a_service_out() -> None:
     assert "traces" in fused[0].signals
     kinds = {(e.source, e.kind) for e in fused[0].evidence}
     assert ("traces", "anomaly") in kinds  # the trace hot spot travels with the candidate
-    assert "anomalous in traces" in fused[0].as_evidence().summary
+    summary = fused[0].as_evidence().summary
+    assert "anomalous in traces" in summary
+    assert "traces: own time p90" in summary  # the hot spot reaches the diagnosis agent
 
 
 def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
