@@ -8,6 +8,7 @@ and so are headers of any size. `BoundedHttpProtocol` adds, per connection:
   from the first byte of each later request, the headers must be complete in time; else
   408 and close;
 - a head size bound (`MAX_HEAD_BYTES`): larger headers get 431 and close;
+- bytes that are not HTTP get uvicorn's 400, as a JSON Problem like every other refusal;
 - a body deadline (`api_body_timeout_seconds`, plus a grace second so the app's own 408 is
   the answer when the app is reading the body): a body still incomplete then closes the
   connection, which covers bodies no handler reads (a 404, a 401 already answered).
@@ -18,6 +19,7 @@ Idle keep-alive connections close after `KEEP_ALIVE_SECONDS`, as before.
 from __future__ import annotations
 
 import asyncio
+import http
 import json
 from typing import Any
 
@@ -31,6 +33,10 @@ MAX_HEAD_BYTES = 64 * 1024  # request line and headers; a webhook's are well und
 BODY_GRACE_SECONDS = 1.0
 
 
+class HeadTooLarge(Exception):
+    """Raised inside a parser callback to stop parsing a head that is already refused."""
+
+
 class BoundedHttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a head deadline, a head size bound and a body deadline."""
 
@@ -42,6 +48,7 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         self._deadline: asyncio.TimerHandle | None = None
         self._in_head = True  # between a request's first byte (or the connection's start) and its headers
         self._head_bytes = 0
+        self._parsed_head = 0
 
     def _arm(self, seconds: float, expired: Any) -> None:
         self._disarm()
@@ -67,8 +74,24 @@ class BoundedHttpProtocol(HttpToolsProtocol):
         if self._in_head and self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
             self._refuse(431, f"request headers larger than {MAX_HEAD_BYTES} bytes (the limit)")
 
+    def on_url(self, url: bytes) -> None:
+        self._head_size(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def _head_size(self, more: int) -> None:
+        """Count a complete head's bytes; the parser may deliver a whole large head in one feed."""
+        self._parsed_head += more
+        if self._parsed_head > MAX_HEAD_BYTES:
+            self._refuse(431, f"request headers larger than {MAX_HEAD_BYTES} bytes (the limit)")
+            raise HeadTooLarge  # stops the parser; data_received's 400 sees the closing transport
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._parsed_head = 0
         if not self._in_head:  # a keep-alive connection's next request: a fresh deadline
             self._in_head = True
             self._head_bytes = 0
@@ -97,9 +120,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
                 self.cycle.keep_alive = False
             self.transport.close()
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes that are not HTTP (bad chunk sizes, both Content-Length and
+        # Transfer-Encoding, ...): the same JSON Problem shape as every other refusal.
+        if not self.transport.is_closing():
+            self._refuse(400, f"not a valid HTTP/1.1 request: {msg}")
+
     def _refuse(self, status: int, message: str) -> None:
         body = json.dumps({"error": message, "detail": []}).encode()
-        phrase = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}[status]
+        phrase = http.HTTPStatus(status).phrase.encode()
         self.transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%s" % (status, phrase, len(body), body)

@@ -171,19 +171,27 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def exchange(self, raw: bytes, timeout: float = 30) -> Answer:
+    async def exchange(self, raw: bytes, timeout: float = 30, half_close: bool = False) -> Answer | None:
+        """Send `raw`, read one answer; None only when half-closing and the server just closed."""
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         try:
             async with asyncio.timeout(timeout):
                 self.writer.write(raw)
+                if half_close:
+                    self.writer.write_eof()
                 await self.writer.drain()
                 answer = await read_answer(self.reader)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
+        except asyncio.IncompleteReadError as exc:
+            await self.close()
+            if half_close and not exc.partial:
+                return None
+            raise Reset(f"{type(exc).__name__}: {exc}") from None
+        except (ConnectionError, TimeoutError) as exc:
             await self.close()
             raise Reset(f"{type(exc).__name__}: {exc}") from None
-        if answer.headers.get("connection", "").lower() == "close":
+        if half_close or answer.headers.get("connection", "").lower() == "close":
             await self.close()
         return answer
 
@@ -228,6 +236,8 @@ class Case:
     kind: str
     path: str
     raw: bytes
+    fresh: bool = False  # broken framing: the connection is not reused after the first answer
+    half_close: bool = False  # the client stops sending mid-body: no answer is acceptable too
 
 
 def random_json(rng: random.Random, depth: int = 0) -> Any:
@@ -385,12 +395,45 @@ CONTENT_TYPES = [
 ]
 
 
+def framing_case(rng: random.Random, path: str, body: bytes) -> Case:
+    """Requests whose HTTP framing itself is broken or ambiguous (the smuggling classics)."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: api\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\n"
+    ).encode()
+    chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+    roll = rng.randrange(7)
+    if roll == 0:
+        raw = head + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body + b"\r\n0\r\n\r\n"
+        return Case("framing-bad-chunk-size", path, raw, fresh=True)
+    if roll == 1:
+        raw = head + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n" % len(body) + chunked
+        return Case("framing-cl-and-te", path, raw, fresh=True)
+    if roll == 2:
+        raw = head + b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(body) + 1) + body
+        return Case("framing-two-lengths", path, raw, fresh=True)
+    if roll == 3:
+        raw = head + rng.choice([b"Content-Length: -5", b"Content-Length: 12abc", b"Content-Length: 1e3"])
+        return Case("framing-bad-length", path, raw + b"\r\n\r\n" + body, fresh=True)
+    if roll == 4:
+        raw = head + b"Content-Length: %d\r\n\r\n" % (len(body) // 2) + body
+        return Case("framing-short-length", path, raw, fresh=True)
+    if roll == 5:
+        raw = head + b"Transfer-Encoding: chunked\r\n\r\n5\r\n" + body[:40] + b"\r\n0\r\n\r\n"
+        return Case("framing-long-chunk", path, raw, fresh=True)
+    raw = head + b"Content-Length: %d\r\n\r\n" % (len(body) + 100) + body
+    return Case("half-closed", path, raw, fresh=True, half_close=True)
+
+
 def generate(seed: int, count: int) -> Iterator[Case]:
     rng = random.Random(seed)
     for _ in range(count):
         path = rng.choice(PATHS)
         doc = valid_document(rng, path)
         roll = rng.random()
+        if roll < 0.04:
+            yield framing_case(rng, path, dumps(doc))
+            continue
         if roll < 0.12:
             kind, body = "valid", dumps(doc)
         elif roll < 0.60:
@@ -467,11 +510,16 @@ async def run_cases(server: ApiServer, cases: list[Case], tally: Tally) -> None:
                 case = queue.get_nowait()
                 tally.kinds[case.kind.split("+")[0]] += 1
                 try:
-                    answer = await conn.exchange(case.raw)
+                    answer = await conn.exchange(case.raw, half_close=case.half_close)
                 except Reset as exc:
                     tally.fail(case, f"reset: {exc}")
                 else:
-                    check_answer(case, answer, tally)
+                    if answer is None:
+                        tally.statuses[0] += 1  # a half-closed request the server dropped, rightly
+                    else:
+                        check_answer(case, answer, tally)
+                if case.fresh:
+                    await conn.close()
                 done += 1
         finally:
             await conn.close()
@@ -519,9 +567,11 @@ async def test_raw_body_fuzz(api_server: ApiServer) -> None:
 async def send(server: ApiServer, raw: bytes) -> Answer:
     conn = Connection(server.host, server.port)
     try:
-        return await conn.exchange(raw)
+        answer = await conn.exchange(raw)
     finally:
         await conn.close()
+    assert answer is not None
+    return answer
 
 
 def error_of(answer: Answer) -> str:
@@ -623,6 +673,14 @@ async def test_headers_never_finished_are_dropped_after_the_head_timeout(api_ser
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+async def test_oversized_headers_get_431(api_server: ApiServer) -> None:
+    body = json.dumps({"name": "Down", "service": "checkout"}).encode()
+    padding = "".join(f"X-Pad-{i}: {'p' * 1000}\r\n" for i in range(100))  # ~100 KiB of headers
+    answer = await send(api_server, request_bytes("/alerts/generic", body, extra=padding))
+    assert answer.status == 431, answer
+    assert "65536" in error_of(answer), answer
 
 
 async def test_idle_connection_is_closed_after_the_head_timeout(api_server: ApiServer) -> None:
