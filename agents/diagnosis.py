@@ -90,7 +90,26 @@ class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
             rule=ranked[0].rule if ranked else None,
             hypotheses=ranked,
             # Two services explain the incident about equally well: picking one is a guess.
-            escalate_reason=self._ambiguity(ranked),
+            escalate_reason=self._ambiguity(ranked) or self._disagreement(ranked, input),
+        )
+
+    @staticmethod
+    def _disagreement(ranked: list[Hypothesis], input: DiagnosisInput) -> str | None:
+        """The alert's signature blames the alerting service, the root-cause ranking another one.
+
+        The alert says where the symptom is; the ranking (metrics, traces and logs over the call
+        graph) says where it started. Acting on the symptom's service then treats a victim, so a
+        human decides (on Nezha's real incidents the rules otherwise scaled the entry service
+        for network delays and code faults elsewhere).
+        """
+        first_rca = next((e for e in input.evidence if e.source == "rca" and e.kind == "root_cause"), None)
+        if not ranked or first_rca is None or ranked[0].rule is None:
+            return None
+        if first_rca.service == ranked[0].service:
+            return None
+        return (
+            f"the alert rule blames {ranked[0].service}, the root-cause ranking puts {first_rca.service} "
+            f"first ({first_rca.summary[:200]})"
         )
 
     def _ambiguity(self, ranked: list[Hypothesis]) -> str | None:

@@ -32,6 +32,10 @@ from models.alert import Alert, AlertmanagerAlert
 
 Outcome = Literal["act", "escalate", "no_action"]
 CASES_FILE = Path(__file__).parent / "cases.yaml"
+# Held out: labels from the Nezha dataset's ground truth and the runbooks (tools/nezha_heldout.py),
+# never looked at while writing the rules.
+HELDOUT_FILE = Path(__file__).parent / "heldout.yaml"
+REPO = Path(__file__).resolve().parent.parent
 
 
 class Expected(BaseModel):
@@ -48,7 +52,31 @@ class Case(BaseModel):
     id: str
     alerts: list[dict[str, Any]]
     evidence: list[Evidence] = Field(default_factory=list)
+    # A recorded incident (a scenario directory, relative to the repo): its evidence is what the
+    # root-cause ranker makes of its metrics, traces and logs, as the telemetry step would.
+    scenario: str | None = None
     expect: Expected
+
+    def all_evidence(self) -> list[Evidence]:
+        if self.scenario is None:
+            return list(self.evidence)
+        from rca.ranking import rank_root_causes
+        from rca.scenario import load_scenario
+
+        loaded = load_scenario(REPO / self.scenario)
+        candidates = rank_root_causes(
+            loaded.topology,
+            loaded.metrics,
+            loaded.symptom,
+            loaded.normal,
+            loaded.anomalous,
+            limit=3,
+            traces=loaded.traces,
+            logs=loaded.logs,
+            trace_normal=loaded.baseline("traces"),
+            log_normal=loaded.baseline("logs"),
+        )
+        return [c.as_evidence() for c in candidates] + list(self.evidence)
 
     def to_alerts(self) -> list[Alert]:
         return [

@@ -4,6 +4,7 @@
     python -m evals.run --reasoner hybrid   # rules first, Claude where they are not enough
     python -m evals.run --reasoner claude   # every decision offered to Claude (threshold 1.0)
     python -m evals.run --json              # machine-readable scores and per-case results
+    python -m evals.run --set heldout       # real incidents (Nezha), labels from its ground truth
 
 The Claude modes need ANTHROPIC_API_KEY (or FIREBREAK_ANTHROPIC_API_KEY) and use the
 configured model, prices and budgets. Scores:
@@ -25,11 +26,12 @@ import asyncio
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from activities.agents import AgentActivities
 from agents.rules import RuleBook
-from evals.harness import Case, ChainRun, load_cases, run_chain
+from evals.harness import CASES_FILE, HELDOUT_FILE, Case, ChainRun, load_cases, run_chain
 from models.catalog import Catalog
 from models.settings import Settings
 from worker import build_reasoner
@@ -113,7 +115,9 @@ def summarize(scored: list[Scored]) -> dict[str, Any]:
     }
 
 
-async def evaluate(reasoner: str, settings: Settings | None = None) -> tuple[dict[str, Any], list[Scored]]:
+async def evaluate(
+    reasoner: str, settings: Settings | None = None, cases_file: Path = CASES_FILE
+) -> tuple[dict[str, Any], list[Scored]]:
     settings = settings or Settings()
     if reasoner == "rules":
         settings = settings.model_copy(update={"anthropic_api_key": None})
@@ -125,8 +129,8 @@ async def evaluate(reasoner: str, settings: Settings | None = None) -> tuple[dic
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     scored = []
     try:
-        for case in load_cases():
-            run = await run_chain(agents, f"eval-{case.id}", case.to_alerts(), case.evidence)
+        for case in load_cases(cases_file):
+            run = await run_chain(agents, f"eval-{case.id}", case.to_alerts(), case.all_evidence())
             scored.append(score(case, run))
     finally:
         await agents.aclose()  # the LLM client's connection pool
@@ -137,8 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reasoner", choices=["rules", "hybrid", "claude"], default="rules")
     parser.add_argument("--json", action="store_true", help="print scores and per-case rows as JSON")
+    parser.add_argument(
+        "--set",
+        choices=["dev", "heldout"],
+        default="dev",
+        help="dev: evals/cases.yaml (the rules were written against it); heldout: evals/heldout.yaml "
+        "(real incidents, labels from the dataset's ground truth and the runbooks)",
+    )
     args = parser.parse_args(argv)
-    summary, scored = asyncio.run(evaluate(args.reasoner))
+    summary, scored = asyncio.run(
+        evaluate(args.reasoner, cases_file=CASES_FILE if args.set == "dev" else HELDOUT_FILE)
+    )
+    summary = {"set": args.set, **summary}
     if args.json:
         print(json.dumps({"scores": summary, "cases": [s.row() for s in scored]}, indent=2))
         return 0
