@@ -14,7 +14,6 @@ import base64
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
@@ -35,8 +34,6 @@ async def _walk(message: Message, codec: PayloadCodec | None, out: list[str]) ->
         out.extend(v.decode("utf-8", errors="replace") for v in opened.metadata.values())
         return
     for field, value in message.ListFields():
-        # The stubs lack `label`; it is there at run time on every protobuf version we use.
-        repeated = getattr(field, "label", None) == FieldDescriptor.LABEL_REPEATED
         if field.type == field.TYPE_MESSAGE:
             entry_type = field.message_type
             if entry_type is not None and entry_type.GetOptions().map_entry:
@@ -45,14 +42,15 @@ async def _walk(message: Message, codec: PayloadCodec | None, out: list[str]) ->
                         await _walk(entry, codec, out)
                     else:
                         out.append(str(entry))
-                continue
-            items = value if repeated else [value]
-            for item in items:
-                await _walk(item, codec, out)
+            elif isinstance(value, Message):
+                await _walk(value, codec, out)
+            else:  # a repeated field
+                for item in value:
+                    await _walk(item, codec, out)
         elif field.type == field.TYPE_STRING:
-            out.extend(value if repeated else [value])
+            out.extend([value] if isinstance(value, str) else list(value))
         elif field.type == field.TYPE_BYTES:
-            raw = b"".join(value) if repeated else value
+            raw = value if isinstance(value, bytes) else b"".join(value)
             out.append(raw.decode("utf-8", errors="replace"))
 
 

@@ -24,6 +24,7 @@ from models.settings import Settings
 from tests.conftest import VaultServer
 from tests.integration.conftest import unique_service
 from tests.payloads import alertmanager_alert, alertmanager_payload
+from tests.secret_scan import plain_payload_text, stored_text
 from worker import WORKFLOWS, build_worker
 
 pytestmark = pytest.mark.integration
@@ -65,8 +66,14 @@ async def test_history_is_ciphertext_and_codec_server_decodes_it(
     # What the server holds, read without the key: no alert text anywhere.
     raw_history = await client.get_workflow_handle(incident_id).fetch_history()
     raw_json = raw_history.to_json()
-    assert SECRET_TEXT not in raw_json
-    assert "KubePodCrashLooping" not in raw_json
+    # Every payload decoded as a reader without the key would (to_json() alone is base64, in
+    # which no text could ever be found): ciphertext only.
+    readable = await stored_text(raw_history)
+    assert SECRET_TEXT not in readable and SECRET_TEXT not in plain_payload_text(json.loads(raw_json))
+    assert "KubePodCrashLooping" not in readable
+    # ... and with the key, it is all there (so the assertions above can fail).
+    decrypted = await stored_text(raw_history, EncryptionCodec.from_spec(old_key))
+    assert SECRET_TEXT in decrypted and "KubePodCrashLooping" in decrypted
     signal = next(
         e for e in raw_history.events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
     )

@@ -30,6 +30,7 @@ from tests.integration.conftest import (
     unique_service,
 )
 from tests.payloads import alertmanager_alert, alertmanager_payload
+from tests.secret_scan import stored_text
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +92,10 @@ async def test_approved_incident_runs_playbook_once_with_short_lived_credential(
         revoked.auth.token.lookup_self()
 
     # No credential value anywhere in the history (the audit log) or in the results.
-    history = await replay_and_keep(stack, incident_id, "approved_remediated")
+    await replay_and_keep(stack, incident_id, "approved_remediated")
+    # Every payload decoded (tests/secret_scan.py), not the base64 of to_json().
+    history = await stored_text(await stack.handle(incident_id).fetch_history())
+    assert remediation.credential_accessor in history, "the scan reads the decoded results"
     token = credential.token.get_secret_value()
     assert token not in history
     assert vault.worker_token.get_secret_value() not in history

@@ -46,6 +46,7 @@ from models.incident import (
 )
 from models.notify import NotifyChannel, NotifyEvent, NotifyResult
 from tests.payloads import alertmanager_alert
+from tests.secret_scan import stored_text
 from worker import notify_activities
 
 pytestmark = pytest.mark.integration
@@ -397,7 +398,10 @@ async def run_probe(client: Client, config: NotifyConfig, input: ProbeInput) -> 
             execution_timeout=timedelta(seconds=90),
         )
         result = await handle.result()
-        history = (await handle.fetch_history()).to_json()
+        # The JSON (event structure) and every payload decoded, so a secret inside one would
+        # show (in to_json() alone payloads are base64).
+        fetched = await handle.fetch_history()
+        history = fetched.to_json() + "\n" + await stored_text(fetched)
     await notify.aclose()
     return result, history
 
