@@ -83,6 +83,7 @@ _SECRET_ENV = (
     "BAO_TOKEN",
     "BAO_DEV_ROOT_TOKEN_ID",
     "VAULT_DEV_ROOT_TOKEN_ID",
+    "FIREBREAK_BUS_TOKEN",
 )
 
 
@@ -539,6 +540,21 @@ class DevStack:
             stop,
         )
 
+        # The bus consumer, when a broker is configured (FIREBREAK_BUS_URL); no secrets of ours.
+        if self.settings.bus_url is not None:
+            consumer_env = child_env(os.environ, **common)
+            if self.settings.bus_token is not None:  # the consumer's alone
+                consumer_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
+            if self.demo and "settle_seconds" not in self.settings.model_fields_set:
+                consumer_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+            await self._step(
+                "bus consumer",
+                lambda: self.spawn("consumer", [sys.executable, "-m", "consumer"], consumer_env),
+                self._consumer_ready,
+                API_READY_TIMEOUT,
+                stop,
+            )
+
     async def _step(
         self,
         what: str,
@@ -569,6 +585,10 @@ class DevStack:
 
     async def _api_ready(self) -> bool:
         return await _http_ok(self.endpoints.api_url + "/healthz")
+
+    async def _consumer_ready(self) -> bool:
+        """The consumer says so once its streams and durable consumer exist on the broker."""
+        return b"firebreak.consumer: consuming " in self.children[-1].log_path.read_bytes()
 
     async def _worker_ready(self, pid: int) -> bool:
         """The worker polls its task queue (the SDK's default identity is `pid@host`)."""
@@ -618,7 +638,7 @@ Firebreak dev stack is up.
   OpenBao         {ep.vault_addr}   (dev mode, in memory; the worker holds a narrow token)
   API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
   API token       {token_line}
-  Approvals       {self.approvals_note}
+  Approvals       {self.approvals_note}{self._bus_line()}
   Codec server    {codec_url}   (history is encrypted; the UI decodes here; key: {self.codec_note})
   Data            {self.data_dir}   (Temporal history: temporal.sqlite)
   Logs            {self.log_dir}/   ({logs})
@@ -630,6 +650,17 @@ Firebreak dev stack is up.
 
   Ctrl-C to stop.
 """
+        )
+
+    def _bus_line(self) -> str:
+        if self.settings.bus_url is None:
+            return ""
+        from consumer.bus import redacted
+
+        prefix = self.settings.bus_subject_prefix
+        return (
+            f"\n  Bus consumer    {redacted(self.settings.bus_url)}   "
+            f"(publish to {prefix}.alertmanager or {prefix}.generic)"
         )
 
     async def supervise(self, stop: asyncio.Event) -> int:

@@ -10,6 +10,8 @@ PACKAGES=(
     docker-compose
     prometheus prometheus-alertmanager
     chromium
+    # nats-server: the JetStream broker the bus consumer's tests run against (tests/integration/test_bus.py).
+    nats-server
 )
 
 missing=()
