@@ -53,7 +53,15 @@ RSS_BOUND_MB = 200
 HEAD_TIMEOUT = 2.0  # the fixture's header/body timeouts, short so the slow-client tests are quick
 BODY_TIMEOUT = 3.0
 PATHS = ("/alerts/alertmanager", "/alerts/generic")
-REFUSALS = {400, 408, 413, 415, 422}
+# What each refusal's `error` must say: the limit it hit, or what kind of wrong it is.
+REASONS = {
+    400: ("the limit", "not valid JSON", "is not JSON", "out of range", "duplicate key", "not a valid HTTP"),
+    408: ("seconds",),
+    413: ("the limit",),
+    415: ("content type",),
+    422: ("invalid payload", "no usable"),
+}
+REFUSALS = set(REASONS)
 
 
 @dataclass
@@ -492,8 +500,11 @@ def check_answer(case: Case, answer: Answer, tally: Tally) -> None:
         tally.fail(case, f"unexpected {answer.status}: {body}")
         return
     error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, str) or len(error) < 10:
+    if not isinstance(error, str) or not any(reason in error for reason in REASONS[answer.status]):
         tally.fail(case, f"{answer.status} does not say why: {body}")
+        return
+    if answer.status == 422 and not all(d.get("field") and d.get("message") for d in body["detail"]):
+        tally.fail(case, f"422 without the field: {body}")
 
 
 async def run_cases(server: ApiServer, cases: list[Case], tally: Tally) -> None:
