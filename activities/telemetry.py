@@ -1,13 +1,14 @@
-"""Telemetry activity: metrics from Prometheus's HTTP API, ranked over the topology.
+"""Telemetry activity: metrics from Prometheus's HTTP API (and, when configured, traces from
+Jaeger or Tempo and logs from Loki or Elasticsearch/OpenSearch), ranked over the topology.
 
 `gather_telemetry` asks Prometheus (`/api/v1/query` as a probe, `/api/v1/query_range`
 per metric kind) about the incident's services and what they depend on, for a normal
 period before the incident and for the incident itself, then ranks root-cause candidates
 (rca.ranking) with the evidence attached.
 
-Prometheus being down, slow or refusing a query never fails the activity: the result says
-`unavailable` or `partial`, lowers `confidence`, records why, and still ranks from the
-topology and the alerts. Diagnosis goes on; it just knows less.
+Prometheus, or a trace or log store, being down, slow or refusing a query never fails the
+activity: the result says `unavailable` or `partial`, lowers `confidence`, records why, and
+still ranks from the topology and the alerts. Diagnosis goes on; it just knows less.
 
 Errors (internal; mapped to the result, never raised to the workflow):
 
@@ -30,10 +31,16 @@ from typing import Any
 import httpx
 from temporalio import activity
 
+from activities.logs import ElasticsearchSource, LogSource, LogSourceError, LokiSource
+from activities.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
 from models.settings import Settings
+from rca.logmining import mine_logs
 from rca.metrics import Metrics, Point
 from rca.models import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.ranking import rank_root_causes, score_series
+from rca.scenario import with_trace_edges
+from rca.signals import LogStat, TraceStat
+from rca.spans import aggregate_spans
 from rca.topology import Topology
 
 logger = logging.getLogger("firebreak.telemetry")
@@ -178,12 +185,51 @@ def _value(raw: Any) -> float:
 
 class TelemetryActivities:
     def __init__(
-        self, http: httpx.AsyncClient, config: TelemetryConfig, topology: Topology | None = None
+        self,
+        http: httpx.AsyncClient,
+        config: TelemetryConfig,
+        topology: Topology | None = None,
+        *,
+        traces: TraceSource | None = None,
+        logs: LogSource | None = None,
+        signals_normal_seconds: float = 900.0,
     ) -> None:
         self._config = config
         self._http = http
         self._prometheus = PrometheusClient(http, config.prometheus_url, config.timeout_seconds)
         self._topology = topology
+        self._traces = traces
+        self._logs = logs
+        self._signals_normal = signals_normal_seconds
+
+    async def _signals(
+        self, services: list[str], normal: tuple[float, float], anomalous: tuple[float, float]
+    ) -> tuple[list[TraceStat], list[LogStat], tuple[float, float], list[str]]:
+        """Traces and logs for the last part of the normal period and the incident, aggregated
+        by the same code as the datasets (rca.spans, rca.logmining). A store that fails is a
+        reason, not an error."""
+        base = (max(normal[0], normal[1] - self._signals_normal), normal[1])
+        reasons: list[str] = []
+        traces: list[TraceStat] = []
+        logs: list[LogStat] = []
+        if self._traces is not None:
+            try:
+                before, during = await asyncio.gather(
+                    self._traces.spans(services, *base), self._traces.spans(services, *anomalous)
+                )
+                traces = aggregate_spans(before + during)
+            except TraceSourceError as exc:
+                reasons.append(f"traces from {self._traces.name} unavailable ({exc}); ranked without them")
+        if self._logs is not None:
+            try:
+                before_lines, during_lines = await asyncio.gather(
+                    self._logs.lines(services, *base), self._logs.lines(services, *anomalous)
+                )
+                # Drain is CPU work: off the event loop.
+                logs = await asyncio.to_thread(mine_logs, before_lines, during_lines)
+            except LogSourceError as exc:
+                reasons.append(f"logs from {self._logs.name} unavailable ({exc}); ranked without them")
+        return traces, logs, base, reasons
 
     async def aclose(self) -> None:
         """Close the Prometheus connection pool (the worker does, when it stops)."""
@@ -267,8 +313,25 @@ class TelemetryActivities:
             elif missing:
                 reasons.append(f"no metrics for {', '.join(missing[:10])}")
 
+        traces, logs, signals_normal, signal_reasons = await self._signals(services, normal, anomalous)
+        if signal_reasons:
+            reasons += signal_reasons
+            status = "partial" if status == "ok" else status
+        topology = self._topology
+        if traces and (topology is None or topology.graph.number_of_edges() == 0):
+            topology = with_trace_edges(topology or Topology([]), traces)  # no CMDB: the traces' graph
         candidates = rank_root_causes(
-            self._topology, metrics, symptom, normal, anomalous, alerts=input.alerts, limit=5
+            topology,
+            metrics,
+            symptom,
+            normal,
+            anomalous,
+            alerts=input.alerts,
+            limit=5,
+            traces=traces,
+            logs=logs,
+            trace_normal=signals_normal,
+            log_normal=signals_normal,
         )
         evidence = self._evidence(metrics, normal, anomalous, input.services, url, status, reasons)
         logger.info(
@@ -352,4 +415,25 @@ def build_telemetry_activities(
 ) -> TelemetryActivities:
     """Activities from settings; an invalid topology file raises TopologyError naming it."""
     topology = Topology.load(settings.topology_file) if settings.topology_file else None
-    return TelemetryActivities(http or httpx.AsyncClient(), TelemetryConfig.from_settings(settings), topology)
+    client = http or httpx.AsyncClient()
+    timeout = settings.signals_timeout_seconds
+    traces: TraceSource | None = None
+    if settings.trace_source == "jaeger":
+        traces = JaegerSource(client, settings.trace_url, timeout)
+    elif settings.trace_source == "tempo":
+        traces = TempoSource(client, settings.trace_url, timeout)
+    logs: LogSource | None = None
+    if settings.log_source == "loki":
+        logs = LokiSource(client, settings.log_url, timeout, settings.log_service_label)
+    elif settings.log_source == "opensearch":
+        logs = ElasticsearchSource(
+            client, settings.log_url, settings.log_index, timeout, service_field=settings.log_service_label
+        )
+    return TelemetryActivities(
+        client,
+        TelemetryConfig.from_settings(settings),
+        topology,
+        traces=traces,
+        logs=logs,
+        signals_normal_seconds=settings.signals_normal_seconds,
+    )

@@ -239,6 +239,19 @@ class Settings(BaseSettings):
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )
+    # Traces and logs for diagnosis (activities/traces.py, activities/logs.py); empty: not used
+    trace_source: Literal["", "jaeger", "tempo"] = Field(default="", description="trace store to query")
+    trace_url: str = Field(default="", description="Jaeger query or Tempo HTTP API base URL")
+    log_source: Literal["", "loki", "opensearch"] = Field(default="", description="log store to query")
+    log_url: str = Field(default="", description="Loki or Elasticsearch/OpenSearch base URL")
+    log_index: str = Field(default="logs-*", description="Elasticsearch/OpenSearch index pattern")
+    log_service_label: str = Field(
+        default="service", description="Loki stream label / Elasticsearch field that names a service"
+    )
+    signals_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per trace/log request")
+    signals_normal_seconds: float = Field(
+        default=900.0, gt=0, description="how much normal-period history to fetch traces and logs for"
+    )
 
     # Telemetry out (firebreak/telemetry.py, firebreak/metrics.py): traces and Prometheus metrics
     otel_exporter: Literal["none", "console", "otlp"] = Field(

@@ -30,17 +30,16 @@ import math
 import re
 import shutil
 import sys
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from drain3 import TemplateMiner
-from drain3.masking import MaskingInstruction
-from drain3.template_miner_config import TemplateMinerConfig
+
+from rca.logmining import LogLine, LogMiner
+from rca.spans import Span, aggregate_spans
 
 logger = logging.getLogger("nezha_convert")
 
@@ -73,14 +72,6 @@ METRIC_COLUMNS = {
     "NetworkReceiveBytes": ("netrx_avg", 1.0),
     "NetworkTransmitBytes": ("nettx_avg", 1.0),
 }
-_LEVEL = re.compile(r"\b(ERROR|WARN(?:ING)?|INFO|DEBUG|TRACE|FATAL|SEVERE)\b", re.IGNORECASE)
-MASKS = [
-    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
-    (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?", "DATE"),
-    (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
-    (r"\b[0-9a-fA-F]{16,}\b", "HEX"),
-    (r"(?<![\w#])[-+]?\d+(\.\d+)?\b", "NUM"),
-]
 _TRACE_NOISE = re.compile(r"(TraceID|SpanID):\s*\S+")
 
 
@@ -92,16 +83,6 @@ def service_of(pod: str) -> str:
 
 def _utc(text: str) -> float:
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    pos = (len(ordered) - 1) * q
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def _g(value: float) -> str:
@@ -177,133 +158,53 @@ def load_day_metrics(raw: Path, day: str) -> dict[str, list[tuple[float, dict[st
 # --- traces ------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Span:
-    span_id: str
-    parent: str
-    service: str
-    start: int
-    end: int
-    children: list[_Span] = field(default_factory=list)
-
-
 def _read_csv(path: Path) -> Iterator[dict[str, str]]:
     # Some Nezha files carry NUL bytes or odd encodings in log bodies.
     text = path.read_bytes().replace(b"\0", b"").decode("utf-8", errors="replace")
     yield from csv.DictReader(io.StringIO(text))
 
 
-def trace_rows(paths: Iterable[Path]) -> list[list[str]]:
-    """Aggregate spans into per-window, per caller->callee rows.
-
-    A service *invocation* is a span whose parent belongs to another service (or none).
-    Its latency is the span's duration; its self time is that duration minus the union of
-    the intervals of the invocations it made (time waiting on callees), so a service whose
-    own work slowed down stands out from callers that merely waited on it.
-    """
-    spans: dict[str, dict[str, _Span]] = defaultdict(dict)
+def read_spans(paths: Iterable[Path]) -> list[Span]:
+    out: list[Span] = []
     for path in paths:
         for row in _read_csv(path):
             try:
-                span = _Span(
-                    span_id=row["SpanID"],
-                    parent=row["ParentID"],
-                    service=service_of(row["PodName"]),
-                    start=int(row["StartTimeUnixNano"]),
-                    end=int(row["EndTimeUnixNano"]),
+                out.append(
+                    Span(
+                        trace_id=row["TraceID"],
+                        span_id=row["SpanID"],
+                        parent_id=row["ParentID"],
+                        service=service_of(row["PodName"]),
+                        start_ns=int(row["StartTimeUnixNano"]),
+                        end_ns=int(row["EndTimeUnixNano"]),
+                    )
                 )
             except (KeyError, ValueError):
                 continue
-            spans[row["TraceID"]][span.span_id] = span
-    # (window, caller, callee) -> latencies, self times, gaps (client wait minus server time), seconds
-    cells: dict[tuple[int, str, str], tuple[list[float], list[float], list[float]]] = defaultdict(
-        lambda: ([], [], [])
-    )
-    for trace in spans.values():
-        for span in trace.values():
-            parent = trace.get(span.parent)
-            if parent is not None:
-                parent.children.append(span)
-        for span in trace.values():
-            parent = trace.get(span.parent)
-            if parent is not None and parent.service == span.service:
-                continue  # inside an invocation
-            caller = parent.service if parent is not None else ""
-            busy = _union(_waiting(span, trace), span.start, span.end)
-            duration = max(0, span.end - span.start)
-            window = int(span.start // 1_000_000_000 // WINDOW * WINDOW)
-            lat, own, gaps = cells[(window, caller, span.service)]
-            lat.append(duration / 1e9)
-            own.append(max(0, duration - busy) / 1e9)
-            if parent is not None and _is_client(parent, trace):
-                # The caller's client span around this call: what it waited beyond the callee's
-                # own span is the network (and queueing) between the two.
-                gaps.append(max(0, (parent.end - parent.start) - duration) / 1e9)
-    out: list[list[str]] = []
-    for (window, caller, callee), (lat, own, gaps) in sorted(cells.items()):
-        out.append(
-            [
-                str(window),
-                caller,
-                callee,
-                str(len(lat)),
-                "",  # errors: Nezha's spans carry no status
-                _g(_percentile(lat, 0.5)),
-                _g(_percentile(lat, 0.9)),
-                _g(_percentile(lat, 0.99)),
-                _g(_percentile(own, 0.5)),
-                _g(_percentile(own, 0.9)),
-                _g(_percentile(gaps, 0.5)),
-                _g(_percentile(gaps, 0.9)),
-            ]
-        )
     return out
 
 
-def _is_client(span: _Span, trace: dict[str, _Span]) -> bool:
-    """A span inside an invocation (its parent is the same service): a client call, not the entry."""
-    parent = trace.get(span.parent)
-    return parent is not None and parent.service == span.service
+def trace_rows(paths: Iterable[Path]) -> list[list[str]]:
+    """Per-window, per caller->callee rows, aggregated by the runtime's own code (rca.spans)."""
+    return [
+        [
+            str(int(s.timestamp)),
+            s.caller,
+            s.callee,
+            str(s.calls),
+            "" if s.errors is None else str(s.errors),  # Nezha's spans carry no status
+            *(_g(v) for v in (s.latency_p50, s.latency_p90, s.latency_p99, s.self_p50, s.self_p90)),
+            _g(s.gap_p50),
+            _g(s.gap_p90),
+        ]
+        for s in aggregate_spans(read_spans(paths), WINDOW)
+    ]
 
 
 TRACE_HEADER = [
     "timestamp", "caller", "callee", "calls", "errors",
     "latency_p50", "latency_p90", "latency_p99", "self_p50", "self_p90", "gap_p50", "gap_p90",
 ]  # fmt: skip
-
-
-def _waiting(span: _Span, trace: dict[str, _Span]) -> list[tuple[int, int]]:
-    """Intervals in which this invocation waited on other services: the client span around each
-    call when there is one (so network time is not counted as own time), else the callee's span."""
-    out: list[tuple[int, int]] = []
-    stack = list(span.children)
-    while stack:
-        child = stack.pop()
-        if child.service != span.service:
-            parent = trace.get(child.parent)
-            wrap = (
-                parent if parent is not None and parent is not span and _is_client(parent, trace) else child
-            )
-            out.append((wrap.start, wrap.end))
-        else:
-            stack.extend(child.children)
-    return out
-
-
-def _union(intervals: list[tuple[int, int]], lo: int, hi: int) -> int:
-    total, cur_start, cur_end = 0, None, None
-    for start, end in sorted((max(lo, s), min(hi, e)) for s, e in intervals):
-        if end <= start:
-            continue
-        if cur_end is None or cur_start is None or start > cur_end:
-            if cur_end is not None and cur_start is not None:
-                total += cur_end - cur_start
-            cur_start, cur_end = start, end
-        else:
-            cur_end = max(cur_end, end)
-    if cur_end is not None and cur_start is not None:
-        total += cur_end - cur_start
-    return total
 
 
 # --- logs --------------------------------------------------------------------------------------
@@ -319,34 +220,8 @@ def _log_text(raw_field: str) -> str:
     return str(body).strip()
 
 
-def _level(text: str) -> str:
-    found = _LEVEL.search(text[:120])
-    if not found:
-        return "error" if "exception" in text.lower()[:200] else "info"
-    word = found.group(1).upper()
-    if word in ("ERROR", "FATAL", "SEVERE"):
-        return "error"
-    return "warn" if word.startswith("WARN") else "info"
-
-
-def new_miner() -> TemplateMiner:
-    config = TemplateMinerConfig()
-    config.drain_sim_th = 0.5
-    config.drain_depth = 4
-    # Mask what varies per request (ids, numbers, times) before clustering, as Drain3's own
-    # examples do; otherwise one log statement splits into many templates.
-    config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in MASKS]
-    config.profiling_enabled = False
-    return TemplateMiner(config=config)
-
-
-def log_rows(miner: TemplateMiner, paths: Iterable[Path], *, learn: bool) -> list[list[str]]:
-    """Per window, per service, per Drain template: level and count.
-
-    With `learn` (the fault-free period) messages train the miner; otherwise a message that
-    matches no known template still gets one (a new cluster), which is what makes it new.
-    """
-    counts: dict[tuple[int, str, int, str], int] = defaultdict(int)
+def read_log_lines(paths: Iterable[Path]) -> list[LogLine]:
+    out: list[LogLine] = []
     for path in paths:
         for row in _read_csv(path):
             try:
@@ -354,21 +229,15 @@ def log_rows(miner: TemplateMiner, paths: Iterable[Path], *, learn: bool) -> lis
                 service = service_of(row["PodName"])
             except (KeyError, ValueError):
                 continue
-            text = _TRACE_NOISE.sub("", _log_text(row.get("Log", "")))
-            # Drop the leading clock: it is in every line and would split templates.
-            text = re.sub(r"^\d{1,2}:\d{2}:\d{2}(\.\d+)?\s*", "", text)[:600]
-            if not text:
-                continue
-            if learn:
-                cluster_id = miner.add_log_message(text)["cluster_id"]
-            else:
-                match = miner.match(text)
-                cluster_id = match.cluster_id if match else miner.add_log_message(text)["cluster_id"]
-            counts[(int(ts // WINDOW * WINDOW), service, int(cluster_id), _level(text))] += 1
-    templates = {c.cluster_id: c.get_template() for c in miner.drain.clusters}
+            out.append(LogLine(ts, service, _TRACE_NOISE.sub("", _log_text(row.get("Log", "")))))
+    return out
+
+
+def log_rows(miner: LogMiner, paths: Iterable[Path], *, learn: bool) -> list[list[str]]:
+    """Per window, per service, per Drain template (rca.logmining, as at run time)."""
     return [
-        [str(w), s, str(t), lvl, str(n), templates.get(t, "")[:300]]
-        for (w, s, t, lvl), n in sorted(counts.items())
+        [str(int(s.timestamp)), s.service, s.template_id, s.level, str(s.count), s.template]
+        for s in miner.count(read_log_lines(paths), learn=learn, window_seconds=WINDOW)
     ]
 
 
@@ -426,9 +295,9 @@ def convert_system(raw: Path, out: Path, system: str) -> int:
         base_traces = _baseline_dir(raw, system, day, "trace")
         base_logs = _baseline_dir(raw, system, day, "log")
         trace_base_rows = trace_rows([base_traces[1]]) if base_traces else []
-        miner = new_miner()
+        miner = LogMiner()
         log_base_rows = log_rows(miner, [base_logs[1]], learn=True) if base_logs else []
-        state = miner.drain  # the normal-period model, restored for every fault
+        state = miner.snapshot()  # the normal-period model, restored for every fault
         for fault in faults:
             if fault.service not in services:
                 logger.warning("%s: %s has no metrics; skipped", fault.name, fault.service)
@@ -466,7 +335,7 @@ def convert_system(raw: Path, out: Path, system: str) -> int:
                 sources["trace_files"] = [p.name for p in trace_files]
             log_files = _minute_files(raw / "rca_data" / day / "log", "log", fault.at, fault.at + INCIDENT)
             if log_files and base_logs:
-                miner.drain = _copy_drain(state)
+                miner.restore(state)
                 _write_gz(
                     case / "logs.csv.gz", LOG_HEADER, log_base_rows + log_rows(miner, log_files, learn=False)
                 )
@@ -491,12 +360,6 @@ def _minute_window(day: str, minute: str) -> list[float]:
     hh, mm = minute.split("_")
     end = _utc(f"{day} {hh}:{mm}:00") + 60
     return [end - 120, end]  # the file named HH_MM holds about the minute before HH_MM plus a few seconds
-
-
-def _copy_drain(state: Any) -> Any:
-    import copy
-
-    return copy.deepcopy(state)
 
 
 def _topology(raw: Path, day: str, services: list[str]) -> dict[str, Any]:

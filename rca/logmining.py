@@ -1,0 +1,100 @@
+"""Log lines -> per-window, per-service Drain templates (`rca.signals.LogStat`).
+
+Runtime and tooling share this: the live log sources (Loki, OpenSearch) and the dataset
+converter both mine here. Drain (the `drain3` library) learns templates from the normal
+window; in the incident a line that matches no known template gets a new one, which is what
+makes it new. Ids, numbers, times and addresses are masked first, as Drain3's examples do,
+so one log statement does not split into many templates. Log text is data: it is only
+clustered and counted, never interpreted.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from drain3 import TemplateMiner
+from drain3.masking import MaskingInstruction
+from drain3.template_miner_config import TemplateMinerConfig
+
+from rca.signals import LogStat
+
+WINDOW_SECONDS = 30
+MAX_LINE = 600
+MASKS = [
+    (r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}", "UUID"),
+    (r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}:\d{2}(\.\d+)?Z?)?", "DATE"),
+    (r"\b\d{1,3}(\.\d{1,3}){3}(:\d+)?\b", "IP"),
+    (r"\b[0-9a-fA-F]{16,}\b", "HEX"),
+    (r"(?<![\w#])[-+]?\d+(\.\d+)?\b", "NUM"),
+]
+_LEVEL = re.compile(r"\b(ERROR|WARN(?:ING)?|INFO|DEBUG|TRACE|FATAL|SEVERE)\b", re.IGNORECASE)
+_CLOCK = re.compile(r"^\d{1,2}:\d{2}:\d{2}(\.\d+)?\s*")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: float  # unix seconds
+    service: str
+    text: str
+
+
+def level_of(text: str) -> str:
+    found = _LEVEL.search(text[:120])
+    if not found:
+        return "error" if "exception" in text.lower()[:200] else "info"
+    word = found.group(1).upper()
+    if word in ("ERROR", "FATAL", "SEVERE"):
+        return "error"
+    return "warn" if word.startswith("WARN") else "info"
+
+
+class LogMiner:
+    """A Drain template miner trained on normal lines; counts lines per window and template."""
+
+    def __init__(self) -> None:
+        config = TemplateMinerConfig()
+        config.drain_sim_th = 0.5
+        config.drain_depth = 4
+        config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in MASKS]
+        config.profiling_enabled = False
+        self._miner = TemplateMiner(config=config)
+
+    def snapshot(self) -> object:
+        """The learned templates, to restore before mining another incident."""
+        return copy.deepcopy(self._miner.drain)
+
+    def restore(self, state: object) -> None:
+        self._miner.drain = copy.deepcopy(state)
+
+    def count(
+        self, lines: Iterable[LogLine], *, learn: bool, window_seconds: int = WINDOW_SECONDS
+    ) -> list[LogStat]:
+        counts: dict[tuple[int, str, int, str], int] = defaultdict(int)
+        for line in lines:
+            # The leading clock is in every line and would split templates.
+            text = _CLOCK.sub("", line.text.strip())[:MAX_LINE]
+            if not text:
+                continue
+            if learn:
+                cluster_id = self._miner.add_log_message(text)["cluster_id"]
+            else:
+                match = self._miner.match(text)
+                cluster_id = match.cluster_id if match else self._miner.add_log_message(text)["cluster_id"]
+            window = int(line.timestamp // window_seconds * window_seconds)
+            counts[(window, line.service, int(cluster_id), level_of(text))] += 1
+        templates = {c.cluster_id: c.get_template() for c in self._miner.drain.clusters}
+        return [
+            LogStat(float(w), s, str(t), lvl, n, templates.get(t, "")[:300])
+            for (w, s, t, lvl), n in sorted(counts.items())
+        ]
+
+
+def mine_logs(normal: Iterable[LogLine], incident: Iterable[LogLine]) -> list[LogStat]:
+    """Train on the normal lines, then count both windows' lines by template."""
+    miner = LogMiner()
+    base = miner.count(normal, learn=True)
+    return base + miner.count(incident, learn=False)
