@@ -122,10 +122,10 @@ class Report:
         return out
 
 
-def _variant_order(name: str) -> tuple[int, str]:
+def _variant_order(name: str) -> tuple[int, int, str]:
     if name.startswith("shift"):
-        return (0, f"{int(name.removeprefix('shift').removesuffix('m')):+04d}")
-    return (1, name)
+        return (0, int(name.removeprefix("shift").removesuffix("m")), name)
+    return (1, 0, name)
 
 
 def rank_scenario(scenario: Scenario, methods: Sequence[str] = METHODS) -> dict[str, list[str]]:
@@ -276,13 +276,11 @@ def render(report: Report) -> str:
             lines.append(row(kind, {m: per[m]["per_kind"][kind] for m in METHODS}))
         lines.append(f"ranking time per scenario: {per['seconds_per_scenario'] * 1000:.1f} ms (load + rank)")
         lines.append("")
-    for variant, per_group in data.get("robustness", {}).items():
-        for group, per in per_group.items():
-            lines.append(row(f"{variant} {group.split('/')[-1]}", per))
     if data.get("robustness"):
-        lines.insert(
-            len(lines) - sum(len(v) for v in data["robustness"].values()), "== robustness\n" + header
-        )
+        lines += ["== robustness (variant, system)", header, sub]
+        for variant, per_group in data["robustness"].items():
+            for group, per in per_group.items():
+                lines.append(row(f"{variant} {group.split('/')[-1]}", per))
         lines.append("")
     methods = {"rca": data, **data["baselines"], **data["floors"]}
     lines += ["== pooled", header, sub, row("overall", methods)]

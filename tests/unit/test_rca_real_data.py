@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from rca.evaluate import FLOORS, evaluate
+from rca.evaluate import FLOORS, evaluate, variants
 from rca.scenario import find_scenarios, load_scenario, load_truth
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
@@ -61,3 +61,23 @@ def test_truth_is_the_injected_service_from_the_fault_list() -> None:
         assert truth.root_cause in scenario.metrics, path.name
         assert truth.root_cause in path.name
         assert truth.fault in {"cpu_contention", "cpu_consumed", "network_delay", "return", "exception"}
+
+
+def test_robustness_variants_shift_the_window_move_the_symptom_and_drop_signals() -> None:
+    path = ROOT / "train-ticket" / "2023-01-30T14-00-16-ts-security-service-network_delay"
+    scenario, truth = load_scenario(path), load_truth(path)
+    made = dict(variants(scenario, truth))
+    assert list(made) == [
+        "shift-15m", "shift-5m", "shift+5m", "shift+15m", "off_path", "no_traces", "no_logs",
+    ]  # fmt: skip
+    start, end = scenario.anomalous
+    assert made["shift-5m"].anomalous == (start - 300, end)  # an earlier alert: a longer window
+    assert made["shift+15m"].anomalous == (start + 900, start + 900 + (end - start))  # a late one
+    assert made["shift+15m"].normal[1] == start + 900 - 60
+    moved = made["off_path"].symptom.service
+    assert moved != truth.root_cause and moved not in scenario.topology.blast_radius(truth.root_cause)
+    assert not made["no_traces"].traces and made["no_traces"].logs
+    assert not made["no_logs"].logs and made["no_logs"].traces
+    report = evaluate([path], robustness=True).to_json()
+    assert set(report["robustness"]) == set(made)
+    assert report["robustness"]["no_traces"]["nezha/train-ticket"]["rca"]["n"] == 1
