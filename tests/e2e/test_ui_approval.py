@@ -25,12 +25,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
+from api.approvals import token_digest
 from cli.audit import build_timeline
 from models.constants import SEARCH_ATTRIBUTES, SIGNAL_APPROVE
 from models.incident import Outcome, Phase
 from models.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer, free_port, require_binary
 from tests.integration.conftest import RecordingCredentials, Stack, awaiting, open_incident, resolve
+from tests.integration.test_policy_flow import policies_with
 from worker import build_worker
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +54,11 @@ def frame(name: str) -> str:
     return f'iframe#{name}, iframe[name="{name}"]'
 
 
-PAYLOAD = re.compile(r'\{"by": "YOUR NAME", "reason": "WHY", "plan_hash": "(?P<hash>[0-9a-f]+)"\}')
+PAYLOAD = re.compile(
+    r'\{"by": "YOUR NAME", "reason": "WHY", "plan_hash": "(?P<hash>[0-9a-f]+)", "code": "YOUR APPROVAL CODE"\}'
+)
+APPROVER = f"ui-{secrets.token_hex(3)}@example.com"
+APPROVER_TOKEN = secrets.token_urlsafe(24)
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +92,23 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def stack(
-    ui_server: tuple[WorkflowEnvironment, str], settings: Settings, vault: VaultServer
+    ui_server: tuple[WorkflowEnvironment, str], settings: Settings, vault: VaultServer, tmp_path: Path
 ) -> AsyncIterator[Stack]:
     env, _ = ui_server
+    # Production approvals: a named roster, and an approval code for the authenticated approver.
+    tokens_file = tmp_path / "approvers.yaml"
+    tokens_file.write_text(f"{APPROVER}: {token_digest(APPROVER_TOKEN)}\n")
     configured = settings.model_copy(
-        update={"embeddings": "sparse", "approval_timeout_seconds": 300, "verify_window_seconds": 60}
+        update={
+            "embeddings": "sparse",
+            "approval_timeout_seconds": 300,
+            "verify_window_seconds": 60,
+            "approval_auth": "code",
+            "approver_tokens_file": tokens_file,
+            "policies_dir": policies_with(
+                tmp_path / "policies", approvers={"sre": [APPROVER], "sre-leads": ["lead@example.com"]}
+            ),
+        }
     )
     credentials = RecordingCredentials(vault.addr, vault.worker_token)
     worker = build_worker(env.client, configured, credentials)
@@ -158,19 +176,38 @@ async def test_approve_in_the_temporal_ui_and_watch_the_incident_close(
     await expect(summary).to_have_text(f"P1 KubePodCrashLooping on {service}")
     await page.screenshot(path=str(ARTIFACTS / "ui-pending-approval.png"), full_page=True)
 
-    # Send a Signal through the UI's own dialog, with the one JSON object it asks for.
-    approver = f"ui-{secrets.token_hex(3)}@example.com"
-    payload = {"by": approver, "reason": "approved in the Temporal UI", "plan_hash": match["hash"]}
+    # The approver authenticates to Firebreak with their personal token and gets a code bound
+    # to this incident, this plan and them; then Send a Signal through the UI's own dialog,
+    # with the one JSON object the API handed back.
+    approver = APPROVER
+    issued = await stack.http.post(
+        f"/approvals/{incident_id}/code", headers={"Authorization": f"Bearer {APPROVER_TOKEN}"}
+    )
+    assert issued.status_code == 200, issued.text
+    payload = {**issued.json()["signal"], "reason": "approved in the Temporal UI"}
+    assert payload["by"] == approver and payload["plan_hash"] == match["hash"]
     await page.get_by_role("button", name="More Actions").click()
     await page.get_by_role("menuitem", name="Send a Signal").click()
     await page.get_by_test_id("signal-select-button").filter(visible=True).click()
     await page.get_by_role("option", name=SIGNAL_APPROVE, exact=True).click()
     await page.get_by_role("textbox", name="Data").fill(json.dumps(payload))
     await page.screenshot(path=str(ARTIFACTS / "ui-send-signal.png"))
-    await page.get_by_role("button", name="Submit").click()
+    # Leaving the editor reformats a long payload and the dialog grows under the pointer: the
+    # first click may only blur the editor. Click until the dialog closes (at most three).
+    submit = page.get_by_role("button", name="Submit")
+    for _ in range(3):
+        await submit.click()
+        try:
+            await expect(submit).to_be_hidden(timeout=5_000)
+            break
+        except AssertionError:
+            continue
+    await expect(submit).to_be_hidden()
 
     state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING, timeout=120)
-    assert [(a.by, a.decision) for a in state.approvals] == [(approver, "approved")]
+    assert [(a.by, a.decision, a.authenticated_by) for a in state.approvals] == [
+        (approver, "approved", "code")
+    ]
     assert len(stack.restarts(service)) == 1, "the approved playbook ran once"
     await resolve(stack, service)  # what Alertmanager sends once the service is healthy
     result = await stack.handle(incident_id).result()
