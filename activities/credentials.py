@@ -78,7 +78,9 @@ class ActionCredentials:
         finally:
             client.adapter.close()
 
-    def issue(self, spec: ActionSpec, incident_id: str, idempotency_key: str) -> ActionCredential:
+    def issue(
+        self, spec: ActionSpec, incident_id: str, idempotency_key: str, attempt: int = 1
+    ) -> ActionCredential:
         ttl = spec.timeout_seconds
         try:
             with self._client() as client:
@@ -90,7 +92,12 @@ class ActionCredentials:
                     no_default_policy=True,
                     renewable=False,
                     display_name=f"firebreak-{spec.name}",
-                    meta={"incident": incident_id, "action": spec.name, "key": idempotency_key},
+                    meta={
+                        "incident": incident_id,
+                        "action": spec.name,
+                        "key": idempotency_key,
+                        "attempt": str(attempt),
+                    },
                 )
         except (hvac.exceptions.Forbidden, hvac.exceptions.InvalidRequest) as exc:
             raise CredentialDenied(
@@ -108,20 +115,24 @@ class ActionCredentials:
 
     def revoke(self, credential: ActionCredential) -> bool:
         """Revoke by accessor; False (logged) when Vault could not be reached."""
+        return self.revoke_accessor(credential.accessor, credential.ttl_seconds)
+
+    def revoke_accessor(self, accessor: str, ttl_seconds: int) -> bool:
+        """Revoke the token behind `accessor` (also one a killed attempt left behind)."""
         try:
             with self._client() as client:
-                client.auth.token.revoke_accessor(credential.accessor)
+                client.auth.token.revoke_accessor(accessor)
         except hvac.exceptions.InvalidRequest:
             return True  # already gone (expired): nothing left to revoke
         except (requests.RequestException, hvac.exceptions.VaultError) as exc:
             logger.warning(
                 "could not revoke accessor=%s (%s); it expires within its TTL of %ss",
-                credential.accessor,
+                accessor,
                 type(exc).__name__,
-                credential.ttl_seconds,
+                ttl_seconds,
             )
             return False
-        logger.info("revoked credential accessor=%s", credential.accessor)
+        logger.info("revoked credential accessor=%s", accessor)
         return True
 
 

@@ -31,7 +31,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,13 @@ class _Progress:
         return True  # keep the event (artifacts are deleted with the private dir anyway)
 
 
+def _heartbeat_accessor(details: Sequence[Any]) -> str | None:
+    """The credential accessor an earlier attempt recorded in its last heartbeat, if any."""
+    last = details[-1] if details else None
+    accessor = last.get("accessor") if isinstance(last, Mapping) else None
+    return accessor if isinstance(accessor, str) and accessor else None
+
+
 def _runtime_root(configured: Path | None) -> Path:
     if configured is not None:
         configured.mkdir(parents=True, exist_ok=True)
@@ -169,14 +176,23 @@ class RemediationActivities:
         playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
 
         started = time.monotonic()
+        info = activity.info()
+        # A killed earlier attempt could not revoke its token: it left the accessor in its
+        # last heartbeat, so this attempt revokes it before minting its own.
+        orphan = _heartbeat_accessor(info.heartbeat_details)
+        if orphan is not None:
+            await asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds)
         credential = None
         if not input.check_mode:
             try:
                 credential = await asyncio.to_thread(
-                    self._credentials.issue, spec, input.incident_id, input.idempotency_key
+                    self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
                 )
             except FirebreakError as exc:
                 raise exc.to_application_error() from None
+            activity.heartbeat(
+                {"tasks_done": 0, "task": "credential issued", "accessor": credential.accessor}
+            )
 
         progress = _Progress()
         revoked = False
@@ -208,7 +224,13 @@ class RemediationActivities:
             )
             try:
                 while not runner_task.done():
-                    activity.heartbeat({"tasks_done": progress.tasks_done, "task": progress.current_task})
+                    activity.heartbeat(
+                        {
+                            "tasks_done": progress.tasks_done,
+                            "task": progress.current_task,
+                            "accessor": credential.accessor if credential else None,
+                        }
+                    )
                     await asyncio.wait({runner_task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
             except asyncio.CancelledError:
                 progress.cancel.set()

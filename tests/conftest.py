@@ -9,6 +9,7 @@ A missing binary fails the session loudly; nothing here is skipped.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import secrets
 import shutil
@@ -21,8 +22,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hvac
+import hvac.exceptions
 import pytest
 from pydantic import SecretStr
 from temporalio.client import Client
@@ -113,6 +116,32 @@ class VaultServer:
             if '"type":"request"' in line and needle in line
         )
 
+    def minted(self, role: str) -> list[dict[str, Any]]:
+        """Tokens OpenBao created for `role` (its audit log's responses): accessor, metadata, TTL."""
+        if self.audit_log is None or not self.audit_log.exists():
+            return []
+        found = []
+        for line in self.audit_log.read_text().splitlines():
+            if '"type":"response"' not in line or f'"path":"auth/token/create/{role}"' not in line:
+                continue
+            auth = (json.loads(line).get("response") or {}).get("auth") or {}
+            if auth.get("accessor"):
+                found.append(auth)
+        return found
+
+    def token_alive(self, accessor: str) -> bool:
+        """Whether the token behind `accessor` still exists (not revoked, not expired)."""
+        return self.lookup_accessor(accessor) is not None
+
+    def lookup_accessor(self, accessor: str) -> dict[str, Any] | None:
+        """OpenBao's view of a live token (ttl, explicit_max_ttl, renewable...); None if gone."""
+        with self.root() as root:
+            try:
+                data: dict[str, Any] = root.auth.token.lookup_accessor(accessor)["data"]
+            except (hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden):
+                return None
+        return data
+
     def root(self) -> AbstractContextManager[hvac.Client]:
         return vault_client(self.addr, self.root_token.get_secret_value())
 
@@ -143,7 +172,9 @@ def vault(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VaultServer]:
     config = log.parent / "audit.hcl"
     # OpenBao 2.x refuses to enable audit devices through its API: declare one in config.
     config.write_text(
-        f'audit "file" "firebreak-tests" {{\n  options {{\n    file_path = "{audit_log}"\n  }}\n}}\n'
+        f'audit "file" "firebreak-tests" {{\n  options {{\n    file_path = "{audit_log}"\n'
+        # Accessors are ids, not secrets: in the clear, tests can ask OpenBao about each token.
+        '    hmac_accessor = "false"\n  }\n}\n'
     )
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -5,7 +5,10 @@ at random, is SIGKILLed and a new one started, fifty times in all, while inciden
 a stream so that the kills land in every phase: settling, the agents' activities, the
 approval wait, the lock, the playbook (often after its effect and before the activity
 completed), verification. Afterwards every incident must finish as remediated, and each
-service's restarts.log must hold exactly one line: no remediation ran twice.
+service's restarts.log must hold exactly one line (each execution writes its own, naming its
+attempt): no remediation ran twice. Every token minted for these runs is revoked, or is one
+that OpenBao will expire within the action's timeout. The kills are random, so where they
+land is counted and printed here; tests/chaos/test_kill_points.py aims one at each point.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from tests.chaos.conftest import (
     query_state,
     restarts,
 )
+from tests.conftest import VaultServer
 from tests.payloads import alertmanager_alert, alertmanager_payload
 
 pytestmark = pytest.mark.integration
@@ -166,7 +170,12 @@ async def stuck(client: Client, incident_ids: list[str]) -> str:
 
 @pytest.mark.timeout(420)  # ~150 s on a quiet box; room for a loaded one
 async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
-    client: Client, settings: Settings, make_pool: PoolFactory, chaos_marker: str, tmp_path: Path
+    client: Client,
+    settings: Settings,
+    vault: VaultServer,
+    make_pool: PoolFactory,
+    chaos_marker: str,
+    tmp_path: Path,
 ) -> None:
     seed = secrets.randbits(32)
     rng = random.Random(seed)
@@ -232,10 +241,48 @@ async def test_fifty_worker_sigkills_every_incident_remediated_exactly_once(
         lines = restarts(configured, service)
         assert len(lines) == 1, f"{service} restarted {len(lines)} times: {lines}"
         assert f"incident-prod-{service}" in lines[0]
+    keys: dict[str, str] = {}
     for service in services:
         state = await query_state(client, f"incident-prod-{service}")
         (remediation,) = [r for r in state.remediations if not r.check_mode]  # not the preview
         assert remediation.status == "successful" and remediation.credential_revoked
+        keys[remediation.idempotency_key] = service
+
+    # Where the kills that hit a playbook run landed, read from OpenBao's audit log (tokens
+    # per attempt) and the targets' records (the attempt that executed the effect); and no
+    # token minted for these runs, by a killed attempt or not, lives on past its TTL.
+    landings: Counter[str] = Counter()
+    minted = [
+        t for t in vault.minted("firebreak-restart-service") if (t.get("metadata") or {}).get("key") in keys
+    ]
+    for key, service in keys.items():
+        token_attempts = {
+            int((t.get("metadata") or {}).get("attempt", 0)) for t in minted if t["metadata"]["key"] == key
+        }
+        effect_attempts = [
+            int(line.split("(attempt ", 1)[1].split()[0])
+            for line in restarts(configured, service)
+            if "(attempt " in line
+        ]
+        final = max(token_attempts | set(effect_attempts))
+        for attempt in range(1, final):
+            if attempt not in token_attempts:
+                landings["before the credential"] += 1
+            elif attempt not in effect_attempts:
+                landings["after the credential, before the effect"] += 1
+            else:
+                landings["after the effect, before completion"] += 1
+    revoked = expiring = 0
+    for token in minted:
+        live = vault.lookup_accessor(str(token["accessor"]))
+        if live is None:
+            revoked += 1
+            continue
+        assert not live["renewable"] and 0 < int(live["explicit_max_ttl"]) <= 300, live
+        expiring += 1
+    print(
+        f"playbook attempts killed, by where: {dict(landings)}; tokens revoked {revoked}, expiring {expiring}"
+    )
 
     leftovers = pool.close()
     assert pool.running() == []

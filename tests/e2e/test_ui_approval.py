@@ -55,7 +55,8 @@ def frame(name: str) -> str:
 
 
 PAYLOAD = re.compile(
-    r'\{"by": "YOUR NAME", "reason": "WHY", "plan_hash": "(?P<hash>[0-9a-f]+)", "code": "YOUR APPROVAL CODE"\}'
+    r'\{"by": "YOUR NAME", "reason": "WHY", "plan_hash": "(?P<hash>[0-9a-f]+)", '
+    r'"code": "YOUR APPROVAL CODE"\}'
 )
 APPROVER = f"ui-{secrets.token_hex(3)}@example.com"
 APPROVER_TOKEN = secrets.token_urlsafe(24)

@@ -36,8 +36,10 @@ class RecordingCredentials(ActionCredentials):
         super().__init__(addr, token)
         self.issued: list[ActionCredential] = []
 
-    def issue(self, spec: ActionSpec, incident_id: str, idempotency_key: str) -> ActionCredential:
-        credential = super().issue(spec, incident_id, idempotency_key)
+    def issue(
+        self, spec: ActionSpec, incident_id: str, idempotency_key: str, attempt: int = 1
+    ) -> ActionCredential:
+        credential = super().issue(spec, incident_id, idempotency_key, attempt)
         self.issued.append(credential)
         return credential
 
