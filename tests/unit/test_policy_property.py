@@ -24,9 +24,9 @@ from models.incident import PolicyDecision, PolicyInput, PolicyVerdict, Proposed
 from models.settings import PROJECT_ROOT
 from policies.data import minute_of_day
 from policies.engine import PolicyEngine
+from policies.gate import Gate
 from rca.topology import Topology
 from tests.unit.test_gate import HASHES, PEOPLE, play
-from policies.gate import Gate
 
 TOPOLOGY = Topology.from_data(
     {
