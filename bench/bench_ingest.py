@@ -12,7 +12,11 @@ sends a storm of `--alerts` alerts over `--incidents` incidents, four ways:
 3. grouped: `--group` alerts of one incident per request, as Alertmanager sends a group
    when `group_by` holds the incident labels; closed loop, so this is the ceiling;
 4. paced: the grouped storm offered open-loop at `--rate` alerts/s: the ack latency a sender
-   sees at that rate (closed-loop latency is only queueing: senders / throughput).
+   sees at that rate (closed-loop latency is only queueing: senders / throughput);
+5. bus (unless --no-bus): the same storm as one generic alert per NATS JetStream message,
+   published at `--rate` alerts/s to a real `nats-server -js` (Debian) and taken by
+   `python -m consumer`; ack latency is publish -> acked (the durable consumer's ack floor
+   passing the message, polled every 10 ms), throughput is alerts / (first publish -> last ack).
 Every sender retries 429/503 after Retry-After, as Alertmanager does. Alerts lost = alerts
 sent minus distinct fingerprints found in the workflows' histories. Prints a table and one
 JSON line. Numbers, not pass/fail.
@@ -246,6 +250,105 @@ async def open_loop(
     return sender.summary(alerts, elapsed) | {"connections": len(idle)}
 
 
+async def bus_phase(
+    target: str, queue: str, workdir: Path, alerts: int, incidents: int, rate: float
+) -> tuple[dict[str, float], str, str]:
+    """The storm through the broker: (numbers, run id, the consumer's ingest totals line)."""
+    import nats
+
+    binary = shutil.which("nats-server")
+    if binary is None:
+        raise SystemExit("nats-server not found: run scripts/install-system-deps.sh (or pass --no-bus)")
+    port = free_port()
+    broker = subprocess.Popen(
+        [binary, "-js", "-a", "127.0.0.1", "-p", str(port), "-sd", str(workdir / "jetstream")],
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "nats.log").open("wb"),
+    )
+    consumer = None
+    nc = None
+    try:
+        for _ in range(100):
+            try:
+                nc = await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0)
+                break
+            except Exception:
+                await asyncio.sleep(0.1)
+        assert nc is not None, "nats-server did not start"
+        consumer = subprocess.Popen(
+            [sys.executable, "-m", "consumer"],
+            cwd=ROOT,
+            env={
+                **os.environ,
+                "TEMPORAL_ADDRESS": target,
+                "FIREBREAK_TASK_QUEUE": queue,
+                "FIREBREAK_SETTLE_SECONDS": "3600",
+                "FIREBREAK_BUS_URL": f"nats://127.0.0.1:{port}",
+                "FIREBREAK_BUS_METRICS_PORT": str(free_port()),
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=(workdir / "consumer.log").open("wb"),
+        )
+        js = nc.jetstream()
+        while True:  # the consumer creates the stream and its durable consumer
+            try:
+                await js.consumer_info("FIREBREAK_ALERTS", "firebreak-ingest")
+                break
+            except nats.js.errors.NotFoundError:
+                assert consumer.poll() is None, (workdir / "consumer.log").read_text()[-2000:]
+                await asyncio.sleep(0.1)
+        run = secrets.token_hex(3)
+        bodies = [json.dumps(alert_body(i, incidents, run)).encode() for i in range(alerts)]
+        published: dict[int, float] = {}  # stream sequence -> when the broker stored it
+        acked_at: dict[int, float] = {}
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            floor = 0
+            while floor < alerts:
+                info = await js.consumer_info("FIREBREAK_ALERTS", "firebreak-ingest")
+                now = time.perf_counter()
+                new = info.ack_floor.stream_seq if info.ack_floor and info.ack_floor.stream_seq else 0
+                for seq in range(floor + 1, new + 1):
+                    acked_at[seq] = now
+                floor = max(floor, new)
+                await asyncio.sleep(0.01)
+            done.set()
+
+        async def one(body: bytes) -> None:
+            ack = await js.publish("firebreak.alerts.generic", body)
+            published[ack.seq] = time.perf_counter()
+
+        watcher = asyncio.create_task(watch())
+        started = time.perf_counter()
+        tasks = []
+        for n, body in enumerate(bodies):
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(body)))
+        await asyncio.gather(*tasks)
+        await asyncio.wait_for(done.wait(), timeout=600)
+        await watcher
+        elapsed = max(acked_at.values()) - started
+        latencies = [(acked_at[seq] - published[seq]) * 1000 for seq in published]
+        numbers = {
+            "alerts_per_s": alerts / elapsed,
+            "ack_p50_ms": percentile(latencies, 0.50),
+            "ack_p99_ms": percentile(latencies, 0.99),
+        }
+    finally:
+        if nc is not None:
+            await nc.close()
+        if consumer is not None:
+            consumer.terminate()
+            consumer.wait(timeout=30)
+        broker.terminate()
+        broker.wait(timeout=10)
+    totals = [x for x in (workdir / "consumer.log").read_text().splitlines() if "ingest totals" in x]
+    return numbers, run, totals[-1].split("ingest totals: ")[1] if totals else ""
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -257,6 +360,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=2500, help="alerts/s offered in the paced storm")
     parser.add_argument("--api-env", action="append", default=[], help="KEY=VALUE for the API process")
     parser.add_argument("--profile", help="write py-spy's raw (collapsed) stacks of the API here")
+    parser.add_argument("--no-bus", action="store_true", help="skip the NATS JetStream phase")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="firebreak-bench-"))
@@ -332,6 +436,11 @@ async def main() -> None:
     finally:
         api.terminate()
         api.wait(timeout=10)
+    bus_totals = ""
+    if not args.no_bus:
+        storms["bus"], runs["bus"], bus_totals = await bus_phase(
+            target, queue, workdir, args.alerts, args.incidents, args.rate
+        )
     lost = {
         name: args.alerts - await count_delivered(client, "incident-", args.incidents, run)
         for name, run in runs.items()
@@ -352,19 +461,23 @@ async def main() -> None:
             f"{name}_ratio_vs_raw": round(storm["alerts_per_s"] / raw["alerts_per_s"], 2),
             f"{name}_ack_p50_ms": round(storm["ack_p50_ms"], 1),
             f"{name}_ack_p99_ms": round(storm["ack_p99_ms"], 1),
-            f"{name}_retries_429_503": storm["retries"],
             f"{name}_alerts_lost": lost[name],
         }
+        if "retries" in storm:
+            result[f"{name}_retries_429_503"] = storm["retries"]
     result |= {
         "paced_offered_alerts_per_s": args.rate,
         "paced_connections": storms["paced"]["connections"],
         "grouped_alerts_per_request": args.group,
         "incidents_created": args.incidents * len(storms),
+        "bus_offered_alerts_per_s": None if args.no_bus else args.rate,
         "api_rss_mb": round(rss_kb / 1024, 1),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
     if totals:
         result["api_ingest_totals"] = totals[-1].split("ingest totals: ")[1]
+    if bus_totals:
+        result["consumer_ingest_totals"] = bus_totals
     report(result)
 
 
