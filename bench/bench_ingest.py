@@ -4,7 +4,7 @@
                                            [--group 25] [--rate 2500] [--profile FILE]
 
 Starts a Temporal dev server (SQLite, WAL) and the API as a real uvicorn subprocess, then
-sends a storm of `--alerts` alerts over `--incidents` incidents, four ways:
+sends a storm of `--alerts` alerts over `--incidents` incidents, five ways:
 1. raw: a bare client loop of signal-with-starts, one per alert, 32 in flight (the ceiling
    without batching);
 2. per_alert: one HTTP request per alert from `--concurrency` closed-loop senders (the worst
@@ -250,6 +250,10 @@ async def open_loop(
     return sender.summary(alerts, elapsed) | {"connections": len(idle)}
 
 
+async def _quiet(exc: Exception) -> None:
+    """The broker is still starting: the loop below retries; no traceback per attempt."""
+
+
 async def bus_phase(
     target: str, queue: str, workdir: Path, alerts: int, incidents: int, rate: float
 ) -> tuple[dict[str, float], str, str]:
@@ -270,7 +274,7 @@ async def bus_phase(
     try:
         for _ in range(100):
             try:
-                nc = await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0)
+                nc = await nats.connect(f"nats://127.0.0.1:{port}", max_reconnect_attempts=0, error_cb=_quiet)
                 break
             except Exception:
                 await asyncio.sleep(0.1)
