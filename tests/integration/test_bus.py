@@ -361,6 +361,58 @@ async def test_ten_thousand_messages_two_sigkills_every_alert_exactly_once(
         await client.get_workflow_handle(incident_id).terminate("test done")
 
 
+@pytest.mark.timeout(180)
+async def test_broker_sigkilled_and_restarted_consumer_carries_on(
+    client: Client,
+    settings: Settings,
+    make_stack: StackFactory,
+    nats_server: NatsServer,
+    make_consumer: list[ConsumerProcess],
+    tmp_path: Path,
+) -> None:
+    """nats-server dies mid-stream and comes back on its store: the consumer process rides it out."""
+    run = secrets.token_hex(3)
+    services = [f"broker-{run}-{n}" for n in range(5)]
+    expected: dict[str, set[str]] = {incident_workflow_id(f"prod-{s}"): set() for s in services}
+    messages = []
+    for n in range(2_000):
+        service = services[n % len(services)]
+        messages.append(alert_message(service, f"{run}-{n:04d}", generic=n % 4 == 0))
+        expected[incident_workflow_id(f"prod-{service}")].add(f"{run}-{n:04d}")
+    env = consumer_env(nats_server.url, client.service_client.config.target_host, settings, tmp_path)
+    consumer = new_consumer(make_consumer, env, tmp_path / "consumer.log")
+    consumer.start()
+
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=3)
+    try:
+        js = nc.jetstream()
+        await ready(js, consumer)
+        await publish(js, messages[:1_000])
+        await wait_acked(js, 300, timeout=60)
+    finally:
+        await nc.close()
+    assert nats_server.process is not None
+    nats_server.process.send_signal(signal.SIGKILL)
+    nats_server.process.wait(timeout=10)
+    await asyncio.sleep(3)  # the consumer's fetches and acks fail meanwhile
+    consumer.alive()
+    nats_server.start()  # the same port and JetStream store
+    nc = await nats.connect(nats_server.url, max_reconnect_attempts=3)
+    try:
+        js = nc.jetstream()
+        await publish(js, messages[1_000:])
+        await wait_consumed(js, len(messages), timeout=90, alive=consumer)
+    finally:
+        await nc.close()
+    await make_stack()
+    total, duplicates = await assert_exactly_once(client, expected)
+    assert total == len(messages)
+    assert "reconnected" in consumer.log.read_text()
+    print(f"\nbroker SIGKILLed and restarted: {total} alerts exactly once, {duplicates} duplicates absorbed")
+    for incident_id in expected:
+        await client.get_workflow_handle(incident_id).terminate("test done")
+
+
 @pytest.mark.timeout(240)
 async def test_temporal_down_nothing_acked_nothing_lost(
     settings: Settings,
