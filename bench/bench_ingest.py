@@ -14,7 +14,7 @@ sends a storm of `--alerts` alerts over `--incidents` incidents, five ways:
 4. paced: the grouped storm offered open-loop at `--rate` alerts/s: the ack latency a sender
    sees at that rate (closed-loop latency is only queueing: senders / throughput);
 5. bus (unless --no-bus): the same storm as one generic alert per NATS JetStream message,
-   published at `--rate` alerts/s to a real `nats-server -js` (Debian) and taken by
+   published at `--bus-rate` (default `--rate`) alerts/s to a real `nats-server -js` (Debian) and taken by
    `python -m consumer`; ack latency is publish -> acked (the durable consumer's ack floor
    passing the message, polled every 10 ms), throughput is alerts / (first publish -> last ack).
 Every sender retries 429/503 after Retry-After, as Alertmanager does. Alerts lost = alerts
@@ -365,6 +365,9 @@ async def main() -> None:
     parser.add_argument("--api-env", action="append", default=[], help="KEY=VALUE for the API process")
     parser.add_argument("--profile", help="write py-spy's raw (collapsed) stacks of the API here")
     parser.add_argument("--no-bus", action="store_true", help="skip the NATS JetStream phase")
+    parser.add_argument(
+        "--bus-rate", type=float, help="alerts/s published in the bus phase (default: --rate)"
+    )
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="firebreak-bench-"))
@@ -443,7 +446,7 @@ async def main() -> None:
     bus_totals = ""
     if not args.no_bus:
         storms["bus"], runs["bus"], bus_totals = await bus_phase(
-            target, queue, workdir, args.alerts, args.incidents, args.rate
+            target, queue, workdir, args.alerts, args.incidents, args.bus_rate or args.rate
         )
     lost = {
         name: args.alerts - await count_delivered(client, "incident-", args.incidents, run)
@@ -474,7 +477,7 @@ async def main() -> None:
         "paced_connections": storms["paced"]["connections"],
         "grouped_alerts_per_request": args.group,
         "incidents_created": args.incidents * len(storms),
-        "bus_offered_alerts_per_s": None if args.no_bus else args.rate,
+        "bus_offered_alerts_per_s": None if args.no_bus else args.bus_rate or args.rate,
         "api_rss_mb": round(rss_kb / 1024, 1),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }
