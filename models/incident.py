@@ -177,6 +177,13 @@ class RemediationInput(BaseModel):
     # The gate's sealed admission of this run; without a valid one nothing is minted or run.
     admission: Admission | None = None
 
+    @property
+    def mode(self) -> AdmissionMode:
+        """What kind of run this is, as an admission must name it."""
+        if self.rollback_of is not None:
+            return AdmissionMode.ROLLBACK
+        return AdmissionMode.CHECK if self.check_mode else AdmissionMode.APPLY
+
 
 def action_digest(action: ProposedAction) -> str:
     """What a seal binds an action by: everything that reaches the policy and Ansible."""

@@ -180,20 +180,13 @@ def check_admission(sealer: Sealer, run: RemediationInput, now: datetime) -> Adm
         raise NotAdmitted("admission: missing; remediation runs only as an admitted child of its incident")
     if not sealer.verify(ADMISSION_PURPOSE, admission.sealed_fields(), admission.seal):
         raise NotAdmitted("admission: its seal does not verify (forged, altered, or another worker key)")
-    expected_mode = (
-        AdmissionMode.ROLLBACK
-        if run.rollback_of is not None
-        else AdmissionMode.CHECK
-        if run.check_mode
-        else AdmissionMode.APPLY
-    )
     mismatches = [
         name
         for name, ok in (
             ("incident_id", admission.incident_id == run.incident_id),
             ("action", admission.action_digest == action_digest(run.action)),
             ("idempotency_key", admission.idempotency_key == run.idempotency_key),
-            ("check_mode", admission.mode == expected_mode),
+            ("check_mode", admission.mode == run.mode),
             ("rollback_of", admission.rollback_of == run.rollback_of),
         )
         if not ok

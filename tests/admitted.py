@@ -21,7 +21,7 @@ from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from models.admission import Admission, AdmissionMode
+from models.admission import Admission
 from models.constants import REMEDIATION_WORKFLOW
 from models.incident import RemediationInput, RemediationResult, action_digest
 from models.settings import Settings
@@ -60,19 +60,12 @@ def admission_key(settings: Settings) -> SecretStr:
 def admit(run: RemediationInput, key: SecretStr, **overrides: Any) -> RemediationInput:
     """`run` with an admission sealed by `key` for exactly this run (fields overridable)."""
     now = datetime.now(UTC)
-    mode = (
-        AdmissionMode.ROLLBACK
-        if run.rollback_of is not None
-        else AdmissionMode.CHECK
-        if run.check_mode
-        else AdmissionMode.APPLY
-    )
     fields: dict[str, Any] = {
         "incident_id": run.incident_id,
         "plan_hash": "test-plan",
         "index": 0,
         "action_digest": action_digest(run.action),
-        "mode": mode,
+        "mode": run.mode,
         "idempotency_key": run.idempotency_key,
         "rollback_of": run.rollback_of,
         "verdict": "test",

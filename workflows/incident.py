@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.agents import AgentActivities
     from activities.policy import PolicyActivities
     from firebreak import incident_hooks
-    from models.admission import Admission, AdmissionMode
+    from models.admission import Admission
     from models.agents import (
         AgentInput,
         AgentResult,
@@ -690,13 +690,6 @@ class IncidentWorkflow:
         forward: Admission | None,
     ) -> Admission:
         state = self._state
-        mode = (
-            AdmissionMode.ROLLBACK
-            if action_input.rollback_of is not None
-            else AdmissionMode.CHECK
-            if action_input.check_mode
-            else AdmissionMode.APPLY
-        )
         try:
             admission: Admission = await workflow.execute_activity_method(
                 AdmissionActivities.admit_remediation,
@@ -705,7 +698,7 @@ class IncidentWorkflow:
                     plan=self._plan(),
                     plan_hash=state.plan_hash or "",
                     index=index,
-                    mode=mode,
+                    mode=action_input.mode,
                     idempotency_key=action_input.idempotency_key,
                     rollback_of=action_input.rollback_of,
                     decisions=decisions if decisions is not None else state.policy_decisions,
