@@ -65,6 +65,7 @@ def bare_run(stack: Stack, credentials: ActionCredentials, service: str) -> floa
         "service": service,
         "incident_id": f"incident-{service}",
         "idempotency_key": key,
+        "firebreak_execution": "attempt 1 run bare",
         "target_state_dir": str(stack.targets),
         "vault_addr": stack.worker_env["FIREBREAK_VAULT_ADDR"],
         "vault_secret_path": action_secret_api_path("restart_service"),
