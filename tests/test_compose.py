@@ -20,7 +20,12 @@ from models.constants import SEARCH_ATTRIBUTES
 from models.settings import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-REQUIRED_ENV = {"FIREBREAK_API_TOKEN": "test-api-token", "OPENBAO_ROOT_TOKEN": "test-root"}
+REQUIRED_ENV = {
+    "FIREBREAK_API_TOKEN": "test-api-token",
+    "OPENBAO_ROOT_TOKEN": "test-root",
+    "FIREBREAK_ADMISSION_KEY": "test-admission-key",
+    "FIREBREAK_APPROVAL_KEY": "test-approval-key",
+}
 
 
 def docker_compose() -> str:
@@ -79,6 +84,12 @@ def test_compose_resolves_ports_and_dependencies(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     resolved = yaml.safe_load(result.stdout)["services"]
     assert resolved["firebreak-api"]["environment"]["FIREBREAK_API_TOKEN"] == "test-api-token"
+    # The gate's keys: the admission key to the workers only, the approval key to both.
+    worker_env = resolved["firebreak-worker"]["environment"]
+    api_env = resolved["firebreak-api"]["environment"]
+    assert worker_env["FIREBREAK_ADMISSION_KEY"] == "test-admission-key"
+    assert "FIREBREAK_ADMISSION_KEY" not in api_env
+    assert worker_env["FIREBREAK_APPROVAL_KEY"] == api_env["FIREBREAK_APPROVAL_KEY"] == "test-approval-key"
     published = {
         (name, *port_mapping(port)) for name, service in resolved.items() for port in service.get("ports", [])
     }

@@ -30,5 +30,12 @@ def test_compose_runs_the_broker_and_the_consumer(tmp_path: Path) -> None:
     assert consumer["depends_on"]["temporal-setup"]["condition"] == "service_completed_successfully"
     # It holds no Vault or webhook credentials: it only signals Temporal.
     dumped = yaml.safe_dump(consumer)
-    for secret in ("OPENBAO_ROOT_TOKEN", "FIREBREAK_VAULT_TOKEN", "FIREBREAK_API_TOKEN", "test-api-token"):
+    for secret in (
+        "OPENBAO_ROOT_TOKEN",
+        "FIREBREAK_VAULT_TOKEN",
+        "FIREBREAK_API_TOKEN",
+        "test-api-token",
+        "test-admission-key",
+        "test-approval-key",
+    ):
         assert secret not in dumped, secret
