@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -206,14 +207,27 @@ async def test_hostile_alerts_through_the_webhook(make_stack: StackFactory, cana
         response = await stack.post_alertmanager(alertmanager_payload(alert))
         assert response.status_code == 202, response.text
         opened += response.json()["incidents"]
+    # The service label itself: it names the plan's target and params.service.
+    for name in ("jinja-lookup", "shell", "host-list", "traversal"):
+        alert = alertmanager_alert("KubePodCrashLooping", values[name])
+        response = await stack.post_alertmanager(alertmanager_payload(alert))
+        if response.status_code == 422:
+            assert "service" in response.text, response.text  # refused, naming the field
+            continue
+        assert response.status_code == 202, response.text
+        opened += response.json()["incidents"]
+    services_seen: list[str] = []
     for incident_id in opened:
         state = await stack.wait_for(incident_id, lambda s: awaiting(s) or s.outcome is not None)
         if awaiting(state):
             await stack.handle(incident_id).signal(
                 SIGNAL_APPROVE, ApprovalSignal(by="oncall", reason="go", plan_hash=state.plan_hash)
             )
-            await stack.wait_for(incident_id, lambda s: s.remediations != [])
+            state = await stack.wait_for(incident_id, lambda s: s.remediations != [] or s.outcome is not None)
+        services_seen += [a.params.get("service", "") for a in (state.plan.actions if state.plan else [])]
     assert_no_canary(canary)
+    # Whatever reached a plan is a plain service name the catalog's pattern admits.
+    assert all(re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,62}", str(s)) for s in services_seen), services_seen
 
 
 # --- Door 3: a client starts IncidentWorkflow itself, with a hostile id -------------------------
