@@ -12,6 +12,8 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -63,6 +65,25 @@ class ActivitySet:
 
     functions: list[Callable[..., Any]]
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Slow loads (the dense embedding model) done at start, beside polling, instead of
+    # inside the first incident's activity.
+    warmers: list[Callable[[], None]] = field(default_factory=list)
+
+    def warm_in_background(self) -> None:
+        """Run the warmers on a daemon thread: polling starts at once, and a stop is never
+        held up by a load in progress. A failure is logged, never fatal (loads retry on use)."""
+
+        def run() -> None:
+            for warmer in self.warmers:
+                started = time.monotonic()
+                try:
+                    warmer()
+                except Exception as exc:
+                    logger.warning("warm-up failed (%s); it loads on first use", type(exc).__name__)
+                else:
+                    logger.info("warm-up done in %.1fs", time.monotonic() - started)
+
+        threading.Thread(target=run, name="firebreak-warm-up", daemon=True).start()
 
     async def aclose(self) -> None:
         """Close every pool, even when one fails: a leaked socket outlives the worker."""
@@ -142,7 +163,8 @@ def build_activities(
         telemetry = build_telemetry_activities(settings)
     except TopologyError as exc:
         raise ConfigurationError(str(exc)) from exc
-    memory = MemoryActivities(Memory.from_settings(settings))
+    memory_service = Memory.from_settings(settings)
+    memory = MemoryActivities(memory_service)
     notify = NotifyActivities(NotifyConfig.from_settings(settings))
     functions: list[Callable[..., Any]] = [
         agents.triage,
@@ -160,7 +182,9 @@ def build_activities(
         memory.action_track_record,
         *notify_activities(notify),
     ]
-    return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose])
+    return ActivitySet(
+        functions, closers=[agents.aclose, telemetry.aclose, notify.aclose], warmers=[memory_service.warm]
+    )
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
@@ -284,6 +308,7 @@ async def main() -> int:
         loop.add_signal_handler(sig, stop.set)
     logger.info("worker polling task queue %s", settings.task_queue)
     async with worker:  # closes the LLM's, Prometheus' and notifications' connection pools on exit
+        activities.warm_in_background()
         await stop.wait()
     logger.info("worker stopped")
     return 0
