@@ -99,6 +99,17 @@ def assert_no_canary(canary: Path) -> None:
 # --- Door 1: the activity itself, with a valid admission (the last line of defence) ---------
 
 
+def remediation_activities(settings: Settings, vault: VaultServer) -> RemediationActivities:
+    """The real activity, with the worker's key and credentials, as the worker builds it."""
+    return RemediationActivities(
+        catalog=Catalog.load(PROJECT_ROOT / "playbooks"),
+        sealer=Sealer(admission_key(settings)),
+        credentials=ActionCredentials(vault.addr, vault.worker_token),
+        vault_addr=vault.addr,
+        target_state_dir=settings.resolved_target_state_dir(),
+    )
+
+
 def restart(service: str, **params: Any) -> ProposedAction:
     return ProposedAction(action="restart_service", params={"service": service, **params}, target=service)
 
@@ -111,13 +122,7 @@ async def test_hostile_values_in_every_field_never_execute(
     the field unless plain; the free-text reason reaches the target verbatim (or is refused
     for its length); nothing ever executes, in check mode or for real."""
     key = admission_key(settings)
-    activities = RemediationActivities(
-        catalog=Catalog.load(PROJECT_ROOT / "playbooks"),
-        sealer=Sealer(key),
-        credentials=ActionCredentials(vault.addr, vault.worker_token),
-        vault_addr=vault.addr,
-        target_state_dir=settings.resolved_target_state_dir(),
-    )
+    activities = remediation_activities(settings, vault)
     env = ActivityEnvironment()
     outcomes: dict[str, str] = {}
     for name, value in hostile_values(canary).items():
@@ -167,13 +172,7 @@ async def test_hostile_values_in_every_field_never_execute(
 
 async def test_rollback_of_is_an_identifier_too(settings: Settings, vault: VaultServer, canary: Path) -> None:
     key = admission_key(settings)
-    activities = RemediationActivities(
-        catalog=Catalog.load(PROJECT_ROOT / "playbooks"),
-        sealer=Sealer(key),
-        credentials=ActionCredentials(vault.addr, vault.worker_token),
-        vault_addr=vault.addr,
-        target_state_dir=settings.resolved_target_state_dir(),
-    )
+    activities = remediation_activities(settings, vault)
     service = unique_service()
     run = RemediationInput(
         incident_id=f"incident-{service}",
