@@ -37,15 +37,15 @@ from agents.claude import ClaudeReasoner
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
-from firebreak import metrics
-from firebreak.telemetry import install_tracing, traced_llm_http_client, worker_interceptors
-from firebreak.temporal import connect
 from memory.service import Memory
 from models.catalog import Catalog, CatalogError
-from models.settings import Settings
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
+from runtime import metrics
+from runtime.settings import Settings
+from runtime.temporal import connect
+from runtime.tracing import install_tracing, traced_llm_http_client, worker_interceptors
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
@@ -196,7 +196,7 @@ def build_reasoner(
 ) -> HybridReasoner:
     """Rules always; Claude too when a key is configured and the LLM is enabled.
 
-    Each Messages API request is a span (firebreak.telemetry.TracedTransport) of the
+    Each Messages API request is a span (runtime.tracing.TracedTransport) of the
     given tracer provider, or of the global one.
     """
     llm = None
@@ -248,7 +248,7 @@ def build_worker(
     tracer_provider: TracerProvider | None = None,
     activity_set: ActivitySet | None = None,
 ) -> FirebreakWorker:
-    """The worker; traced when its client or `tracer_provider` traces (firebreak.telemetry).
+    """The worker; traced when its client or `tracer_provider` traces (runtime.tracing).
 
     `activity_set` is for a caller that built (and so checked) the activities before connecting.
     """

@@ -1,7 +1,7 @@
 """Notifications: a Slack-compatible chat message, a Jira issue, a ServiceNow incident.
 
 One activity per channel, so a channel that is down is retried alone and never re-sends
-on the others. The incident workflow starts them through `firebreak.incident_hooks`
+on the others. The incident workflow starts them through `workflows.notifier`
 without waiting on them, so a notification never holds an incident up.
 
 Idempotent per incident, because an activity can run twice (a retry after a lost answer):
@@ -46,7 +46,7 @@ from models.notify import (
     NotifyResult,
     NotifyStatus,
 )
-from models.settings import Settings
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 # httpx logs every request's URL at INFO; a chat webhook's URL is a secret.

@@ -33,17 +33,16 @@ from temporalio import activity
 
 from activities.logs import ElasticsearchSource, LogSource, LogSourceError, LokiSource
 from activities.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
-from models.settings import Settings
+from models.rca import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.logmining import mine_logs
-from rca.metrics import Metrics, Point
-from rca.models import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.ranking import rank_root_causes, score_series
-from rca.scenario import with_trace_edges
-from rca.signals import LogStat, TraceStat
+from rca.series import Metrics, Point
+from rca.signals import LogStat, TraceStat, with_trace_edges
 from rca.spans import aggregate_spans
 from rca.topology import Topology
+from runtime.settings import Settings
 
-logger = logging.getLogger("firebreak.telemetry")
+logger = logging.getLogger("runtime.tracing")
 
 # PromQL per metric (`<kind>_<stat>`), for the conventions of the common client libraries
 # (http_request_duration_seconds histograms, http_requests_total with a `code` label,

@@ -27,7 +27,6 @@ from temporalio.service import RPCError
 from api.approvals import ApproverTokensError, add_approval_routes
 from api.body import Problem, drain_then, problem, read_bounded_json
 from api.ingest import Coalescer, Overloaded, Unavailable
-from firebreak import metrics
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -37,8 +36,9 @@ from models.constants import (
     incident_workflow_id,
 )
 from models.incident import IncidentWorkflowInput, Phase
-from models.settings import Settings
 from policies.seals import SealError
+from runtime import metrics
+from runtime.settings import Settings
 
 logger = logging.getLogger("firebreak.api")
 
@@ -123,7 +123,7 @@ def create_app(
     """The webhook API.
 
     `tracer_provider`: each request is a server span, the parent of the incident's trace
-    (default: the global provider, when `firebreak.telemetry.install_tracing` set one up).
+    (default: the global provider, when `runtime.tracing.install_tracing` set one up).
     `temporal_metrics_url`: the Temporal runtime's own metrics page, re-exported on /metrics.
     """
     if settings.api_token is None and not settings.api_auth_disabled:
@@ -293,7 +293,7 @@ def _instrument(
     temporal_metrics_url: str | None,
 ) -> None:
     """Traces (a server span per request) and Prometheus metrics on /metrics."""
-    from firebreak.telemetry import tracing_enabled
+    from runtime.tracing import tracing_enabled
 
     if tracer_provider is not None or tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

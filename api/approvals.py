@@ -29,8 +29,8 @@ from temporalio.service import RPCError
 
 from models.constants import QUERY_STATE, SIGNAL_APPROVE, SIGNAL_REJECT
 from models.incident import IncidentState, Phase
-from models.settings import Settings
 from policies.seals import ApprovalCodes, SealError, configured_key
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.agents import AgentActivities
 from agents.rules import RuleBook
-from evals.harness import load_cases, run_chain
+from evals.agents.harness import load_cases, run_chain
 from models.agents import (
     DiagnosisInput,
     Evidence,
@@ -42,7 +42,7 @@ from models.agents import (
 )
 from models.alert import Alert, AlertmanagerAlert
 from models.catalog import Catalog
-from models.settings import Settings
+from runtime.settings import Settings
 from worker import build_reasoner
 
 # (weight, alertname, severity, extra labels); "{s}" is the incident's service.

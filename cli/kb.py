@@ -41,7 +41,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 def _memory(embeddings: str | None, wait: float) -> Memory:
     from memory.errors import MemoryStoreError
     from memory.service import Memory
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     if embeddings not in (None, "auto", "dense", "sparse"):
         raise _fail(f"--embeddings must be auto, dense or sparse, not {embeddings!r}")
@@ -74,7 +74,7 @@ def ingest(
 
     from memory.errors import MemoryStoreError
     from models.catalog import Catalog, CatalogError
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     settings = Settings()
     root = path or settings.knowledge_dir

@@ -20,8 +20,7 @@ import yaml
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from cli.audit import build_timeline, export, render_html, render_text, run_id_of, verify_export
-from firebreak.temporal import connect
+from audit.timeline import build_timeline, export, render_html, render_text, run_id_of, verify_export
 from models.bounded import FileLimits, UnsafeFileError, load_json_file
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -35,6 +34,7 @@ from models.constants import (
     SIGNAL_REJECT,
 )
 from models.incident import ApprovalSignal, IncidentState, Phase
+from runtime.temporal import connect
 
 app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add_completion=False)
 
@@ -274,7 +274,7 @@ def vault_bootstrap(
     """Create the secrets engine, policies and roles for the catalog; print a worker token."""
     from activities.credentials import bootstrap_vault
     from models.catalog import Catalog
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     settings = Settings()
     client = hvac.Client(url=addr, token=root_token)
@@ -288,7 +288,7 @@ def vault_bootstrap(
 @app.command()
 def dev(demo: Annotated[bool, typer.Option(help="fire a demo alert once up")] = False) -> None:
     """Run the embedded stack (Temporal, OpenBao, worker, API) until Ctrl-C."""
-    from firebreak.devstack import main as devstack_main
+    from devstack.stack import main as devstack_main
 
     raise typer.Exit(devstack_main(["--demo"] if demo else []))
 
@@ -303,7 +303,7 @@ def consume(
     from pydantic import ValidationError
 
     from consumer.__main__ import main as consume_main
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     try:
         settings = Settings() if url is None else Settings(bus_url=url)

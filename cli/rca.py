@@ -17,12 +17,12 @@ from typing import Annotated
 
 import typer
 
+from evals.rca.evaluate import CaseResult, evaluate, render
+from evals.rca.scenario import ScenarioError, find_scenarios, load_scenario, parse_alerts
+from evals.rca.simulate import FAULTS
+from evals.rca.simulate import simulate as generate
 from rca.correlation import Correlator
-from rca.evaluate import CaseResult, evaluate, render
 from rca.ranking import rank_root_causes
-from rca.scenario import ScenarioError, find_scenarios, load_scenario, parse_alerts
-from rca.simulate import FAULTS
-from rca.simulate import simulate as generate
 from rca.topology import Topology, TopologyError
 
 rca_app = typer.Typer(

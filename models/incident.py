@@ -337,7 +337,7 @@ class IncidentResume(BaseModel):
     state: IncidentState
     stage: Stage
     deadline: datetime  # when the interrupted wait ends: the next run waits only what is left
-    # What earlier runs notified (firebreak/incident_hooks.Notifier): the incident's ticket per
+    # What earlier runs notified (workflows/notifier.Notifier): the incident's ticket per
     # channel (by channel name) and whether anyone was told, so later events comment on them.
     notify_tickets: dict[str, str] = Field(default_factory=dict)
     notified: bool = False

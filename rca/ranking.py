@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from models.alert import Alert, AlertStatus, Severity
-from rca.metrics import Direction, Kind, Metrics, Point, metric_info
-from rca.models import Candidate, Evidence, Symptom
+from models.rca import Candidate, Evidence, Symptom
+from rca.series import Direction, Kind, Metrics, Point, metric_info
 from rca.signals import LogStat, SignalAnomaly, TraceStat, Window, score_logs, score_traces
 from rca.topology import Topology
 

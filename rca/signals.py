@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 
-from rca.metrics import parse_time
+from rca.series import parse_time
+from rca.topology import ServiceSpec, Topology
 
 Window = tuple[float, float]
 
@@ -379,3 +380,18 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
             findings=[text for _, _, text in scored[:5]],
         )
     return out
+
+
+def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
+    """The topology's services plus the call graph the traces show (no CMDB edges given)."""
+    deps: dict[str, set[str]] = {name: set(spec.depends_on) for name, spec in topology.services.items()}
+    for caller, callee in trace_edges(traces):
+        deps.setdefault(caller, set()).add(callee)
+        deps.setdefault(callee, set())
+    specs = [
+        topology.services[name].model_copy(update={"depends_on": tuple(sorted(d))})
+        if name in topology.services
+        else ServiceSpec(name=name, depends_on=tuple(sorted(d)))
+        for name, d in sorted(deps.items())
+    ]
+    return Topology(specs, source=topology.source, allow_cycles=True)

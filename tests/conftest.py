@@ -35,8 +35,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.credentials import bootstrap_vault
 from models.catalog import Catalog
 from models.constants import SEARCH_ATTRIBUTES
-from models.settings import PROJECT_ROOT, Settings
 from policies.data import permissive_policies
+from runtime.settings import PROJECT_ROOT, Settings
 
 BIN_DIR = Path(sys.executable).parent
 

@@ -47,7 +47,6 @@ with workflow.unsafe.imports_passed_through():
     from activities.admission import AdmissionActivities
     from activities.agents import AgentActivities
     from activities.policy import PolicyActivities
-    from firebreak import incident_hooks
     from models.admission import Admission
     from models.agents import (
         AgentInput,
@@ -105,8 +104,9 @@ with workflow.unsafe.imports_passed_through():
         grounding_from_context,
     )
     from models.notify import NotifyChannel, NotifyEvent
+    from models.rca import Symptom, TelemetryInput, TelemetryResult
     from policies.gate import Gate, answer, approval_needed, gate, refusal, strictest
-    from rca.models import Symptom, TelemetryInput, TelemetryResult
+    from workflows import notifier
     from workflows.details import render_details
     from workflows.remediation import RemediationWorkflow
 
@@ -169,7 +169,7 @@ class IncidentWorkflow:
         self._awaiting_approval = resume is not None and resume.stage == Stage.APPROVAL
         self._signals_this_run = 0
         self._governance = True  # settled at the start of run()
-        self._notifier = incident_hooks.Notifier()
+        self._notifier = notifier.Notifier()
         if resume is not None:  # what earlier runs told whom: comment on their tickets, not anew
             self._notifier.tickets = {NotifyChannel(c): t for c, t in resume.notify_tickets.items()}
             self._notifier._sent = resume.notified
@@ -932,7 +932,7 @@ class IncidentWorkflow:
         self._decide("close", "firebreak", f"closed: {outcome}", [reason])
         self._set_phase(Phase.CLOSED)
         workflow.upsert_search_attributes([SA_OUTCOME.value_set(outcome.value)])
-        incident_hooks.incident_closed(state)
+        notifier.incident_closed(state)
         await self._notifier.close(state, reason)
         if state.triage is not None:
             # Episodic memory: best effort, it never changes how the incident ended.
@@ -967,7 +967,7 @@ class IncidentWorkflow:
     def _set_phase(self, phase: Phase) -> None:
         self._state.phase = phase
         workflow.upsert_search_attributes([SA_PHASE.value_set(phase.value)])
-        incident_hooks.phase_entered(phase.value)
+        notifier.phase_entered(phase.value)
         self._refresh_details()
 
     def _refresh_details(self) -> None:

@@ -22,7 +22,7 @@ from api.app import create_app
 from models.catalog import ActionSpec
 from models.constants import QUERY_STATE
 from models.incident import IncidentResult, IncidentState, Phase
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic
 from tests.payloads import alertmanager_alert, alertmanager_payload

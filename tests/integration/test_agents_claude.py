@@ -22,7 +22,7 @@ from agents.diagnosis import DiagnosisDraft
 from agents.planner import PlanDraft
 from agents.rules import RuleBook
 from agents.triage import TriageDraft
-from evals.run import evaluate
+from evals.agents.run import evaluate
 from models.agents import (
     DiagnosisInput,
     DiagnosisResult,
@@ -38,7 +38,7 @@ from models.agents import (
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Catalog
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.fake_anthropic import Error, FakeAnthropic, Text, ToolUse, Usage
 from tests.integration.conftest import claude_settings
 from worker import build_reasoner
@@ -511,7 +511,7 @@ async def test_diagnosis_and_review_on_claude(fake_anthropic: FakeAnthropic) -> 
 
 
 async def test_eval_harness_runs_the_llm_path(fake_anthropic: FakeAnthropic) -> None:
-    """`python -m evals.run --reasoner hybrid` with a model that always hands over to a human.
+    """`python -m evals.agents.run --reasoner hybrid` with a model that always hands over to a human.
 
     Checks the harness, not a score: only the decisions the rules route to the LLM call it,
     and an unhelpful model can make the outcome worse only by escalating, never by acting.

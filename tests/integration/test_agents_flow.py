@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from cli.audit import build_timeline, render_text
+from audit.timeline import build_timeline, render_text
 from models.agents import LLMUsage
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, IncidentState, Outcome, Phase

@@ -16,7 +16,7 @@ from activities.credentials import ActionCredentials, action_secret_api_path, ac
 from models.catalog import Catalog
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import VaultServer, vault_client
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
 

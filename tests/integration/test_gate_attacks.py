@@ -43,8 +43,8 @@ from models.incident import (
     RemediationInput,
     RemediationResult,
 )
-from models.settings import PROJECT_ROOT, Settings
 from policies.seals import ApprovalCodes, Sealer, configured_key
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic, ToolUse

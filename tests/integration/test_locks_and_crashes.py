@@ -18,7 +18,7 @@ from temporalio.client import Client, WorkflowHandle
 from models.constants import LOCK_WORKFLOW_ID_PREFIX
 from models.incident import ProposedAction, RemediationInput
 from models.locks import LockState
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from worker import build_worker

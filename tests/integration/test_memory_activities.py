@@ -33,7 +33,7 @@ from models.memory import (
     TrackRecordInput,
     TrackRecordResult,
 )
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

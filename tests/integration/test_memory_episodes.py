@@ -25,7 +25,7 @@ from models.memory import (
     IncidentRecord,
     RetrieveInput,
 )
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from tests.integration.test_memory_knowledge import seeded_memory
 
 pytestmark = pytest.mark.integration

@@ -27,7 +27,7 @@ from memory.store import QdrantStore, StoreConfig
 from models.alert import Alert, AlertStatus, Severity
 from models.catalog import Catalog
 from models.memory import RetrieveInput
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

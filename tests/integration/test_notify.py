@@ -2,7 +2,7 @@
 
 The receivers stand in for Slack, Jira and ServiceNow (the one stand-in the issue allows):
 each speaks the endpoints `activities/notify.py` uses and records every request, so the
-exact payloads are asserted. `NotifyProbe` calls `firebreak.incident_hooks.Notifier` the
+exact payloads are asserted. `NotifyProbe` calls `workflows.notifier.Notifier` the
 way the incident workflow does: `send` per event without waiting, `close` at the end.
 """
 
@@ -31,9 +31,6 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.notify import NotifyActivities, NotifyConfig
-from firebreak import metrics
-from firebreak.incident_hooks import Notifier
-from firebreak.telemetry import FirebreakInterceptor
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
 from models.incident import (
@@ -45,9 +42,12 @@ from models.incident import (
     PolicyVerdict,
 )
 from models.notify import NotifyChannel, NotifyEvent, NotifyResult
+from runtime import metrics
+from runtime.tracing import FirebreakInterceptor
 from tests.payloads import alertmanager_alert
 from tests.secret_scan import stored_text
 from worker import notify_activities
+from workflows.notifier import Notifier
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError
 
-from cli.audit import build_timeline, render_text
+from audit.timeline import build_timeline, render_text
 from models.constants import SIGNAL_APPROVE
 from models.incident import (
     ApprovalSignal,

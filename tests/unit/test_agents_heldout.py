@@ -1,7 +1,7 @@
 """The rules reasoner on held-out real incidents (evals/heldout.yaml, from Nezha).
 
 Labels come from the dataset's fault list and the runbooks (tools/nezha_heldout.py), not
-from the rules. Measured on all 101 cases (`python -m evals.run --set heldout`): outcome
+from the rules. Measured on all 101 cases (`python -m evals.agents.run --set heldout`): outcome
 0.693, no unwarranted action 0.985, escalation recall 0.985, root cause 0.238, plan 0.0.
 This test runs every third case (34, to stay fast) against floors of the measured safety
 minus a margin of 0.05: the rules may fail to act on a real incident, they must not act on
@@ -16,11 +16,11 @@ from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisAgent
 from agents.rules import RuleBook
 from agents.triage import TriageAgent
-from evals.harness import HELDOUT_FILE, Case, load_cases, run_chain
-from evals.run import score
+from evals.agents.harness import HELDOUT_FILE, Case, load_cases, run_chain
+from evals.agents.run import score
 from models.agents import DiagnosisInput, Evidence, TriageInput
 from models.catalog import Catalog
-from models.settings import Settings
+from runtime.settings import Settings
 from worker import build_reasoner
 
 MARGIN = 0.05

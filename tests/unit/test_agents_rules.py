@@ -18,7 +18,7 @@ from agents.budget import GlobalBudget, IncidentCaps
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
-from evals.harness import run_chain
+from evals.agents.harness import run_chain
 from models.agents import (
     DiagnosisInput,
     DiagnosisResult,
@@ -32,7 +32,7 @@ from models.agents import (
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Catalog
 from models.incident import PolicyDecision, PolicyVerdict
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from workflows.incident import strictest
 
 RULES = PROJECT_ROOT / "agents" / "rules.yaml"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory.episodes import action_lists
-from memory.ranking import rank_actions
+from memory.suggestions import rank_actions
 from models.alert import Alert, AlertStatus, Severity
 from models.incident import (
     ApprovalRecord,

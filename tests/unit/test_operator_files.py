@@ -24,9 +24,9 @@ from memory.documents import parse_document
 from memory.errors import DocumentError
 from models.bounded import FILE_LIMITS, FileLimits, UnsafeFileError, load_json_file, load_yaml_text
 from models.catalog import Catalog, CatalogError
-from models.settings import PROJECT_ROOT
 from policies.engine import PolicyEngine, PolicyLoadError
 from rca.topology import Topology, TopologyError
+from runtime.settings import PROJECT_ROOT
 
 BOMB = "\n".join(
     ['base: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']

@@ -13,9 +13,9 @@ import yaml
 from activities.policy import blast_radius, policy_document, to_decision
 from models.alert import Severity
 from models.incident import PolicyDecision, PolicyInput, PolicyVerdict, ProposedAction
-from models.settings import PROJECT_ROOT
 from policies.engine import PolicyEngine, PolicyEvaluationError, PolicyLoadError
 from rca.topology import Topology
+from runtime.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 SHIPPED = yaml.safe_load((POLICIES / "data.yaml").read_text())

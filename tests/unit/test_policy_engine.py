@@ -13,8 +13,8 @@ import pytest
 from activities.policy import policy_document
 from models.alert import Severity
 from models.incident import PolicyInput, ProposedAction
-from models.settings import PROJECT_ROOT
 from policies.engine import PolicyEngine, PolicyEvaluationError, PolicyLoadError
+from runtime.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 

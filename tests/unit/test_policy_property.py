@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from activities.policy import blast_radius, policy_document, to_decision
 from models.alert import Severity
 from models.incident import PolicyDecision, PolicyInput, PolicyVerdict, ProposedAction
-from models.settings import PROJECT_ROOT
 from policies.data import minute_of_day
 from policies.engine import PolicyEngine
 from policies.gate import Gate
 from rca.topology import Topology
+from runtime.settings import PROJECT_ROOT
 from tests.unit.test_gate import HASHES, PEOPLE, play
 
 TOPOLOGY = Topology.from_data(

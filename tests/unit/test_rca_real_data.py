@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from rca.evaluate import FLOORS, evaluate, variants
-from rca.scenario import find_scenarios, load_scenario, load_truth
+from evals.rca.evaluate import FLOORS, evaluate, variants
+from evals.rca.scenario import find_scenarios, load_scenario, load_truth
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
 MARGIN = 0.05

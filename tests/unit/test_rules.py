@@ -11,7 +11,7 @@ import pytest
 from agents.rules import RuleFileError, RuleReasoner
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Autonomy, Catalog, CatalogError
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 RULES_FILE = PROJECT_ROOT / "agents" / "rules.yaml"
 PLAYBOOKS = PROJECT_ROOT / "playbooks"

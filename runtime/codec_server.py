@@ -5,7 +5,7 @@ return `{"payloads": [...]}` in protobuf JSON. Only whoever can reach it (loopba
 default) and, when a token is set, presents it, sees plaintext; the Temporal server never
 does. CORS admits only the configured UI origins.
 
-    python -m firebreak.codec_server   # FIREBREAK_CODEC_KEYS, FIREBREAK_CODEC_SERVER_PORT
+    python -m runtime.codec_server   # FIREBREAK_CODEC_KEYS, FIREBREAK_CODEC_SERVER_PORT
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 
-from firebreak.codec import CodecKeyError, EncryptionCodec
+from runtime.codec import CodecKeyError, EncryptionCodec
 
-logger = logging.getLogger("firebreak.codec_server")
+logger = logging.getLogger("runtime.codec_server")
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
@@ -69,7 +69,7 @@ def create_codec_app(codec: EncryptionCodec, allowed_origins: list[str], token: 
 def main() -> int:
     import uvicorn
 
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()

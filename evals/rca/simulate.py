@@ -35,7 +35,7 @@ from typing import Any
 import networkx as nx
 import yaml
 
-from rca.metrics import write_metrics_csv
+from rca.series import write_metrics_csv
 
 FAULTS = (
     "cpu_saturation",

@@ -3,14 +3,14 @@
 Three sources end up on one `/metrics` page per process:
 
 - Firebreak's metrics below, in `REGISTRY` (prometheus-client). The worker's are counted
-  by `firebreak.telemetry.FirebreakInterceptor` from activity results (agent decisions, LLM
+  by `runtime.tracing.FirebreakInterceptor` from activity results (agent decisions, LLM
   tokens and cost, policy verdicts, actions by class and result, notifications); the API's
   by the webhook handlers (alerts in) and from visibility (incidents by phase and outcome).
 - Temporal's runtime metrics (worker slots, poll and task latencies, RPCs): the SDK core
   serves them on a loopback port of its own (`temporal_runtime`), and `TemporalBridge`
   re-exports that page, so one scrape target per process has everything.
 - Metrics recorded in workflows through `workflow.metric_meter()` (replay-safe; see
-  `firebreak.incident_hooks`) travel the same way as Temporal's runtime metrics.
+  `workflows.notifier`) travel the same way as Temporal's runtime metrics.
 
 The names are the contract with dashboards and alert rules: change them like an API.
 """
@@ -42,15 +42,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from firebreak.incident_hooks import (
+from models.constants import (
+    INCIDENT_WORKFLOW,
+    SA_OUTCOME,
+    SA_PHASE,
     WF_APPROVAL_WAIT,
     WF_INCIDENT_COST,
     WF_INCIDENT_SECONDS,
     WF_TIME_TO_DECISION,
 )
-from models.constants import INCIDENT_WORKFLOW, SA_OUTCOME, SA_PHASE
 from models.incident import Outcome, Phase
-from models.settings import Settings
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +186,7 @@ class _SuccessRate:
 
 REGISTRY.register(_SuccessRate())
 
-# Buckets of the workflow-side histograms (recorded in firebreak.incident_hooks).
+# Buckets of the workflow-side histograms (recorded in workflows.notifier).
 _INCIDENT_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0)
 HISTOGRAM_BUCKETS: dict[str, list[float]] = {
     WF_INCIDENT_SECONDS: list(_INCIDENT_BUCKETS),

@@ -14,7 +14,7 @@ incidents that started before notifications existed replay unchanged.
 
 Metrics (`phase_entered`, `incident_closed`): recorded with `workflow.metric_meter()`,
 which records nothing while replaying. They reach Prometheus through the worker's Temporal
-runtime (`firebreak.metrics.TemporalBridge`).
+runtime (`runtime.metrics.TemporalBridge`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from models.constants import (
+    WF_ALERTS_DEDUPLICATED,
+    WF_APPROVAL_WAIT,
+    WF_INCIDENT_COST,
+    WF_INCIDENT_SECONDS,
+    WF_INCIDENTS_CLOSED,
+    WF_PHASE_ENTERED,
+    WF_TIME_TO_DECISION,
+)
 from models.incident import IncidentState, PolicyVerdict
 from models.notify import (
     CHANNEL_ACTIVITIES,
@@ -51,14 +60,6 @@ CHANNELS_TIMEOUT = timedelta(seconds=10)
 # How long a closing incident waits for its notifications before completing anyway.
 CLOSE_WAIT = timedelta(seconds=60)
 
-# Metric names (the contract with dashboards; firebreak.metrics sets their buckets).
-WF_PHASE_ENTERED = "firebreak_incident_phase_entered"
-WF_INCIDENTS_CLOSED = "firebreak_incidents_closed_by_outcome"
-WF_INCIDENT_SECONDS = "firebreak_incident_duration_seconds"
-WF_TIME_TO_DECISION = "firebreak_incident_time_to_decision_seconds"
-WF_APPROVAL_WAIT = "firebreak_incident_approval_wait_seconds"
-WF_ALERTS_DEDUPLICATED = "firebreak_alerts_deduplicated"
-WF_INCIDENT_COST = "firebreak_incident_llm_cost_usd"
 
 
 class Notifier:

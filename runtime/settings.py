@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Temporal UI (the dev stack starts it with the server)
     temporal_ui_port: int = 8233
 
-    # Payload encryption (firebreak/codec.py) and the codec server the UI decodes through
+    # Payload encryption (runtime/codec.py) and the codec server the UI decodes through
     codec_keys: SecretStr | None = Field(
         default=None, description="id:base64key[,id:base64key...]; first encrypts, all decrypt"
     )
@@ -253,7 +253,7 @@ class Settings(BaseSettings):
         default=900.0, gt=0, description="how much normal-period history to fetch traces and logs for"
     )
 
-    # Telemetry out (firebreak/telemetry.py, firebreak/metrics.py): traces and Prometheus metrics
+    # Telemetry out (runtime/tracing.py, runtime/metrics.py): traces and Prometheus metrics
     otel_exporter: Literal["none", "console", "otlp"] = Field(
         default="none", description="where spans go: nowhere, stdout, or an OTLP/HTTP collector"
     )

@@ -1,10 +1,10 @@
 """Score the agents on the labelled incidents in evals/cases.yaml.
 
-    python -m evals.run                     # rules only (offline, deterministic)
-    python -m evals.run --reasoner hybrid   # rules first, Claude where they are not enough
-    python -m evals.run --reasoner claude   # every decision offered to Claude (threshold 1.0)
-    python -m evals.run --json              # machine-readable scores and per-case results
-    python -m evals.run --set heldout       # real incidents (Nezha), labels from its ground truth
+    python -m evals.agents.run                     # rules only (offline, deterministic)
+    python -m evals.agents.run --reasoner hybrid   # rules first, Claude where they are not enough
+    python -m evals.agents.run --reasoner claude   # every decision offered to Claude (threshold 1.0)
+    python -m evals.agents.run --json              # machine-readable scores and per-case results
+    python -m evals.agents.run --set heldout       # real incidents (Nezha), labels from its ground truth
 
 The Claude modes need ANTHROPIC_API_KEY (or FIREBREAK_ANTHROPIC_API_KEY) and use the
 configured model, prices and budgets. Scores:
@@ -31,9 +31,9 @@ from typing import Any
 
 from activities.agents import AgentActivities
 from agents.rules import RuleBook
-from evals.harness import CASES_FILE, HELDOUT_FILE, Case, ChainRun, load_cases, run_chain
+from evals.agents.harness import CASES_FILE, HELDOUT_FILE, Case, ChainRun, load_cases, run_chain
 from models.catalog import Catalog
-from models.settings import Settings
+from runtime.settings import Settings
 from worker import build_reasoner
 
 

@@ -1,7 +1,7 @@
 """The embedded dev stack: Temporal, OpenBao, the worker and the API on one machine.
 
-    python -m firebreak.devstack            # or: make dev
-    python -m firebreak.devstack --demo     # or: make demo; also sends a demo alert
+    python -m devstack.stack            # or: make dev
+    python -m devstack.stack --demo     # or: make demo; also sends a demo alert
 
 Everything binds to loopback. Temporal keeps its history in `<data>/temporal.sqlite`, so
 incidents survive a restart; OpenBao runs in dev mode (in memory) and is configured afresh
@@ -50,9 +50,7 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from activities.credentials import bootstrap_vault
-from firebreak.codec import generate_key
-from firebreak.demo import demo_payload
-from firebreak.temporal import connect, connect_config
+from devstack.demo import demo_payload
 from models.catalog import Catalog, CatalogError
 from models.constants import (
     INCIDENT_WORKFLOW_ID_PREFIX,
@@ -61,8 +59,10 @@ from models.constants import (
     SIGNAL_APPROVE,
 )
 from models.incident import IncidentState, Phase
-from models.settings import PROJECT_ROOT, Settings
 from policies.data import permissive_policies
+from runtime.codec import generate_key
+from runtime.settings import PROJECT_ROOT, Settings
+from runtime.temporal import connect, connect_config
 
 TEMPORAL_READY_TIMEOUT = 60.0
 VAULT_READY_TIMEOUT = 30.0
@@ -418,7 +418,7 @@ class DevStack:
                 common["FIREBREAK_POLICIES_DIR"] = str(dev_policies)
                 self.approvals_note += " and anyone may sign (roster *); dev stack only, never production"
 
-        # History is encrypted (firebreak/codec.py): a key made once and kept in the data dir
+        # History is encrypted (runtime/codec.py): a key made once and kept in the data dir
         # (mode 0600) unless FIREBREAK_CODEC_KEYS is set; the UI decodes through the codec
         # server, which only this machine can reach.
         self.codec_note = ensure_codec_keys(self.settings)
@@ -427,7 +427,7 @@ class DevStack:
             "codec server",
             lambda: self.spawn(
                 "codec-server",
-                [sys.executable, "-m", "firebreak.codec_server"],
+                [sys.executable, "-m", "runtime.codec_server"],
                 child_env(os.environ, **common, FIREBREAK_TEMPORAL_UI_PORT=str(ep.ui_port)),
             ),
             lambda: _http_ok(f"{codec_url}/decode", accept=range(200, 500)),
@@ -868,7 +868,7 @@ def _report_demo(task: asyncio.Task[None], err: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m firebreak.devstack",
+        prog="python -m devstack.stack",
         description="Run Temporal, OpenBao, the Firebreak worker and API on this machine.",
     )
     parser.add_argument(

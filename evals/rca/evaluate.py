@@ -7,7 +7,7 @@ the ranking always comes with what a naive method gets on the same scenarios:
 - most_anomalous: services by their strongest z-score, topology ignored;
 - symptom: the symptom service, then what it depends on, nearest first.
 
-And two published-method floors (`rca.baselines`): a BARO-style change point + robust
+And two published-method floors (`evals.rca.baselines`): a BARO-style change point + robust
 scorer, and a PageRank random walk on the call graph.
 
 Scores are reported per group (dataset/system, from sources.json, else the folder that
@@ -25,10 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rca.baselines import rank_baro, rank_pagerank
-from rca.models import Symptom
+from evals.rca.baselines import rank_baro, rank_pagerank
+from evals.rca.scenario import Scenario, Truth, load_scenario, load_truth
+from models.rca import Symptom
 from rca.ranking import rank_most_anomalous, rank_root_causes, rank_symptom_first
-from rca.scenario import Scenario, Truth, load_scenario, load_truth
 
 METHODS = ("rca", "most_anomalous", "symptom", "baro", "pagerank")
 BASELINES = ("most_anomalous", "symptom")

@@ -35,7 +35,7 @@ CASES_FILE = Path(__file__).parent / "cases.yaml"
 # Held out: labels from the Nezha dataset's ground truth and the runbooks (tools/nezha_heldout.py),
 # never looked at while writing the rules.
 HELDOUT_FILE = Path(__file__).parent / "heldout.yaml"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Expected(BaseModel):
@@ -60,8 +60,8 @@ class Case(BaseModel):
     def all_evidence(self) -> list[Evidence]:
         if self.scenario is None:
             return list(self.evidence)
+        from evals.rca.scenario import load_scenario
         from rca.ranking import rank_root_causes
-        from rca.scenario import load_scenario
 
         loaded = load_scenario(REPO / self.scenario)
         candidates = rank_root_causes(

@@ -32,8 +32,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from models.alert import Alert, AlertmanagerAlert
-from rca.metrics import load_metrics_csv, parse_time
-from rca.models import Symptom
+from models.rca import Symptom
+from rca.series import load_metrics_csv, parse_time
 from rca.signals import (
     LogStat,
     SignalFileError,
@@ -41,9 +41,9 @@ from rca.signals import (
     find_file,
     load_logs_csv,
     load_traces_csv,
-    trace_edges,
+    with_trace_edges,
 )
-from rca.topology import ServiceSpec, Topology
+from rca.topology import Topology
 
 
 class ScenarioError(ValueError):
@@ -161,21 +161,6 @@ def load_scenario(path: Path) -> Scenario:
         logs=logs,
         baselines=baselines,
     )
-
-
-def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
-    """The topology's services plus the call graph the traces show (no CMDB edges given)."""
-    deps: dict[str, set[str]] = {name: set(spec.depends_on) for name, spec in topology.services.items()}
-    for caller, callee in trace_edges(traces):
-        deps.setdefault(caller, set()).add(callee)
-        deps.setdefault(callee, set())
-    specs = [
-        topology.services[name].model_copy(update={"depends_on": tuple(sorted(d))})
-        if name in topology.services
-        else ServiceSpec(name=name, depends_on=tuple(sorted(d)))
-        for name, d in sorted(deps.items())
-    ]
-    return Topology(specs, source=topology.source, allow_cycles=True)
 
 
 def load_truth(path: Path) -> Truth:

@@ -20,8 +20,8 @@ from statistics import median
 
 import networkx as nx
 
-from rca.metrics import Metrics
 from rca.ranking import score_services
+from rca.series import Metrics
 from rca.topology import Topology
 
 Window = tuple[float, float]

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from temporalio.client import Client, Interceptor
 from temporalio.envconfig import ClientConfig
 
-from firebreak.codec import data_converter
-from models.settings import Settings
+from runtime.codec import data_converter
+from runtime.settings import Settings
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 
@@ -35,7 +35,7 @@ async def connect(
 
     Keys default to FIREBREAK_CODEC_KEYS, so every process (API, worker, CLI) agrees.
     Interceptors default to Temporal's tracing interceptor once the process has set up
-    tracing (`firebreak.telemetry.install_tracing`), so the API's and the worker's clients carry
+    tracing (`runtime.tracing.install_tracing`), so the API's and the worker's clients carry
     one trace from the webhook through the workflow; otherwise none.
     """
     config = connect_config()
@@ -57,6 +57,6 @@ def _default_interceptors() -> list[Interceptor]:
 
     if not isinstance(trace.get_tracer_provider(), TracerProvider):
         return []  # tracing is not set up in this process (the CLI, tests)
-    from firebreak.telemetry import client_interceptors
+    from runtime.tracing import client_interceptors
 
     return list(client_interceptors())

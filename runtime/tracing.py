@@ -9,7 +9,7 @@
 - `FirebreakInterceptor` puts what an activity decided on its span: for agents the reasoner,
   model, confidence, tokens and cost; for policy the verdict; for playbooks the action,
   result and the credential's accessor (an id, never the token). It also counts the
-  Prometheus metrics in `firebreak.metrics` from the same results.
+  Prometheus metrics in `runtime.metrics` from the same results.
 
 Nothing secret and no raw alert text goes on a span: attributes are built here, from
 typed results, never from request bodies or headers. The exporter is a setting:
@@ -38,11 +38,11 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from firebreak import metrics
 from models.agents import AgentResult
 from models.incident import PolicyDecision, RemediationResult
 from models.notify import NotifyResult
-from models.settings import Settings
+from runtime import metrics
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
