@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )
-    # Traces and logs for diagnosis (activities/traces.py, activities/logs.py); empty: not used
+    # Traces and logs for diagnosis (integrations/traces.py, integrations/logs.py); empty: not used
     trace_source: Literal["", "jaeger", "tempo"] = Field(default="", description="trace store to query")
     trace_url: str = Field(default="", description="Jaeger query or Tempo HTTP API base URL")
     log_source: Literal["", "loki", "opensearch"] = Field(default="", description="log store to query")

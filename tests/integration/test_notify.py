@@ -30,7 +30,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.notify import NotifyActivities, NotifyConfig
+from activities.notify import NotifyActivities
+from integrations.notify import NotifyConfig
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
 from models.incident import (
