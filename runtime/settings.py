@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     prometheus_queries: dict[str, str] = Field(
         default_factory=dict,
         description="metric name (<kind>_<stat>) -> PromQL using $services and $window; "
-        "empty: the built-in set in activities/telemetry.py",
+        "empty: the built-in set in integrations/prometheus.py",
     )
     prometheus_rate_window: str = Field(default="5m", description="range for rate() in the built-in queries")
     telemetry_normal_seconds: float = Field(
@@ -284,7 +284,7 @@ class Settings(BaseSettings):
         default=15.0, ge=0, description="how often the API counts incidents by phase/outcome (0: never)"
     )
 
-    # Notifications and ITSM (activities/notify.py); each channel is off until configured
+    # Notifications and ITSM (integrations/notify.py); each channel is off until configured
     notify_ui_url: str | None = Field(
         default=None, description="Temporal UI base URL for links (default: loopback UI port)"
     )
