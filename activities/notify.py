@@ -18,6 +18,7 @@ from temporalio import activity
 from activities.errors import to_application_error
 from integrations.errors import NotifyError
 from integrations.notify import (
+    ChannelClient,
     ChatClient,
     JiraClient,
     NotifyConfig,
@@ -75,9 +76,7 @@ class NotifyActivities:
             )
         return result
 
-    async def _send(
-        self, client: ChatClient | JiraClient | ServiceNowClient, input: NotifyInput
-    ) -> NotifyResult:
+    async def _send(self, client: ChannelClient, input: NotifyInput) -> NotifyResult:
         if not client.configured:
             return NotifyResult(channel=client.channel, event=input.event, status="skipped")
         link = ui_link(self._config.ui_url, activity.info().namespace, input.incident_id)

@@ -162,7 +162,7 @@ def chat_payload(input: NotifyInput, link: str) -> dict[str, Any]:
     }
 
 
-class _ChannelClient:
+class ChannelClient:
     """A channel's HTTP calls: failures become NotifyUnavailable / NotifyRejected."""
 
     channel: ClassVar[NotifyChannel]
@@ -174,6 +174,10 @@ class _ChannelClient:
     @property
     def configured(self) -> bool:
         return self.channel in self._config.channels()
+
+    async def send(self, input: NotifyInput, link: str) -> NotifyResult:
+        """Deliver one event (only on a configured channel); `link` opens the incident in the UI."""
+        raise NotImplementedError
 
     async def _call(
         self, method: str, url: str, *, missing_ok: bool = False, **kwargs: Any
@@ -197,7 +201,7 @@ class _ChannelClient:
         raise NotifyRejected(detail)
 
 
-class ChatClient(_ChannelClient):
+class ChatClient(ChannelClient):
     channel = NotifyChannel.CHAT
 
     async def send(self, input: NotifyInput, link: str) -> NotifyResult:
@@ -209,7 +213,7 @@ class ChatClient(_ChannelClient):
         return NotifyResult(channel=NotifyChannel.CHAT, event=input.event, status="sent")
 
 
-class JiraClient(_ChannelClient):
+class JiraClient(ChannelClient):
     channel = NotifyChannel.JIRA
 
     async def send(self, input: NotifyInput, link: str) -> NotifyResult:
@@ -304,7 +308,7 @@ class JiraClient(_ChannelClient):
         return "updated"
 
 
-class ServiceNowClient(_ChannelClient):
+class ServiceNowClient(ChannelClient):
     channel = NotifyChannel.SERVICENOW
 
     async def send(self, input: NotifyInput, link: str) -> NotifyResult:
