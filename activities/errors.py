@@ -4,6 +4,7 @@ Every fault an activity lets out is one of these, raised where it happens (an I/
 agent, the memory store, the gate, the catalog) with no Temporal in sight. The activity
 turns it into an `ApplicationError` with `to_application_error`; its `type` is the class
 name, which retry policies and the workflows name, so the class names are the contract.
+Every class below can be imported from here.
 
     Exception
     ├── CatalogError (models.catalog)         unknown action, params that fail the schema
@@ -48,11 +49,58 @@ from datetime import timedelta
 
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from agents.errors import AgentError
-from integrations.errors import IntegrationError
-from memory.errors import MemoryStoreError
+from agents.errors import AgentError, AgentOutputInvalid, LLMError, LLMRequestRejected, LLMUnavailable
+from integrations.errors import (
+    CredentialDenied,
+    CredentialError,
+    IntegrationError,
+    NotifyError,
+    NotifyRejected,
+    NotifyUnavailable,
+    PlaybookError,
+    VaultUnavailable,
+)
+from memory.errors import (
+    DocumentError,
+    EmbeddingUnavailable,
+    MemoryStoreError,
+    RecordNotFound,
+    SchemaMismatch,
+    StoreBusy,
+    StoreUnavailable,
+)
 from models.catalog import CatalogError
 from policies.admission import NotAdmitted
+
+# The whole vocabulary, from one import: the activity table names retry policies' error types
+# from these classes, so no type is ever a string typed by hand.
+__all__ = [
+    "DOMAIN_ERRORS",
+    "AgentError",
+    "AgentOutputInvalid",
+    "CatalogError",
+    "CredentialDenied",
+    "CredentialError",
+    "DocumentError",
+    "EmbeddingUnavailable",
+    "IntegrationError",
+    "LLMError",
+    "LLMRequestRejected",
+    "LLMUnavailable",
+    "MemoryStoreError",
+    "NotAdmitted",
+    "NotifyError",
+    "NotifyRejected",
+    "NotifyUnavailable",
+    "PlaybookError",
+    "PolicyError",
+    "RecordNotFound",
+    "SchemaMismatch",
+    "StoreBusy",
+    "StoreUnavailable",
+    "VaultUnavailable",
+    "to_application_error",
+]
 
 
 class PolicyError(Exception):
