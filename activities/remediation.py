@@ -3,7 +3,9 @@
 The Temporal side of a run: check the gate's admission before anything else, validate what
 reaches Ansible, mint the credential, heartbeat while `integrations.ansible` runs the
 playbook, revoke in a `finally`, and map failures with `activities.errors`. A run with
-`rollback_of` runs the action's catalog rollback playbook instead.
+`rollback_of` runs the action's catalog rollback playbook instead. The result carries what
+the run changed (or, in check mode, would change) task by task (`RemediationResult.changes`):
+what an approver sees before saying yes, and what shadow mode records.
 
 A check-mode run holds no credential at all: nothing is minted for a plan nobody approved
 (or for shadow mode), and the playbooks skip their credential tasks in check mode
