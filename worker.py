@@ -25,10 +25,9 @@ from temporalio.worker import Worker
 
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
-from activities.credentials import ActionCredentials
 from activities.locks import LockActivities
 from activities.memory import MemoryActivities
-from activities.notify import NotifyActivities, NotifyConfig
+from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
 from activities.telemetry import build_telemetry_activities
@@ -37,6 +36,8 @@ from agents.claude import ClaudeReasoner
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
+from integrations.notify import NotifyConfig
+from integrations.vault import ActionCredentials
 from memory.service import Memory
 from models.catalog import Catalog, CatalogError
 from policies.engine import PolicyEngine, PolicyLoadError

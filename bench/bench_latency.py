@@ -44,7 +44,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.credentials import bootstrap_vault  # noqa: E402
+from integrations.vault import bootstrap_vault  # noqa: E402
 from models.catalog import Catalog  # noqa: E402
 from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
 

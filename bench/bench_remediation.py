@@ -30,7 +30,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(ROOT))
 
-from activities.credentials import ActionCredentials, action_secret_api_path
+from integrations.vault import ActionCredentials, action_secret_api_path
 from models.catalog import Catalog
 from models.incident import ProposedAction, RemediationInput
 from policies.seals import configured_key

@@ -272,7 +272,7 @@ def vault_bootstrap(
     ] = "",
 ) -> None:
     """Create the secrets engine, policies and roles for the catalog; print a worker token."""
-    from activities.credentials import bootstrap_vault
+    from integrations.vault import bootstrap_vault
     from models.catalog import Catalog
     from runtime.settings import Settings
 

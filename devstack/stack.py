@@ -49,8 +49,8 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from activities.credentials import bootstrap_vault
 from devstack.demo import demo_payload
+from integrations.vault import bootstrap_vault
 from models.catalog import Catalog, CatalogError
 from models.constants import (
     INCIDENT_WORKFLOW_ID_PREFIX,

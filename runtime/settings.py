@@ -227,7 +227,7 @@ class Settings(BaseSettings):
     prometheus_queries: dict[str, str] = Field(
         default_factory=dict,
         description="metric name (<kind>_<stat>) -> PromQL using $services and $window; "
-        "empty: the built-in set in activities/telemetry.py",
+        "empty: the built-in set in integrations/prometheus.py",
     )
     prometheus_rate_window: str = Field(default="5m", description="range for rate() in the built-in queries")
     telemetry_normal_seconds: float = Field(
@@ -239,7 +239,7 @@ class Settings(BaseSettings):
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )
-    # Traces and logs for diagnosis (activities/traces.py, activities/logs.py); empty: not used
+    # Traces and logs for diagnosis (integrations/traces.py, integrations/logs.py); empty: not used
     trace_source: Literal["", "jaeger", "tempo"] = Field(default="", description="trace store to query")
     trace_url: str = Field(default="", description="Jaeger query or Tempo HTTP API base URL")
     log_source: Literal["", "loki", "opensearch"] = Field(default="", description="log store to query")
@@ -284,7 +284,7 @@ class Settings(BaseSettings):
         default=15.0, ge=0, description="how often the API counts incidents by phase/outcome (0: never)"
     )
 
-    # Notifications and ITSM (activities/notify.py); each channel is off until configured
+    # Notifications and ITSM (integrations/notify.py); each channel is off until configured
     notify_ui_url: str | None = Field(
         default=None, description="Temporal UI base URL for links (default: loopback UI port)"
     )

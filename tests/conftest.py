@@ -32,7 +32,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.credentials import bootstrap_vault
+from integrations.vault import bootstrap_vault
 from models.catalog import Catalog
 from models.constants import SEARCH_ATTRIBUTES
 from policies.data import permissive_policies

@@ -31,8 +31,8 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.credentials import ActionCredentials
 from consumer.bus import HEADER_REASON, HEADER_SEQUENCE, BusConsumer, ensure_streams, temporal_deliver
+from integrations.vault import ActionCredentials
 from models.constants import QUERY_STATE, incident_workflow_id
 from models.incident import IncidentState
 from runtime.metrics import REGISTRY

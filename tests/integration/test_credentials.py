@@ -12,7 +12,7 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from activities.credentials import ActionCredentials, action_secret_api_path, action_secret_path
+from integrations.vault import ActionCredentials, action_secret_api_path, action_secret_path
 from models.catalog import Catalog
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase

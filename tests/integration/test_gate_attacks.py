@@ -27,9 +27,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.credentials import ActionCredentials
 from activities.remediation import RemediationActivities
 from api.approvals import token_digest
+from integrations.vault import ActionCredentials
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
 from models.catalog import Catalog
 from models.constants import INCIDENT_WORKFLOW, REMEDIATION_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE

@@ -1,7 +1,7 @@
 """Notifications through a real Temporal worker to local HTTP receivers.
 
 The receivers stand in for Slack, Jira and ServiceNow (the one stand-in the issue allows):
-each speaks the endpoints `activities/notify.py` uses and records every request, so the
+each speaks the endpoints `integrations/notify.py` uses and records every request, so the
 exact payloads are asserted. `NotifyProbe` calls `workflows.notifier.Notifier` the
 way the incident workflow does: `send` per event without waiting, `close` at the end.
 """
@@ -30,7 +30,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.notify import NotifyActivities, NotifyConfig
+from activities.notify import NotifyActivities
+from integrations.notify import NotifyConfig
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
 from models.incident import (

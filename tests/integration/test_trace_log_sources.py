@@ -24,9 +24,9 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.logs import ElasticsearchSource, LogSourceError, LokiSource, logql_selector
 from activities.telemetry import TelemetryActivities, TelemetryConfig
-from activities.traces import JaegerSource, TempoSource, TraceSourceError
+from integrations.logs import ElasticsearchSource, LogSourceError, LokiSource, logql_selector
+from integrations.traces import JaegerSource, TempoSource, TraceSourceError
 from models.rca import Symptom, TelemetryInput
 from rca.logmining import mine_logs
 from rca.signals import score_logs, score_traces

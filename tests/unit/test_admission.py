@@ -18,7 +18,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from activities.ansible_data import plain_identifiers, unsafe_vars_yaml
+from integrations.ansible import plain_identifiers, unsafe_vars_yaml
 from models.admission import AdmissionMode
 from models.catalog import ActionSpec, CatalogError
 from models.incident import (

@@ -1,4 +1,4 @@
-"""Short-lived, least-privilege Vault credentials for remediation actions.
+"""OpenBao/Vault: short-lived, least-privilege credentials for remediation actions.
 
 Layout in Vault (set up by `bootstrap_vault`, idempotently):
 
@@ -26,7 +26,7 @@ import hvac.exceptions
 import requests
 from pydantic import SecretStr
 
-from activities.errors import CredentialDenied, VaultUnavailable
+from integrations.errors import CredentialDenied, VaultUnavailable
 from models.catalog import ActionSpec, Catalog
 
 logger = logging.getLogger(__name__)
