@@ -13,6 +13,8 @@ Retry policies name these by `type`, so the mapping is the contract with the wor
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.exceptions import ApplicationError
 
 
@@ -41,3 +43,26 @@ class CredentialDenied(CredentialError):
 
 class PlaybookError(FirebreakError):
     retryable = True
+
+
+# Notification channels (activities/notify.py): a rejection (other 4xx) is final.
+class NotifyError(Exception):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def to_application_error(self) -> ApplicationError:
+        delay = timedelta(seconds=self.retry_after) if self.retry_after is not None else None
+        return ApplicationError(
+            str(self), type=type(self).__name__, non_retryable=not self.retryable, next_retry_delay=delay
+        )
+
+
+class NotifyUnavailable(NotifyError):
+    retryable = True
+
+
+class NotifyRejected(NotifyError):
+    retryable = False

@@ -28,15 +28,14 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import NotifyRejected, NotifyUnavailable
 from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
 from models.notify import (
     ChannelsResult,
@@ -64,28 +63,6 @@ _SNOW_CLOSE_CODES = {
     "self_resolved": "Resolved by caller",
 }
 _SNOW_NO_RESOLUTION = "No resolution provided"
-
-
-class NotifyError(Exception):
-    retryable = True
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-    def to_application_error(self) -> ApplicationError:
-        delay = timedelta(seconds=self.retry_after) if self.retry_after is not None else None
-        return ApplicationError(
-            str(self), type=type(self).__name__, non_retryable=not self.retryable, next_retry_delay=delay
-        )
-
-
-class NotifyUnavailable(NotifyError):
-    retryable = True
-
-
-class NotifyRejected(NotifyError):
-    retryable = False
 
 
 @dataclass(frozen=True)

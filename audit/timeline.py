@@ -30,6 +30,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter, PayloadConverter
 
+from activities import table
 from models.agents import AgentResult, DiagnosisResult, PlanResult, ReviewResult, TriageResult
 from models.alert import AlertBatch
 from models.constants import (
@@ -59,18 +60,11 @@ _SEARCH_ATTRIBUTE_NAMES = {
     SA_SERVICE.name: "service",
 }
 
-ACTIVITY_RESULTS: dict[str, type[BaseModel]] = {
-    "triage": TriageResult,
-    "diagnose": DiagnosisResult,
-    "plan_remediation": PlanResult,
-    "review_plan": ReviewResult,
-    "evaluate_policy": PolicyDecision,
-    "run_playbook": RemediationResult,
-    "notify_chat": NotifyResult,
-    "notify_jira": NotifyResult,
-    "notify_servicenow": NotifyResult,
-    "notify_channels": ChannelsResult,
-}
+
+def result_type_of(activity_name: str) -> type | None:
+    """The activity's result type from the activity table; None for a name it does not list."""
+    spec = table.BY_NAME.get(activity_name)
+    return spec.result_type if spec is not None else None
 
 
 class AuditEntry(BaseModel):
@@ -154,28 +148,29 @@ async def _entry(
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
         attrs_a = event.activity_task_completed_event_attributes
         name = activity_types.get(attrs_a.scheduled_event_id, "?")
-        model = ACTIVITY_RESULTS.get(name)
-        if model is None:
-            # An activity this audit has no type for: show its result as plain JSON.
-            raw = await decode(attrs_a.result, None) if attrs_a.result.payloads else None
-            facts = raw if isinstance(raw, dict) else {"result": raw}
-            hints = [
-                f"{k} {facts[k]}" for k in ("status", "mode", "id") if isinstance(facts.get(k), str | int)
-            ]
-            return AuditEntry(
-                at=at,
-                kind=name,
-                summary=f"{name} completed" + (f": {', '.join(hints)}" if hints else ""),
-                details=facts,
-            )
-        result = await decode(attrs_a.result, model)
+        model = result_type_of(name)
+        result: Any = None
+        why_raw = f"{name} is not in the activity table"
+        if model is not None:
+            try:
+                result = await decode(attrs_a.result, model)
+            except Exception as exc:  # shown as recorded, and the timeline says why
+                why_raw = f"does not decode as {model.__name__} ({type(exc).__name__})"
         if isinstance(result, ChannelsResult):
             return None  # which channels are configured: the notifications themselves follow
+        summary = _activity_summary(result) if isinstance(result, BaseModel) else None
+        if summary is not None:
+            return AuditEntry(at=at, kind=name, summary=summary, details=result.model_dump(mode="json"))
+        # No summary for this result (or no type): its facts as recorded, plain JSON.
+        raw = await decode(attrs_a.result, None) if attrs_a.result.payloads else None
+        facts = raw if isinstance(raw, dict) else {"result": raw}
+        hints = [f"{k} {facts[k]}" for k in ("status", "mode", "id") if isinstance(facts.get(k), str | int)]
+        note = "" if isinstance(result, BaseModel) else f" [{why_raw}; shown as recorded]"
         return AuditEntry(
             at=at,
             kind=name,
-            summary=_activity_summary(result),
-            details=result.model_dump(mode="json"),
+            summary=f"{name} completed" + (f": {', '.join(hints)}" if hints else "") + note,
+            details=facts,
         )
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
         attrs_f = event.activity_task_failed_event_attributes
@@ -261,7 +256,7 @@ async def _entry(
     return None
 
 
-def _activity_summary(result: BaseModel) -> str:
+def _activity_summary(result: BaseModel) -> str | None:
     if isinstance(result, AgentResult):
         return f"{_agent_summary(result)}\n{_how_decided(result)}"
     if isinstance(result, PolicyDecision):
@@ -278,7 +273,7 @@ def _activity_summary(result: BaseModel) -> str:
     if isinstance(result, NotifyResult):
         ticket = f" {result.number or result.ticket}" if (result.number or result.ticket) else ""
         return f"notify {result.channel.value} ({result.event.value}): {result.status}{ticket}"
-    return type(result).__name__
+    return None
 
 
 def _agent_summary(result: AgentResult) -> str:
@@ -349,7 +344,7 @@ def _totals(entries: list[AuditEntry]) -> AuditEntry:
     calls = tokens = 0
     cost = 0.0
     for entry in entries:
-        usage = entry.details.get("usage") if entry.kind in ACTIVITY_RESULTS else None
+        usage = entry.details.get("usage") if entry.kind in table.BY_NAME else None
         if isinstance(usage, dict):
             calls += int(usage.get("calls", 0))
             tokens += sum(
