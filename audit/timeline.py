@@ -41,6 +41,8 @@ from models.constants import (
     SIGNAL_ALERTS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
 )
 from models.incident import (
     ApprovalSignal,
@@ -59,6 +61,9 @@ _SEARCH_ATTRIBUTE_NAMES = {
     SA_SEVERITY.name: "severity",
     SA_SERVICE.name: "service",
 }
+
+
+_UPDATE_ANSWERS = {UPDATE_APPROVE: SIGNAL_APPROVE, UPDATE_REJECT: SIGNAL_REJECT}
 
 
 def result_type_of(activity_name: str) -> type | None:
@@ -129,18 +134,25 @@ async def _entry(
             )
         if attrs_s.signal_name in (SIGNAL_APPROVE, SIGNAL_REJECT):
             signal: ApprovalSignal = await decode(attrs_s.input, ApprovalSignal)
-            return AuditEntry(
-                at=at,
-                kind=attrs_s.signal_name,
-                summary=f"{attrs_s.signal_name} by {signal.by}: {signal.reason or '(no reason)'} "
-                f"[plan {signal.plan_hash}] via {attrs_s.identity or 'unknown client'}",
-                details={"identity": attrs_s.identity, **signal.model_dump(mode="json")},
-            )
+            return _answer_entry(at, attrs_s.signal_name, signal, attrs_s.identity)
         return AuditEntry(
             at=at,
             kind="signal",
             summary=f"signal {attrs_s.signal_name}",
             details={"identity": attrs_s.identity},
+        )
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        # An approve/reject update (the CLI): the same answer as the signal, shown the same way.
+        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        answer = _UPDATE_ANSWERS.get(request.input.name)
+        if answer is not None:
+            sent: ApprovalSignal = await decode(request.input.args, ApprovalSignal)
+            return _answer_entry(at, answer, sent, request.meta.identity)
+        return AuditEntry(
+            at=at,
+            kind="update",
+            summary=f"update {request.input.name}",
+            details={"identity": request.meta.identity},
         )
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
         activity_types[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
@@ -254,6 +266,16 @@ async def _entry(
             summary=event.workflow_execution_failed_event_attributes.failure.message,
         )
     return None
+
+
+def _answer_entry(at: datetime, kind: str, signal: ApprovalSignal, identity: str) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        kind=kind,
+        summary=f"{kind} by {signal.by}: {signal.reason or '(no reason)'} "
+        f"[plan {signal.plan_hash}] via {identity or 'unknown client'}",
+        details={"identity": identity, **signal.model_dump(mode="json")},
+    )
 
 
 def _activity_summary(result: BaseModel) -> str | None:
