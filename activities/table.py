@@ -75,13 +75,6 @@ class ActivitySpec(Generic[InputT, ResultT]):
     config: workflow.ActivityConfig
     summary: str
 
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        policy = self.config.get("retry_policy")
-        if policy is None:  # every entry below names one
-            raise LookupError(f"activity {self.name} has no retry policy")
-        return policy
-
 
 def _retry(
     *, initial: float, maximum: float, attempts: int, never: tuple[type[BaseException], ...] = ()
