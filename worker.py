@@ -9,6 +9,7 @@ a problem stops it with a message naming the file, never a worker that allows si
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import sys
@@ -20,9 +21,11 @@ from typing import Any, TypedDict
 
 import anthropic
 from opentelemetry.trace import TracerProvider
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import table
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
 from activities.locks import LockActivities
@@ -54,6 +57,11 @@ from workflows.remediation import RemediationWorkflow
 logger = logging.getLogger("firebreak.worker")
 
 WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow, ResourceLockWorkflow)
+# Activities an implementation defines that no workflow schedules: not registered.
+# (`firebreak feedback` records a judgement through the memory service directly.)
+UNSCHEDULED = frozenset({"record_feedback"})
+# Implemented with the worker's own Temporal client, so registered by build_worker.
+NEEDS_CLIENT = (table.REQUEST_LOCK,)
 
 
 class ConfigurationError(RuntimeError):
@@ -167,29 +175,56 @@ def build_activities(
     memory_service = Memory.from_settings(settings)
     memory = MemoryActivities(memory_service)
     notify = NotifyActivities(NotifyConfig.from_settings(settings))
-    functions: list[Callable[..., Any]] = [
-        agents.triage,
-        agents.diagnose,
-        agents.plan_remediation,
-        agents.review_plan,
-        policy.evaluate_policy,
-        admission.admit_remediation,
-        admission.verify_approval,
-        remediation.run_playbook,
-        telemetry.gather_telemetry,
-        memory.retrieve_context,
-        memory.record_incident,
-        memory.record_feedback,
-        memory.action_track_record,
-        *notify_activities(notify),
-    ]
+    functions = registration(
+        [agents, policy, admission, remediation, telemetry, memory, notify],
+        [spec for spec in table.ACTIVITIES if spec not in NEEDS_CLIENT],
+    )
     return ActivitySet(
         functions, closers=[agents.aclose, telemetry.aclose, notify.aclose], warmers=[memory_service.warm]
     )
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
-    return [notify.notify_channels, notify.notify_chat, notify.notify_jira, notify.notify_servicenow]
+    """The notification activities alone (tests run the Notifier with just these)."""
+    return registration([notify], [table.NOTIFY_CHANNELS, *table.NOTIFY_BY_CHANNEL.values()])
+
+
+def registration(
+    implementations: Sequence[object], specs: Sequence[table.ActivitySpec[Any, Any]]
+) -> list[Callable[..., Any]]:
+    """The bound methods implementing `specs`, in table order, found by activity name.
+
+    Raises ConfigurationError naming the activity when an entry has no implementation, one
+    has two, an implementation's result type is not the table's, or an implementation
+    defines an activity the table does not list: the worker does not start half-wired.
+    """
+    wanted = {spec.name: spec for spec in specs}
+    found: dict[str, Callable[..., Any]] = {}
+    for implementation in implementations:
+        for attribute, member in inspect.getmembers(type(implementation), callable):
+            defn = activity._Definition.from_callable(member)
+            if defn is None or defn.name is None or defn.name in UNSCHEDULED:
+                continue
+            where = f"{type(implementation).__name__}.{attribute}"
+            spec = wanted.get(defn.name)
+            if spec is None:
+                raise ConfigurationError(
+                    f"activity {defn.name} ({where}) is not in the activity table (activities/table.py)"
+                )
+            if defn.name in found:
+                raise ConfigurationError(f"activity {defn.name} is implemented twice (again by {where})")
+            if defn.ret_type is not None and defn.ret_type is not spec.result_type:
+                raise ConfigurationError(
+                    f"activity {defn.name} ({where}) returns {defn.ret_type}, "
+                    f"the activity table says {spec.result_type.__name__}"
+                )
+            found[defn.name] = getattr(implementation, attribute)
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ConfigurationError(
+            f"activity {', '.join(missing)}: in the activity table (activities/table.py) but not implemented"
+        )
+    return [found[spec.name] for spec in specs]
 
 
 def build_reasoner(
@@ -256,13 +291,15 @@ def build_worker(
     if activity_set is None:
         activity_set = build_activities(settings, credentials, tracer_provider=tracer_provider)
     # The lock activity signals-with-start through this worker's own client.
-    activity_set.functions.append(LockActivities(client).request_lock)
+    activity_set.functions.extend(registration([LockActivities(client)], NEEDS_CLIENT))
     return FirebreakWorker(
         client,
         activity_set=activity_set,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        interceptors=worker_interceptors(client.config()["interceptors"], tracer_provider),
+        interceptors=worker_interceptors(
+            client.config()["interceptors"], tracer_provider, table.result_types()
+        ),
         **sizing(settings),
     )
 

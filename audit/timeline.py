@@ -30,6 +30,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter, PayloadConverter
 
+from activities import table
 from models.agents import AgentResult, DiagnosisResult, PlanResult, ReviewResult, TriageResult
 from models.alert import AlertBatch
 from models.constants import (
@@ -40,6 +41,8 @@ from models.constants import (
     SIGNAL_ALERTS,
     SIGNAL_APPROVE,
     SIGNAL_REJECT,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
 )
 from models.incident import (
     ApprovalSignal,
@@ -59,18 +62,14 @@ _SEARCH_ATTRIBUTE_NAMES = {
     SA_SERVICE.name: "service",
 }
 
-ACTIVITY_RESULTS: dict[str, type[BaseModel]] = {
-    "triage": TriageResult,
-    "diagnose": DiagnosisResult,
-    "plan_remediation": PlanResult,
-    "review_plan": ReviewResult,
-    "evaluate_policy": PolicyDecision,
-    "run_playbook": RemediationResult,
-    "notify_chat": NotifyResult,
-    "notify_jira": NotifyResult,
-    "notify_servicenow": NotifyResult,
-    "notify_channels": ChannelsResult,
-}
+
+_UPDATE_ANSWERS = {UPDATE_APPROVE: SIGNAL_APPROVE, UPDATE_REJECT: SIGNAL_REJECT}
+
+
+def result_type_of(activity_name: str) -> type | None:
+    """The activity's result type from the activity table; None for a name it does not list."""
+    spec = table.BY_NAME.get(activity_name)
+    return spec.result_type if spec is not None else None
 
 
 class AuditEntry(BaseModel):
@@ -135,18 +134,25 @@ async def _entry(
             )
         if attrs_s.signal_name in (SIGNAL_APPROVE, SIGNAL_REJECT):
             signal: ApprovalSignal = await decode(attrs_s.input, ApprovalSignal)
-            return AuditEntry(
-                at=at,
-                kind=attrs_s.signal_name,
-                summary=f"{attrs_s.signal_name} by {signal.by}: {signal.reason or '(no reason)'} "
-                f"[plan {signal.plan_hash}] via {attrs_s.identity or 'unknown client'}",
-                details={"identity": attrs_s.identity, **signal.model_dump(mode="json")},
-            )
+            return _answer_entry(at, attrs_s.signal_name, signal, attrs_s.identity)
         return AuditEntry(
             at=at,
             kind="signal",
             summary=f"signal {attrs_s.signal_name}",
             details={"identity": attrs_s.identity},
+        )
+    if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+        # An approve/reject update (the CLI): the same answer as the signal, shown the same way.
+        request = event.workflow_execution_update_accepted_event_attributes.accepted_request
+        answer = _UPDATE_ANSWERS.get(request.input.name)
+        if answer is not None:
+            sent: ApprovalSignal = await decode(request.input.args, ApprovalSignal)
+            return _answer_entry(at, answer, sent, request.meta.identity)
+        return AuditEntry(
+            at=at,
+            kind="update",
+            summary=f"update {request.input.name}",
+            details={"identity": request.meta.identity},
         )
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
         activity_types[event.event_id] = event.activity_task_scheduled_event_attributes.activity_type.name
@@ -154,28 +160,29 @@ async def _entry(
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
         attrs_a = event.activity_task_completed_event_attributes
         name = activity_types.get(attrs_a.scheduled_event_id, "?")
-        model = ACTIVITY_RESULTS.get(name)
-        if model is None:
-            # An activity this audit has no type for: show its result as plain JSON.
-            raw = await decode(attrs_a.result, None) if attrs_a.result.payloads else None
-            facts = raw if isinstance(raw, dict) else {"result": raw}
-            hints = [
-                f"{k} {facts[k]}" for k in ("status", "mode", "id") if isinstance(facts.get(k), str | int)
-            ]
-            return AuditEntry(
-                at=at,
-                kind=name,
-                summary=f"{name} completed" + (f": {', '.join(hints)}" if hints else ""),
-                details=facts,
-            )
-        result = await decode(attrs_a.result, model)
+        model = result_type_of(name)
+        result: Any = None
+        why_raw = f"{name} is not in the activity table"
+        if model is not None:
+            try:
+                result = await decode(attrs_a.result, model)
+            except Exception as exc:  # shown as recorded, and the timeline says why
+                why_raw = f"does not decode as {model.__name__} ({type(exc).__name__})"
         if isinstance(result, ChannelsResult):
             return None  # which channels are configured: the notifications themselves follow
+        summary = _activity_summary(result) if isinstance(result, BaseModel) else None
+        if summary is not None:
+            return AuditEntry(at=at, kind=name, summary=summary, details=result.model_dump(mode="json"))
+        # No summary for this result (or no type): its facts as recorded, plain JSON.
+        raw = await decode(attrs_a.result, None) if attrs_a.result.payloads else None
+        facts = raw if isinstance(raw, dict) else {"result": raw}
+        hints = [f"{k} {facts[k]}" for k in ("status", "mode", "id") if isinstance(facts.get(k), str | int)]
+        note = "" if isinstance(result, BaseModel) else f" [{why_raw}; shown as recorded]"
         return AuditEntry(
             at=at,
             kind=name,
-            summary=_activity_summary(result),
-            details=result.model_dump(mode="json"),
+            summary=f"{name} completed" + (f": {', '.join(hints)}" if hints else "") + note,
+            details=facts,
         )
     if kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
         attrs_f = event.activity_task_failed_event_attributes
@@ -261,7 +268,17 @@ async def _entry(
     return None
 
 
-def _activity_summary(result: BaseModel) -> str:
+def _answer_entry(at: datetime, kind: str, signal: ApprovalSignal, identity: str) -> AuditEntry:
+    return AuditEntry(
+        at=at,
+        kind=kind,
+        summary=f"{kind} by {signal.by}: {signal.reason or '(no reason)'} "
+        f"[plan {signal.plan_hash}] via {identity or 'unknown client'}",
+        details={"identity": identity, **signal.model_dump(mode="json")},
+    )
+
+
+def _activity_summary(result: BaseModel) -> str | None:
     if isinstance(result, AgentResult):
         return f"{_agent_summary(result)}\n{_how_decided(result)}"
     if isinstance(result, PolicyDecision):
@@ -278,7 +295,7 @@ def _activity_summary(result: BaseModel) -> str:
     if isinstance(result, NotifyResult):
         ticket = f" {result.number or result.ticket}" if (result.number or result.ticket) else ""
         return f"notify {result.channel.value} ({result.event.value}): {result.status}{ticket}"
-    return type(result).__name__
+    return None
 
 
 def _agent_summary(result: AgentResult) -> str:
@@ -349,7 +366,7 @@ def _totals(entries: list[AuditEntry]) -> AuditEntry:
     calls = tokens = 0
     cost = 0.0
     for entry in entries:
-        usage = entry.details.get("usage") if entry.kind in ACTIVITY_RESULTS else None
+        usage = entry.details.get("usage") if entry.kind in table.BY_NAME else None
         if isinstance(usage, dict):
             calls += int(usage.get("calls", 0))
             tokens += sum(

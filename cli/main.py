@@ -17,7 +17,7 @@ import httpx
 import hvac
 import typer
 import yaml
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
 from audit.timeline import build_timeline, export, render_html, render_text, run_id_of, verify_export
@@ -30,10 +30,10 @@ from models.constants import (
     SA_PHASE,
     SA_SERVICE,
     SA_SEVERITY,
-    SIGNAL_APPROVE,
-    SIGNAL_REJECT,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
 )
-from models.incident import ApprovalSignal, IncidentState, Phase
+from models.incident import ApprovalRecord, ApprovalSignal, IncidentState, Phase
 from runtime.temporal import connect
 
 app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add_completion=False)
@@ -108,7 +108,7 @@ def approve(
         ),
     ] = None,
 ) -> None:
-    """Approve (or reject) the pending plan: the same signal the Temporal UI sends."""
+    """Approve (or reject) the pending plan, as an update: it answers whether the answer was admitted."""
 
     async def run() -> None:
         client = await _client()
@@ -129,11 +129,20 @@ def approve(
         token = os.environ.get("FIREBREAK_APPROVER_TOKEN")
         if approval_code is None and token:
             approval_code = str(_fetch_code(handle.id, token)["code"])
-        signal = SIGNAL_REJECT if reject else SIGNAL_APPROVE
-        await handle.signal(
-            signal, ApprovalSignal(by=by, reason=reason, plan_hash=chosen, code=approval_code)
+        update = UPDATE_REJECT if reject else UPDATE_APPROVE
+        answer = ApprovalSignal(by=by, reason=reason, plan_hash=chosen, code=approval_code)
+        try:
+            # An update, not the UI's signal: the workflow refuses at once what its gate would.
+            record = await handle.execute_update(update, answer, result_type=ApprovalRecord)
+        except WorkflowUpdateFailedError as exc:
+            why = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+            raise fail(f"{handle.id}: {'rejection' if reject else 'approval'} refused: {why}") from None
+        except RPCError as exc:
+            raise fail(f"{handle.id}: {exc.message}") from None
+        typer.echo(
+            f"{record.decision}: {handle.id} as {record.by} (authenticated by {record.authenticated_by})"
+            + ("" if approval_code else " (no approval code)")
         )
-        typer.echo(f"sent {signal} to {handle.id} as {by}{'' if approval_code else ' (no approval code)'}")
 
     asyncio.run(run())
 

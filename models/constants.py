@@ -14,6 +14,9 @@ INCIDENT_WORKFLOW_ID_PREFIX = "incident-"
 SIGNAL_ALERTS = "alerts"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
+# The same answers as updates: the caller learns at once whether the answer was admitted.
+UPDATE_APPROVE = "approve_plan"
+UPDATE_REJECT = "reject_plan"
 QUERY_STATE = "state"
 
 # The per-target resource lock (workflows/lock.py).

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 import httpx2  # the anthropic SDK's HTTP library (an httpx fork; objects do not mix with httpx)
@@ -120,29 +120,45 @@ def client_interceptors(provider: trace.TracerProvider | None = None) -> list[Tr
 
 
 def worker_interceptors(
-    on_client: Sequence[object], provider: trace.TracerProvider | None = None
+    on_client: Sequence[object],
+    provider: trace.TracerProvider | None = None,
+    result_types: Mapping[str, type] | None = None,
 ) -> list[Interceptor]:
     """Firebreak's worker interceptors, plus tracing when the client does not trace already.
+
+    `result_types` (activity name -> result type) is the activity table's, handed in by the
+    worker: runtime code does not import the activities.
 
     Order matters: the tracing interceptor must be outside ours, so that its activity span
     is the current span when `FirebreakInterceptor` annotates it.
     """
     traced = any(isinstance(i, TracingInterceptor) for i in on_client)
     tracing: list[Interceptor] = [] if traced else list(client_interceptors(provider))
-    return [*tracing, FirebreakInterceptor()]
+    return [*tracing, FirebreakInterceptor(result_types)]
 
 
 # --- activities: span attributes and metrics from their results ------------------------------
 
 
 class FirebreakInterceptor(Interceptor):
-    """Annotates each activity's span with what it decided and counts it in the metrics."""
+    """Annotates each activity's span with what it decided and counts it in the metrics.
+
+    What a result says is looked up by the activity's result type, from `result_types` by
+    activity name (the activity table's), else from the result itself.
+    """
+
+    def __init__(self, result_types: Mapping[str, type] | None = None) -> None:
+        self._result_types = dict(result_types or {})
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _ActivityInterceptor(next)
+        return _ActivityInterceptor(next, self._result_types)
 
 
 class _ActivityInterceptor(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, result_types: Mapping[str, type]) -> None:
+        super().__init__(next)
+        self._result_types = result_types
+
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         name = activity.info().activity_type
         try:
@@ -152,96 +168,144 @@ class _ActivityInterceptor(ActivityInboundInterceptor):
             metrics.ACTIVITY_FAILURES.labels(activity=name, error=error).inc()
             raise
         try:
+            kind = self._result_types.get(name, type(result))
             span = trace.get_current_span()
-            attributes = describe_result(name, result)
+            attributes = describe_result(name, result, kind)
             if attributes:
                 span.set_attributes(attributes)
-            count_result(name, result)
+            count_result(name, result, kind)
         except Exception:  # observability never fails an activity
             logger.exception("could not record telemetry for %s", name)
         return result
 
 
-def describe_result(activity_name: str, result: object) -> dict[str, str | int | float | bool]:
+Attributes = dict[str, str | int | float | bool]
+
+
+def describe_result(activity_name: str, result: object, kind: type | None = None) -> Attributes:
     """Span attributes for an activity result: decisions and ids, never secrets or alert text."""
-    attrs: dict[str, str | int | float | bool] = {"firebreak.activity": activity_name}
-    if isinstance(result, AgentResult):
-        usage = result.usage
-        attrs.update(
-            {
-                "firebreak.agent": activity_name,
-                "firebreak.agent.reasoner": result.reasoner,
-                "firebreak.agent.confidence": result.confidence,
-                "firebreak.agent.llm_wanted": result.llm_wanted,
-                "firebreak.agent.escalated": result.escalate_reason is not None,
-                "firebreak.llm.calls": usage.calls,
-                "firebreak.llm.cost_usd": usage.cost_usd,
-                "gen_ai.usage.input_tokens": usage.input_tokens,
-                "gen_ai.usage.output_tokens": usage.output_tokens,
-                "firebreak.llm.cache_read_tokens": usage.cache_read_input_tokens,
-                "firebreak.llm.cache_write_tokens": usage.cache_creation_input_tokens,
-                "firebreak.llm.total_tokens": usage.total_tokens,
-            }
-        )
-        if result.rule:
-            attrs["firebreak.agent.rule"] = result.rule
-        if result.model:
-            attrs["firebreak.agent.model"] = result.model
-            attrs["gen_ai.request.model"] = result.model
-        if result.redactions:
-            attrs["firebreak.llm.redactions"] = sum(result.redactions.values())
-    elif isinstance(result, PolicyDecision):
-        attrs.update({"firebreak.policy.verdict": result.verdict.value, "firebreak.policy": result.policy})
-        if result.approver_group:
-            attrs["firebreak.policy.approver_group"] = result.approver_group
-    elif isinstance(result, RemediationResult):
-        attrs.update(
-            {
-                "firebreak.action": result.action,
-                "firebreak.action.target": result.target,
-                "firebreak.action.status": result.status,
-                "firebreak.action.changed": result.changed,
-                "firebreak.action.check_mode": result.check_mode,
-                "firebreak.action.duration_seconds": result.duration_seconds,
-                "firebreak.credential.revoked": result.credential_revoked,
-            }
-        )
-        if result.credential_accessor:
-            attrs["firebreak.credential.accessor"] = result.credential_accessor
-    elif isinstance(result, NotifyResult):
-        attrs.update(
-            {
-                "firebreak.notify.channel": result.channel,
-                "firebreak.notify.event": result.event,
-                "firebreak.notify.status": result.status,
-            }
-        )
-        if result.ticket:
-            attrs["firebreak.notify.ticket"] = result.ticket
+    attrs: Attributes = {"firebreak.activity": activity_name}
+    family = _family(kind or type(result), result)
+    if family is not None:
+        attrs.update(_DESCRIBE[family](activity_name, result))
     return attrs
 
 
-def count_result(activity_name: str, result: object) -> None:
-    if isinstance(result, AgentResult):
-        metrics.AGENT_DECISIONS.labels(agent=activity_name, reasoner=result.reasoner).inc()
-        for call in result.llm_calls:
-            metrics.LLM_CALLS.labels(agent=call.agent, model=call.model, purpose=call.purpose).inc()
-            for kind, tokens in (
-                ("input", call.input_tokens),
-                ("output", call.output_tokens),
-                ("cache_read", call.cache_read_input_tokens),
-                ("cache_write", call.cache_creation_input_tokens),
-            ):
-                metrics.LLM_TOKENS.labels(agent=call.agent, model=call.model, kind=kind).inc(tokens)
-            metrics.LLM_COST.labels(agent=call.agent, model=call.model).inc(call.cost_usd)
-    elif isinstance(result, PolicyDecision):
-        metrics.POLICY_DECISIONS.labels(verdict=result.verdict.value).inc()
-    elif isinstance(result, RemediationResult):
-        mode = "check" if result.check_mode else "live"
-        metrics.ACTIONS.labels(action=result.action, result=result.status, mode=mode).inc()
-        metrics.ACTION_SECONDS.labels(action=result.action).observe(result.duration_seconds)
-    elif isinstance(result, NotifyResult):
-        metrics.NOTIFICATIONS.labels(channel=result.channel, event=result.event, result=result.status).inc()
+def count_result(activity_name: str, result: object, kind: type | None = None) -> None:
+    family = _family(kind or type(result), result)
+    if family is not None:
+        _COUNT[family](activity_name, result)
+
+
+def _family(kind: type, result: object) -> type | None:
+    """The result family (AgentResult, PolicyDecision, ...) that `kind` belongs to, if any."""
+    family = next((base for base in kind.__mro__ if base in _DESCRIBE), None)
+    if family is not None and not isinstance(result, family):  # the table and the code disagree
+        logger.warning("result of type %s where %s was declared", type(result).__name__, kind.__name__)
+        return None
+    return family
+
+
+def _describe_agent(name: str, result: Any) -> Attributes:
+    usage = result.usage
+    attrs: Attributes = {
+        "firebreak.agent": name,
+        "firebreak.agent.reasoner": result.reasoner,
+        "firebreak.agent.confidence": result.confidence,
+        "firebreak.agent.llm_wanted": result.llm_wanted,
+        "firebreak.agent.escalated": result.escalate_reason is not None,
+        "firebreak.llm.calls": usage.calls,
+        "firebreak.llm.cost_usd": usage.cost_usd,
+        "gen_ai.usage.input_tokens": usage.input_tokens,
+        "gen_ai.usage.output_tokens": usage.output_tokens,
+        "firebreak.llm.cache_read_tokens": usage.cache_read_input_tokens,
+        "firebreak.llm.cache_write_tokens": usage.cache_creation_input_tokens,
+        "firebreak.llm.total_tokens": usage.total_tokens,
+    }
+    if result.rule:
+        attrs["firebreak.agent.rule"] = result.rule
+    if result.model:
+        attrs["firebreak.agent.model"] = result.model
+        attrs["gen_ai.request.model"] = result.model
+    if result.redactions:
+        attrs["firebreak.llm.redactions"] = sum(result.redactions.values())
+    return attrs
+
+
+def _describe_policy(name: str, result: Any) -> Attributes:
+    attrs: Attributes = {"firebreak.policy.verdict": result.verdict.value, "firebreak.policy": result.policy}
+    if result.approver_group:
+        attrs["firebreak.policy.approver_group"] = result.approver_group
+    return attrs
+
+
+def _describe_remediation(name: str, result: Any) -> Attributes:
+    attrs: Attributes = {
+        "firebreak.action": result.action,
+        "firebreak.action.target": result.target,
+        "firebreak.action.status": result.status,
+        "firebreak.action.changed": result.changed,
+        "firebreak.action.check_mode": result.check_mode,
+        "firebreak.action.duration_seconds": result.duration_seconds,
+        "firebreak.credential.revoked": result.credential_revoked,
+    }
+    if result.credential_accessor:
+        attrs["firebreak.credential.accessor"] = result.credential_accessor
+    return attrs
+
+
+def _describe_notify(name: str, result: Any) -> Attributes:
+    attrs: Attributes = {
+        "firebreak.notify.channel": result.channel,
+        "firebreak.notify.event": result.event,
+        "firebreak.notify.status": result.status,
+    }
+    if result.ticket:
+        attrs["firebreak.notify.ticket"] = result.ticket
+    return attrs
+
+
+def _count_agent(name: str, result: Any) -> None:
+    metrics.AGENT_DECISIONS.labels(agent=name, reasoner=result.reasoner).inc()
+    for call in result.llm_calls:
+        metrics.LLM_CALLS.labels(agent=call.agent, model=call.model, purpose=call.purpose).inc()
+        for kind, tokens in (
+            ("input", call.input_tokens),
+            ("output", call.output_tokens),
+            ("cache_read", call.cache_read_input_tokens),
+            ("cache_write", call.cache_creation_input_tokens),
+        ):
+            metrics.LLM_TOKENS.labels(agent=call.agent, model=call.model, kind=kind).inc(tokens)
+        metrics.LLM_COST.labels(agent=call.agent, model=call.model).inc(call.cost_usd)
+
+
+def _count_policy(name: str, result: Any) -> None:
+    metrics.POLICY_DECISIONS.labels(verdict=result.verdict.value).inc()
+
+
+def _count_remediation(name: str, result: Any) -> None:
+    mode = "check" if result.check_mode else "live"
+    metrics.ACTIONS.labels(action=result.action, result=result.status, mode=mode).inc()
+    metrics.ACTION_SECONDS.labels(action=result.action).observe(result.duration_seconds)
+
+
+def _count_notify(name: str, result: Any) -> None:
+    metrics.NOTIFICATIONS.labels(channel=result.channel, event=result.event, result=result.status).inc()
+
+
+# By result family: what goes on the span, and what is counted.
+_DESCRIBE: dict[type, Callable[[str, Any], Attributes]] = {
+    AgentResult: _describe_agent,
+    PolicyDecision: _describe_policy,
+    RemediationResult: _describe_remediation,
+    NotifyResult: _describe_notify,
+}
+_COUNT: dict[type, Callable[[str, Any], None]] = {
+    AgentResult: _count_agent,
+    PolicyDecision: _count_policy,
+    RemediationResult: _count_remediation,
+    NotifyResult: _count_notify,
+}
 
 
 # --- LLM calls: a span per Messages API request -------------------------------------------------

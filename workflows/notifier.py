@@ -8,9 +8,8 @@ channel and returns at once; the incident never waits for chat or a ticket syste
 of one channel go out in order (a Jira comment follows its issue), each channel on its own
 bounded retry policy, and a channel that keeps failing is logged and given up on. `close`
 sends the closing event and waits (at most `CLOSE_WAIT`) for what is still in flight, so
-the close message is not lost when the workflow completes. The activities are called by
-name; `activities.notify` implements them. Behind `workflow.patched(NOTIFY_PATCH)`, so
-incidents that started before notifications existed replay unchanged.
+the close message is not lost when the workflow completes. The activities are the
+activity table's (`activities.table`); `activities.notify` implements them.
 
 Metrics (`phase_entered`, `incident_closed`): recorded with `workflow.metric_meter()`,
 which records nothing while replaying. They reach Prometheus through the worker's Temporal
@@ -23,9 +22,9 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from activities import table
 from models.constants import (
     WF_ALERTS_DEDUPLICATED,
     WF_APPROVAL_WAIT,
@@ -36,49 +35,32 @@ from models.constants import (
     WF_TIME_TO_DECISION,
 )
 from models.incident import IncidentState, PolicyVerdict
-from models.notify import (
-    CHANNEL_ACTIVITIES,
-    CHANNELS_ACTIVITY,
-    ChannelsResult,
-    NotifyChannel,
-    NotifyEvent,
-    NotifyInput,
-    NotifyResult,
-)
+from models.notify import NotifyChannel, NotifyEvent, NotifyInput, NotifyResult
 
-NOTIFY_PATCH = "firebreak-notify-v1"
-NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=30)
-NOTIFY_SCHEDULE_TIMEOUT = timedelta(minutes=2)
-NOTIFY_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=3,
-    non_retryable_error_types=["NotifyRejected"],
-)
-CHANNELS_TIMEOUT = timedelta(seconds=10)
 # How long a closing incident waits for its notifications before completing anyway.
 CLOSE_WAIT = timedelta(seconds=60)
-
 
 
 class Notifier:
     """The incident's notifications: fire and forget, in order per channel, bounded."""
 
-    def __init__(self, retry_policy: RetryPolicy = NOTIFY_RETRY) -> None:
-        self._retry = retry_policy
+    def __init__(self, tickets: dict[NotifyChannel, str] | None = None, announced: bool = False) -> None:
+        """`tickets` and `announced`: what earlier runs of the incident told whom."""
         self._channels: asyncio.Task[list[NotifyChannel]] | None = None
         self._last: dict[NotifyChannel, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.tickets: dict[NotifyChannel, str] = {}  # the incident's ticket per channel
+        self.tickets: dict[NotifyChannel, str] = dict(tickets or {})  # the incident's ticket per channel
         self.results: list[NotifyResult] = []
         self.failures: list[str] = []
-        self._sent = False
+        self._sent = announced
+
+    @property
+    def announced(self) -> bool:
+        """Whether the incident has told anyone anything (then its close is sent too)."""
+        return self._sent
 
     def send(self, event: NotifyEvent, state: IncidentState, reason: str | None = None) -> None:
         """Start notifying every configured channel of `event`; returns immediately."""
-        if not workflow.patched(NOTIFY_PATCH):
-            return
         input = NotifyInput.from_state(event, state, workflow.now(), reason)
         self._sent = True
         if self._channels is None:
@@ -107,12 +89,7 @@ class Notifier:
 
     async def _configured(self) -> list[NotifyChannel]:
         try:
-            result: ChannelsResult = await workflow.execute_activity(
-                CHANNELS_ACTIVITY,
-                result_type=ChannelsResult,
-                start_to_close_timeout=CHANNELS_TIMEOUT,
-                retry_policy=self._retry,
-            )
+            result = await table.execute(table.NOTIFY_CHANNELS, None)
         except ActivityError as exc:
             self._failed("channels", exc)
             return []
@@ -127,13 +104,9 @@ class Notifier:
         if channel not in await self._channels:
             return
         try:
-            result: NotifyResult = await workflow.execute_activity(
-                CHANNEL_ACTIVITIES[channel],
+            result = await table.execute(
+                table.NOTIFY_BY_CHANNEL[channel],
                 input.model_copy(update={"ticket": self.tickets.get(channel)}),
-                result_type=NotifyResult,
-                start_to_close_timeout=NOTIFY_ATTEMPT_TIMEOUT,
-                schedule_to_close_timeout=NOTIFY_SCHEDULE_TIMEOUT,
-                retry_policy=self._retry,
             )
         except ActivityError as exc:
             self._failed(f"{channel.value} {input.event.value}", exc)

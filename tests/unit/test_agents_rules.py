@@ -32,8 +32,8 @@ from models.agents import (
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Catalog
 from models.incident import PolicyDecision, PolicyVerdict
+from policies.gate import strictest
 from runtime.settings import PROJECT_ROOT
-from workflows.incident import strictest
 
 RULES = PROJECT_ROOT / "agents" / "rules.yaml"
 CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
