@@ -20,7 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from models.agents import ProposedAction
 from models.catalog import Catalog, CatalogError
-from models.incident import (
+from models.policy import (
     MAX_BLAST_SERVICES,
     AutonomyAssessment,
     BlastRadius,

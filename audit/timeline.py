@@ -45,11 +45,11 @@ from models.incident import (
     ApprovalSignal,
     IncidentResult,
     IncidentWorkflowInput,
-    PolicyDecision,
     RemediationInput,
     RemediationResult,
 )
 from models.notify import ChannelsResult, NotifyResult
+from models.policy import PolicyDecision
 
 EXPORT_FORMAT = "firebreak-audit/1"
 _SEARCH_ATTRIBUTE_NAMES = {

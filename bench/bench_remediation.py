@@ -31,8 +31,9 @@ from pydantic import SecretStr
 sys.path.insert(0, str(ROOT))
 
 from activities.credentials import ActionCredentials, action_secret_api_path
+from models.agents import ProposedAction
 from models.catalog import Catalog
-from models.incident import ProposedAction, RemediationInput
+from models.incident import RemediationInput
 from policies.seals import configured_key
 from tests.admitted import admit, parent_worker, start_admitted
 

@@ -39,8 +39,9 @@ from temporalio.worker import (
 )
 
 from models.agents import AgentResult
-from models.incident import PolicyDecision, RemediationResult
+from models.incident import RemediationResult
 from models.notify import NotifyResult
+from models.policy import PolicyDecision
 from runtime import metrics
 from runtime.settings import Settings
 

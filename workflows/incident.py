@@ -55,7 +55,10 @@ with workflow.unsafe.imports_passed_through():
         Evidence,
         Grounding,
         PlanInput,
+        ProposedAction,
         ReviewInput,
+        TriageInput,
+        TriageResult,
     )
     from models.alert import Alert, AlertBatch, AlertStatus, Severity
     from models.constants import (
@@ -81,21 +84,14 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Phase,
         Plan,
-        PolicyDecision,
-        PolicyInput,
-        PolicyVerdict,
-        ProposedAction,
         RemediationInput,
         RemediationResult,
         Stage,
-        TriageInput,
-        TriageResult,
         VerifyApprovalInput,
         VerifyApprovalResult,
     )
     from models.memory import (
         ActionTrackRecord,
-        IncidentRecord,
         RecordResult,
         RetrievedContext,
         RetrieveInput,
@@ -104,10 +100,12 @@ with workflow.unsafe.imports_passed_through():
         grounding_from_context,
     )
     from models.notify import NotifyChannel, NotifyEvent
+    from models.policy import PolicyDecision, PolicyInput, PolicyVerdict
     from models.rca import Symptom, TelemetryInput, TelemetryResult
     from policies.gate import Gate, answer, approval_needed, gate, refusal, strictest
     from workflows import notifier
     from workflows.details import render_details
+    from workflows.records import incident_record
     from workflows.remediation import RemediationWorkflow
 
 __all__ = ["IncidentWorkflow", "render_details", "strictest"]
@@ -937,7 +935,7 @@ class IncidentWorkflow:
         if state.triage is not None:
             # Episodic memory: best effort, it never changes how the incident ended.
             top = state.diagnosis.hypotheses[0] if state.diagnosis and state.diagnosis.hypotheses else None
-            record = IncidentRecord.from_state(
+            record = incident_record(
                 state,
                 # One record per incident, however many runs it continued as new through.
                 run_id=workflow.info().first_execution_run_id,

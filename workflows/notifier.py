@@ -35,7 +35,7 @@ from models.constants import (
     WF_PHASE_ENTERED,
     WF_TIME_TO_DECISION,
 )
-from models.incident import IncidentState, PolicyVerdict
+from models.incident import IncidentState
 from models.notify import (
     CHANNEL_ACTIVITIES,
     CHANNELS_ACTIVITY,
@@ -45,6 +45,7 @@ from models.notify import (
     NotifyInput,
     NotifyResult,
 )
+from models.policy import PolicyVerdict
 
 NOTIFY_PATCH = "firebreak-notify-v1"
 NOTIFY_ATTEMPT_TIMEOUT = timedelta(seconds=30)

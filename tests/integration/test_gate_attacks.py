@@ -30,6 +30,7 @@ from temporalio.testing import ActivityEnvironment
 from activities.credentials import ActionCredentials
 from activities.remediation import RemediationActivities
 from api.approvals import token_digest
+from models.agents import ProposedAction
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
 from models.catalog import Catalog
 from models.constants import INCIDENT_WORKFLOW, REMEDIATION_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE
@@ -39,7 +40,6 @@ from models.incident import (
     IncidentState,
     IncidentWorkflowInput,
     Outcome,
-    ProposedAction,
     RemediationInput,
     RemediationResult,
 )

@@ -33,15 +33,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from activities.notify import NotifyActivities, NotifyConfig
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
-from models.incident import (
-    IncidentState,
-    Outcome,
-    Phase,
-    Plan,
-    PolicyDecision,
-    PolicyVerdict,
-)
+from models.incident import IncidentState, Outcome, Phase, Plan
 from models.notify import NotifyChannel, NotifyEvent, NotifyResult
+from models.policy import PolicyDecision, PolicyVerdict
 from runtime import metrics
 from runtime.tracing import FirebreakInterceptor
 from tests.payloads import alertmanager_alert

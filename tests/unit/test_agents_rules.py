@@ -31,7 +31,7 @@ from models.agents import (
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Catalog
-from models.incident import PolicyDecision, PolicyVerdict
+from models.policy import PolicyDecision, PolicyVerdict
 from runtime.settings import PROJECT_ROOT
 from workflows.incident import strictest
 
