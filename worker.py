@@ -39,6 +39,7 @@ from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
 from memory.service import Memory
 from models.catalog import Catalog, CatalogError
+from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
@@ -123,7 +124,7 @@ def build_activities(
 ) -> ActivitySet:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
-        catalog = Catalog.load(settings.playbooks_dir)
+        catalog = load_catalog(settings.playbooks_dir)
         book = RuleBook.load(settings.rules_file)
         policies = PolicyEngine.load(settings.policies_dir)
     except (CatalogError, RuleFileError, PolicyLoadError) as exc:

@@ -41,7 +41,7 @@ from models.agents import (
     TriageInput,
 )
 from models.alert import Alert, AlertmanagerAlert
-from models.catalog import Catalog
+from policies.catalog import load_catalog
 from runtime.settings import Settings
 from worker import build_reasoner
 
@@ -152,7 +152,7 @@ async def time_call(call: Callable[[Any], Awaitable[Any]], input: Any, samples: 
 
 async def main(count: int, seed: int) -> int:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     mix = incidents(count, seed)
 

@@ -73,7 +73,8 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from memory.errors import MemoryStoreError
-    from models.catalog import Catalog, CatalogError
+    from models.catalog import CatalogError
+    from policies.catalog import load_catalog
     from runtime.settings import Settings
 
     settings = Settings()
@@ -81,7 +82,7 @@ def ingest(
     if not root.exists():
         raise _fail(f"{root}: no such file or folder")
     try:
-        actions = Catalog.load(settings.playbooks_dir).actions
+        actions = load_catalog(settings.playbooks_dir).actions
     except CatalogError as exc:
         raise _fail(f"cannot check actions against the catalog: {exc}") from None
     memory = _memory(embeddings, wait)

@@ -273,14 +273,14 @@ def vault_bootstrap(
 ) -> None:
     """Create the secrets engine, policies and roles for the catalog; print a worker token."""
     from activities.credentials import bootstrap_vault
-    from models.catalog import Catalog
+    from policies.catalog import load_catalog
     from runtime.settings import Settings
 
     settings = Settings()
     client = hvac.Client(url=addr, token=root_token)
     if not client.is_authenticated():
         raise fail(f"the root token is not valid at {addr}")
-    token = bootstrap_vault(client, Catalog.load(settings.playbooks_dir))
+    token = bootstrap_vault(client, load_catalog(settings.playbooks_dir))
     typer.echo("Vault is configured. The worker's token (set FIREBREAK_VAULT_TOKEN):", err=True)
     typer.echo(token.get_secret_value())
 

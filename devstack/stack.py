@@ -59,6 +59,7 @@ from models.constants import (
     SIGNAL_APPROVE,
 )
 from models.incident import IncidentState, Phase
+from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.codec import generate_key
 from runtime.settings import PROJECT_ROOT, Settings
@@ -397,7 +398,7 @@ class DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ep = self.endpoints
         try:
-            catalog = Catalog.load(self.settings.playbooks_dir)
+            catalog = load_catalog(self.settings.playbooks_dir)
         except CatalogError as exc:
             raise DevStackError(f"the action catalog does not load: {exc}") from None
         common = {

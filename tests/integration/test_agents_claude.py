@@ -37,7 +37,7 @@ from models.agents import (
     TriageResult,
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
-from models.catalog import Catalog
+from policies.catalog import load_catalog
 from runtime.settings import PROJECT_ROOT, Settings
 from tests.fake_anthropic import Error, FakeAnthropic, Text, ToolUse, Usage
 from tests.integration.conftest import claude_settings
@@ -45,7 +45,7 @@ from worker import build_reasoner
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 BOOK = RuleBook.load(PROJECT_ROOT / "agents" / "rules.yaml")
 
 

@@ -17,7 +17,6 @@ from memory.service import Memory
 from memory.store import QdrantStore, StoreConfig
 from models.agents import ProposedAction
 from models.alert import Alert, AlertStatus, Severity
-from models.catalog import Catalog
 from models.incident import ApprovalRecord, IncidentState, Outcome, Plan, RemediationResult
 from models.memory import (
     ActionOutcome,
@@ -26,6 +25,7 @@ from models.memory import (
     IncidentRecord,
     RetrieveInput,
 )
+from policies.catalog import load_catalog
 from runtime.settings import PROJECT_ROOT
 from tests.integration.test_memory_knowledge import seeded_memory
 from workflows.records import incident_record
@@ -33,7 +33,7 @@ from workflows.records import incident_record
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 11, 3, 18, 0, tzinfo=UTC)
-ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+ACTIONS = set(load_catalog(PROJECT_ROOT / "playbooks").actions)
 
 
 def memory_at(path: Path, mode: str = "sparse") -> Memory:
