@@ -33,7 +33,8 @@ from temporalio import activity
 
 from activities.logs import ElasticsearchSource, LogSource, LogSourceError, LokiSource
 from activities.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
-from models.rca import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
+from models.agents import Evidence
+from models.rca import MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.logmining import mine_logs
 from rca.ranking import rank_root_causes, score_series
 from rca.series import Metrics, Point
