@@ -14,8 +14,6 @@ from pydantic import BaseModel, Field
 
 from models.alert import Alert, Severity
 
-ReasonerName = Literal["rules", "claude"]
-
 
 class Evidence(BaseModel):
     """One observation that supports (or weakens) a hypothesis about the incident.
