@@ -21,6 +21,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from audit.timeline import build_timeline, export, render_html, render_text, run_id_of, verify_export
+from cli.errors import fail
 from models.bounded import FileLimits, UnsafeFileError, load_json_file
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -54,11 +55,6 @@ AUDIT_EXPORT_LIMITS = FileLimits(max_bytes=64 * 1024 * 1024, max_scalar=1024 * 1
 def incident_id(name: str) -> str:
     """Accept either the incident key (`prod-checkout`) or the workflow id."""
     return name if name.startswith(INCIDENT_WORKFLOW_ID_PREFIX) else INCIDENT_WORKFLOW_ID_PREFIX + name
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 async def _client() -> Client:

@@ -182,10 +182,15 @@ class Grounding(BaseModel):
         return {i.id for i in self.items}
 
 
-class PlanInput(AgentInput):
+class DiagnosedInput(AgentInput):
+    """What the planner and the reviewer both decide on: the triage, the diagnosis, the evidence."""
+
     triage: TriageResult
     diagnosis: DiagnosisResult
     evidence: list[Evidence] = Field(default_factory=list)
+
+
+class PlanInput(DiagnosedInput):
     grounding: Grounding = Field(default_factory=Grounding)
 
 
@@ -201,11 +206,8 @@ class PlanResult(AgentResult):
 # --- Review ----------------------------------------------------------------------------------
 
 
-class ReviewInput(AgentInput):
-    triage: TriageResult
-    diagnosis: DiagnosisResult
+class ReviewInput(DiagnosedInput):
     plan: PlanResult
-    evidence: list[Evidence] = Field(default_factory=list)
 
 
 class ReviewResult(AgentResult):
