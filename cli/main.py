@@ -20,7 +20,9 @@ import yaml
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from audit.timeline import build_timeline, export, render_html, render_text, run_id_of, verify_export
+from audit.chain import export, verify_export
+from audit.render import render_html, render_text
+from audit.timeline import build_timeline, run_id_of
 from cli.errors import fail
 from models.bounded import FileLimits, UnsafeFileError, load_json_file
 from models.constants import (

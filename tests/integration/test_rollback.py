@@ -8,7 +8,8 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError
 
-from audit.timeline import build_timeline, render_text
+from audit.render import render_text
+from audit.timeline import build_timeline
 from models.agents import ProposedAction
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase, RemediationInput, RemediationResult
