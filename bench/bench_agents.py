@@ -31,6 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.agents import AgentActivities
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from evals.agents.harness import load_cases, run_chain
 from models.agents import (
@@ -43,7 +44,6 @@ from models.agents import (
 from models.alert import Alert, AlertmanagerAlert
 from policies.catalog import load_catalog
 from runtime.settings import Settings
-from worker import build_reasoner
 
 # (weight, alertname, severity, extra labels); "{s}" is the incident's service.
 MIX: list[tuple[int, str, str, dict[str, str]]] = [

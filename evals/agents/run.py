@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from activities.agents import AgentActivities
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from evals.agents.harness import CASES_FILE, HELDOUT_FILE, Case, ChainRun, load_cases, run_chain
 from policies.catalog import load_catalog
 from runtime.settings import Settings
-from worker import build_reasoner
 
 
 @dataclass

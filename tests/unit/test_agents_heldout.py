@@ -14,6 +14,7 @@ import pytest
 
 from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisAgent
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from agents.triage import TriageAgent
 from evals.agents.harness import HELDOUT_FILE, Case, load_cases, run_chain
@@ -21,7 +22,6 @@ from evals.agents.run import score
 from models.agents import DiagnosisInput, Evidence, TriageInput
 from policies.catalog import load_catalog
 from runtime.settings import Settings
-from worker import build_reasoner
 
 MARGIN = 0.05
 MEASURED = {"no_unwarranted_action": 0.985, "escalation_recall": 0.985}
