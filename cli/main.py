@@ -24,7 +24,6 @@ from audit.chain import export, verify_export
 from audit.render import render_html, render_text
 from audit.timeline import build_timeline, run_id_of
 from cli.errors import fail
-from models.bounded import FileLimits, UnsafeFileError, load_json_file
 from models.constants import (
     INCIDENT_WORKFLOW,
     INCIDENT_WORKFLOW_ID_PREFIX,
@@ -37,6 +36,7 @@ from models.constants import (
     SIGNAL_REJECT,
 )
 from models.incident import ApprovalSignal, IncidentState, Phase
+from runtime.bounded import FileLimits, UnsafeFileError, load_json_file
 from runtime.temporal import connect
 
 app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add_completion=False)
@@ -189,7 +189,7 @@ def audit(
     """
     if verify is not None:
         try:
-            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (models/bounded.py)
+            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (runtime/bounded.py)
         except (OSError, UnsafeFileError) as exc:
             raise fail(f"{verify}: not readable JSON: {exc}") from None
         result = verify_export(document, expect_head)

@@ -8,15 +8,15 @@ import jsonschema
 import yaml
 from pydantic import ValidationError
 
-from models.bounded import load_yaml_file
 from models.catalog import ActionSpec, Catalog, CatalogError
+from runtime.bounded import load_yaml_file
 
 
 def load_catalog(directory: Path) -> Catalog:
     """The catalog in `directory`; raises CatalogError naming the file and the action."""
     path = directory / "catalog.yaml"
     try:
-        raw = load_yaml_file(path)  # bounded: aliases, depth, sizes (models/bounded.py)
+        raw = load_yaml_file(path)  # bounded: aliases, depth, sizes (runtime/bounded.py)
     except (OSError, yaml.YAMLError) as exc:
         raise CatalogError(f"{path}: {exc}") from exc
     if not isinstance(raw, dict) or not isinstance(raw.get("actions"), dict):

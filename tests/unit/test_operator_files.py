@@ -22,11 +22,11 @@ from agents.rules import RuleFileError, RuleReasoner
 from cli.main import app
 from memory.documents import parse_document
 from memory.errors import DocumentError
-from models.bounded import FILE_LIMITS, FileLimits, UnsafeFileError, load_json_file, load_yaml_text
 from models.catalog import CatalogError
 from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from rca.topology import Topology, TopologyError
+from runtime.bounded import FILE_LIMITS, FileLimits, UnsafeFileError, load_json_file, load_yaml_text
 from runtime.settings import PROJECT_ROOT
 
 BOMB = "\n".join(
