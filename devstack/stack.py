@@ -431,6 +431,7 @@ Firebreak dev stack is up.
         self.say("\nstopping the dev stack ...")
         return 0
 
+
 def ensure_codec_keys(settings: Settings) -> str:
     """Use configured codec keys, or make one and keep it in the data dir (0600)."""
     if settings.codec_keys is not None:
