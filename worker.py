@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-import anthropic
 from opentelemetry.trace import TracerProvider
 from temporalio import activity
 from temporalio.client import Client
@@ -34,22 +33,20 @@ from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
 from activities.telemetry import build_telemetry_activities
-from agents.budget import GlobalBudget, IncidentCaps, Pricing
-from agents.claude import ClaudeReasoner
-from agents.hybrid import HybridReasoner
-from agents.redact import Redactor
+from agents.factory import build_reasoner
 from agents.rules import RuleBook, RuleFileError
 from integrations.notify import NotifyConfig
 from integrations.vault import ActionCredentials
 from memory.service import Memory
-from models.catalog import Catalog, CatalogError
+from models.catalog import CatalogError
+from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
 from runtime.settings import Settings
 from runtime.temporal import connect
-from runtime.tracing import install_tracing, traced_llm_http_client, worker_interceptors
+from runtime.tracing import install_tracing, worker_interceptors
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
@@ -132,7 +129,7 @@ def build_activities(
 ) -> ActivitySet:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
-        catalog = Catalog.load(settings.playbooks_dir)
+        catalog = load_catalog(settings.playbooks_dir)
         book = RuleBook.load(settings.rules_file)
         policies = PolicyEngine.load(settings.policies_dir)
     except (CatalogError, RuleFileError, PolicyLoadError) as exc:
@@ -225,55 +222,6 @@ def registration(
             f"activity {', '.join(missing)}: in the activity table (activities/table.py) but not implemented"
         )
     return [found[spec.name] for spec in specs]
-
-
-def build_reasoner(
-    settings: Settings, catalog: Catalog, *, tracer_provider: TracerProvider | None = None
-) -> HybridReasoner:
-    """Rules always; Claude too when a key is configured and the LLM is enabled.
-
-    Each Messages API request is a span (runtime.tracing.TracedTransport) of the
-    given tracer provider, or of the global one.
-    """
-    llm = None
-    disabled = "no LLM configured (FIREBREAK_ANTHROPIC_API_KEY unset)"
-    if not settings.llm_enabled:
-        disabled = "LLM disabled (FIREBREAK_LLM_ENABLED=false)"
-    elif settings.anthropic_api_key is not None:
-        client = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key.get_secret_value(),
-            base_url=settings.llm_base_url,
-            max_retries=0,  # Temporal owns retries
-            timeout=settings.llm_timeout_seconds,
-            http_client=traced_llm_http_client(tracer_provider),
-        )
-        llm = ClaudeReasoner(
-            client,
-            model=settings.llm_model,
-            max_tokens=settings.llm_max_tokens,
-            pricing=Pricing(
-                input_per_mtok=settings.llm_price_input_per_mtok,
-                output_per_mtok=settings.llm_price_output_per_mtok,
-                cache_write_per_mtok=settings.llm_price_cache_write_per_mtok,
-                cache_read_per_mtok=settings.llm_price_cache_read_per_mtok,
-            ),
-            catalog=catalog,
-        )
-    return HybridReasoner(
-        llm,
-        threshold=settings.llm_confidence_threshold,
-        redactor=Redactor(emails=settings.llm_redact_emails, ips=settings.llm_redact_ips),
-        incident_caps=IncidentCaps(
-            tokens=settings.llm_incident_token_cap, cost_usd=settings.llm_incident_cost_cap_usd
-        ),
-        # Process-wide: one budget per worker (see activities.agents).
-        budget=GlobalBudget(
-            requests_per_minute=settings.llm_global_requests_per_minute,
-            spend_cap_usd=settings.llm_global_spend_cap_usd,
-            window_seconds=settings.llm_global_spend_window_seconds,
-        ),
-        disabled_reason=disabled,
-    )
 
 
 def build_worker(

@@ -20,7 +20,7 @@ from temporalio import activity
 from activities.errors import PolicyError, to_application_error
 from models.agents import ProposedAction
 from models.catalog import Catalog, CatalogError
-from models.incident import (
+from models.policy import (
     MAX_BLAST_SERVICES,
     AutonomyAssessment,
     BlastRadius,

@@ -40,8 +40,6 @@ from models.agents import (
 from models.catalog import CatalogError
 from models.incident import (
     AdmitInput,
-    PolicyDecision,
-    PolicyInput,
     RemediationInput,
     RemediationResult,
     VerifyApprovalInput,
@@ -57,6 +55,7 @@ from models.memory import (
     TrackRecordResult,
 )
 from models.notify import ChannelsResult, NotifyChannel, NotifyInput, NotifyResult
+from models.policy import PolicyDecision, PolicyInput
 from models.rca import TelemetryInput, TelemetryResult
 from policies.admission import NotAdmitted
 from rca.topology import TopologyError

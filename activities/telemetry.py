@@ -37,7 +37,8 @@ from integrations.prometheus import (
     services_regex,
 )
 from integrations.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
-from models.rca import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
+from models.agents import Evidence
+from models.rca import MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.logmining import mine_logs
 from rca.ranking import rank_root_causes, score_series
 from rca.series import Metrics, Point

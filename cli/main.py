@@ -20,8 +20,10 @@ import yaml
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from audit.timeline import build_timeline, export, render_html, render_text, run_id_of, verify_export
-from models.bounded import FileLimits, UnsafeFileError, load_json_file
+from audit.chain import export, verify_export
+from audit.render import render_html, render_text
+from audit.timeline import build_timeline, run_id_of
+from cli.errors import fail
 from models.constants import (
     INCIDENT_WORKFLOW,
     INCIDENT_WORKFLOW_ID_PREFIX,
@@ -34,6 +36,7 @@ from models.constants import (
     UPDATE_REJECT,
 )
 from models.incident import ApprovalRecord, ApprovalSignal, IncidentState, Phase
+from runtime.bounded import FileLimits, UnsafeFileError, load_json_file
 from runtime.temporal import connect
 
 app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add_completion=False)
@@ -54,11 +57,6 @@ AUDIT_EXPORT_LIMITS = FileLimits(max_bytes=64 * 1024 * 1024, max_scalar=1024 * 1
 def incident_id(name: str) -> str:
     """Accept either the incident key (`prod-checkout`) or the workflow id."""
     return name if name.startswith(INCIDENT_WORKFLOW_ID_PREFIX) else INCIDENT_WORKFLOW_ID_PREFIX + name
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 async def _client() -> Client:
@@ -200,7 +198,7 @@ def audit(
     """
     if verify is not None:
         try:
-            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (models/bounded.py)
+            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (runtime/bounded.py)
         except (OSError, UnsafeFileError) as exc:
             raise fail(f"{verify}: not readable JSON: {exc}") from None
         result = verify_export(document, expect_head)
@@ -282,14 +280,14 @@ def vault_bootstrap(
 ) -> None:
     """Create the secrets engine, policies and roles for the catalog; print a worker token."""
     from integrations.vault import bootstrap_vault
-    from models.catalog import Catalog
+    from policies.catalog import load_catalog
     from runtime.settings import Settings
 
     settings = Settings()
     client = hvac.Client(url=addr, token=root_token)
     if not client.is_authenticated():
         raise fail(f"the root token is not valid at {addr}")
-    token = bootstrap_vault(client, Catalog.load(settings.playbooks_dir))
+    token = bootstrap_vault(client, load_catalog(settings.playbooks_dir))
     typer.echo("Vault is configured. The worker's token (set FIREBREAK_VAULT_TOKEN):", err=True)
     typer.echo(token.get_secret_value())
 

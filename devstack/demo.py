@@ -1,4 +1,5 @@
-"""The demo alert: what Alertmanager POSTs when the checkout service crash-loops.
+"""The demo: the alert Alertmanager POSTs when the checkout service crash-loops, and the
+follower that sends it and narrates the incident it opens (`make demo`).
 
 `make demo`, the dev-stack test and the docs all send this payload, so it is built here
 once. Firing and resolved payloads carry the same labels and fingerprint, exactly as
@@ -7,10 +8,23 @@ Alertmanager would send them for one alert, so the resolved one closes the same 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TextIO
+
+import httpx
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from models.constants import INCIDENT_WORKFLOW_ID_PREFIX, QUERY_STATE, SIGNAL_APPROVE
+from models.incident import IncidentState, Phase
+
+if TYPE_CHECKING:
+    from devstack.processes import Endpoints
 
 DEMO_SERVICE = "checkout"
 DEMO_ALERTNAME = "KubePodCrashLooping"
@@ -97,3 +111,85 @@ def demo_payload(
             }
         ],
     }
+
+
+# --- the follower ----------------------------------------------------------------------------
+
+
+async def follow_demo(
+    client: Client, ep: Endpoints, api_token: SecretStr, say: Callable[[str], None]
+) -> None:
+    """Send the demo alert, then follow the incident; resolve the alert once verifying."""
+    starts_at = datetime.now(UTC)
+    headers = {"Authorization": f"Bearer {api_token.get_secret_value()}"}
+    async with httpx.AsyncClient(base_url=ep.api_url, headers=headers, timeout=15) as http:
+        response = await http.post("/alerts/alertmanager", json=demo_payload("firing", starts_at=starts_at))
+        if response.status_code != 202:
+            say(f"demo: the API answered {response.status_code}: {response.text}")
+            return
+        incident_id = response.json()["incidents"][0]
+        key = incident_id.removeprefix(INCIDENT_WORKFLOW_ID_PREFIX)
+        url = ep.workflow_url(client.namespace, incident_id)
+        say(
+            f"demo: sent {demo_payload()['alerts'][0]['labels']['alertname']} (critical) for "
+            f"service checkout; incident {incident_id}\n"
+            f"demo: watch it in the Temporal UI: {url}"
+        )
+        handle = client.get_workflow_handle(incident_id)
+        phase: Phase | None = None
+        resolved_sent = False
+        while True:
+            try:
+                state = await handle.query(QUERY_STATE, result_type=IncidentState)
+            except (WorkflowQueryFailedError, RPCError):
+                await asyncio.sleep(1)
+                continue
+            if state.phase != phase:
+                phase = state.phase
+                say(f"demo: {incident_id} is now {phase.value}")
+                if phase == Phase.AWAITING_APPROVAL:
+                    say(_approval_help(state, key, url))
+            if state.phase == Phase.VERIFYING and not resolved_sent:
+                # What Alertmanager sends once the restarted service is healthy again.
+                response = await http.post(
+                    "/alerts/alertmanager",
+                    json=demo_payload("resolved", starts_at=starts_at),
+                )
+                resolved_sent = True
+                say(
+                    "demo: the service recovered; sent the resolved alert "
+                    f"(API answered {response.status_code})"
+                )
+            if state.phase == Phase.CLOSED:
+                outcome = state.outcome.value if state.outcome else "unknown"
+                why = "; ".join(state.decisions[-1].reasons) if state.decisions else ""
+                say(
+                    f"demo: {incident_id} closed: {outcome} ({why})\n"
+                    f"demo: the audit trail is the workflow history: {url} "
+                    f"(or `firebreak audit {key}`)"
+                )
+                return
+            await asyncio.sleep(1)
+
+
+def _approval_help(state: IncidentState, key: str, url: str) -> str:
+    signal_data = json.dumps(
+        {"by": "your-name", "reason": "demo: restart looks right", "plan_hash": state.plan_hash}
+    )
+    reasons = "; ".join(state.policy.reasons) if state.policy else "policy requires it"
+    return (
+        f"demo: waiting for a human ({reasons}).\n"
+        f"  Approve in the UI: {url}\n"
+        f"    More Actions -> Send a Signal -> {SIGNAL_APPROVE}, with data (also shown in the\n"
+        f"    workflow's current details):\n"
+        f"    {signal_data}\n"
+        f"  or from a shell:\n"
+        f"    firebreak approve {key} --by your-name --reason 'restart looks right'"
+    )
+
+
+def report_demo(task: asyncio.Task[None], err: TextIO) -> None:
+    if task.cancelled():
+        return
+    if (exc := task.exception()) is not None:
+        print(f"demo: stopped following the incident: {type(exc).__name__}: {exc}", file=err)

@@ -13,6 +13,9 @@ process sees it. Each child runs in its own process group with its output in
 Addresses come from the usual places: `TEMPORAL_ADDRESS` (the SDK's envconfig) for the
 Temporal frontend, `FIREBREAK_TEMPORAL_UI_PORT`, `FIREBREAK_VAULT_ADDR` and
 `FIREBREAK_API_HOST`/`FIREBREAK_API_PORT` for the rest.
+
+Children, ports and the lock are `devstack.processes`; the demo alert and its follower
+are `devstack.demo`.
 """
 
 from __future__ import annotations
@@ -20,25 +23,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
 import secrets
-import shutil
 import signal
-import socket
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, TextIO
-from urllib.parse import urlsplit
+from typing import TextIO
 
-import httpx
 import hvac
 import hvac.exceptions
 import requests
@@ -46,253 +42,43 @@ from pydantic import SecretStr, ValidationError
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client
 from temporalio.service import RPCError
 
-from devstack.demo import demo_payload
+from devstack.demo import follow_demo, report_demo
+from devstack.processes import (
+    AlreadyRunning,
+    Child,
+    DevStackError,
+    Endpoints,
+    Interrupted,
+    StackLock,
+    busy_ports,
+    child_env,
+    endpoints_from,
+    find_binary,
+    http_ok,
+    spawn,
+    stop_group,
+    url_host,
+)
 from integrations.vault import bootstrap_vault
 from models.catalog import Catalog, CatalogError
 from models.constants import (
-    INCIDENT_WORKFLOW_ID_PREFIX,
-    QUERY_STATE,
     SEARCH_ATTRIBUTES,
-    SIGNAL_APPROVE,
 )
-from models.incident import IncidentState, Phase
+from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.codec import generate_key
 from runtime.settings import PROJECT_ROOT, Settings
-from runtime.temporal import connect, connect_config
+from runtime.temporal import connect
 
 TEMPORAL_READY_TIMEOUT = 60.0
 VAULT_READY_TIMEOUT = 30.0
 WORKER_READY_TIMEOUT = 60.0
 API_READY_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.25
 DEMO_SETTLE_SECONDS = "5"
-LOG_TAIL_LINES = 20
-
-# Secrets a child must not inherit from the dev stack's own environment; each child gets
-# exactly the credentials it needs, set explicitly.
-_SECRET_ENV = (
-    "FIREBREAK_API_TOKEN",
-    "FIREBREAK_VAULT_TOKEN",
-    "FIREBREAK_VAULT_ROOT_TOKEN",
-    "VAULT_TOKEN",
-    "BAO_TOKEN",
-    "BAO_DEV_ROOT_TOKEN_ID",
-    "VAULT_DEV_ROOT_TOKEN_ID",
-    "FIREBREAK_BUS_TOKEN",
-)
-
-
-class DevStackError(RuntimeError):
-    """The dev stack cannot start or keep running; the message says why and what to do."""
-
-
-class AlreadyRunning(DevStackError):
-    def __init__(self, pid: int | None) -> None:
-        who = f"pid {pid}" if pid else "pid unknown"
-        super().__init__(
-            f"a Firebreak dev stack is already running ({who}); stop it with Ctrl-C in its terminal"
-        )
-        self.pid = pid
-
-
-class Interrupted(Exception):
-    """Ctrl-C / SIGTERM arrived while the stack was starting."""
-
-
-# --- addresses -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    temporal_host: str
-    temporal_port: int
-    ui_port: int
-    vault_host: str
-    vault_port: int
-    api_host: str
-    api_port: int
-
-    @property
-    def temporal_address(self) -> str:
-        return f"{_url_host(self.temporal_host)}:{self.temporal_port}"
-
-    @property
-    def ui_url(self) -> str:
-        return f"http://{_url_host(self.temporal_host)}:{self.ui_port}"
-
-    @property
-    def vault_addr(self) -> str:
-        return f"http://{_url_host(self.vault_host)}:{self.vault_port}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{_url_host(self.api_host)}:{self.api_port}"
-
-    def listeners(self) -> list[tuple[str, str, int]]:
-        """(what, host, port) of every port the stack listens on."""
-        return [
-            ("Temporal gRPC", self.temporal_host, self.temporal_port),
-            ("Temporal UI", self.temporal_host, self.ui_port),
-            ("OpenBao", self.vault_host, self.vault_port),
-            ("Firebreak API", self.api_host, self.api_port),
-        ]
-
-    def workflow_url(self, namespace: str, workflow_id: str) -> str:
-        return f"{self.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def _split_host_port(address: str, what: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    host = host.strip("[]")
-    if not sep or not host or not port.isdigit():
-        raise DevStackError(f"{what} {address!r} is not HOST:PORT")
-    return host, int(port)
-
-
-def endpoints_from(settings: Settings) -> Endpoints:
-    temporal_host, temporal_port = _split_host_port(str(connect_config()["target_host"]), "TEMPORAL_ADDRESS")
-    vault = urlsplit(settings.vault_addr)
-    if vault.scheme != "http" or not vault.hostname or vault.port is None or vault.path.strip("/"):
-        raise DevStackError(
-            f"FIREBREAK_VAULT_ADDR {settings.vault_addr!r}: the dev stack starts OpenBao itself "
-            "and needs a plain http://HOST:PORT address (e.g. http://127.0.0.1:8200)"
-        )
-    return Endpoints(
-        temporal_host=temporal_host,
-        temporal_port=temporal_port,
-        ui_port=settings.temporal_ui_port,
-        vault_host=vault.hostname,
-        vault_port=vault.port,
-        api_host=settings.api_host,
-        api_port=settings.api_port,
-    )
-
-
-def busy_ports(endpoints: Endpoints) -> list[str]:
-    """Describe each port of the stack that something else already listens on."""
-    busy: list[str] = []
-    for what, host, port in endpoints.listeners():
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            busy.append(f"{what} {host}:{port} (cannot resolve {host!r}: {exc.strerror})")
-            continue
-        family, _, _, _, sockaddr = infos[0]
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            # SO_REUSEADDR, as the servers themselves set it: a TIME_WAIT left by the
-            # previous run is not "busy", a listener is.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(sockaddr)
-            except OSError as exc:
-                busy.append(f"{what} {host}:{port} ({exc.strerror})")
-    return busy
-
-
-# --- the lock --------------------------------------------------------------------------------
-
-
-class StackLock:
-    """An exclusive flock on `<data>/devstack.lock`, holding the owner's PID.
-
-    The kernel drops a flock when its holder dies, so a crashed dev stack never leaves a
-    stale lock behind; the file itself stays (removing it would race with a new owner).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise AlreadyRunning(int(holder) if holder.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(OSError):
-            os.ftruncate(self._fd, 0)
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-
-# --- children --------------------------------------------------------------------------------
-
-
-def find_binary(name: str, package: str) -> str:
-    """The binary installed with the venv (next to its python), else the one on PATH."""
-    beside = Path(sys.executable).parent / name
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    found = shutil.which(name)
-    if found is None:
-        raise DevStackError(
-            f"`{name}` not found next to {sys.executable} or on PATH; it comes with the PyPI "
-            f"package {package} (run `make dev`, or `uv pip install -e .`)"
-        )
-    return found
-
-
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    pump: threading.Thread | None = None
-
-    def exited(self) -> int | None:
-        return self.process.poll()
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        if self.pump is not None:
-            self.pump.join(timeout=1)
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def died_message(self) -> str:
-        code = self.process.returncode
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
-        tail = self.log_tail()
-        message = f"{self.name} {how} unexpectedly; see {self.log_path}"
-        if tail:
-            message += f"\n--- last lines of {self.log_path.name} ---\n{tail}\n---"
-        return message
-
-
-def _pump_redacted(source: IO[bytes], log: IO[bytes], secret: bytes) -> None:
-    """Copy a child's output to its log, blanking a secret that the child prints."""
-    with source, log:
-        for line in iter(source.readline, b""):
-            log.write(line.replace(secret, b"[redacted]"))
-            log.flush()
-
-
-def child_env(base: Mapping[str, str], **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if k not in _SECRET_ENV}
-    env.update(extra)
-    return env
-
 
 # --- the stack -------------------------------------------------------------------------------
 
@@ -328,42 +114,14 @@ class DevStack:
         *,
         redact: str | None = None,
     ) -> Child:
-        log_path = self.log_dir / f"{name}.log"
-        if log_path.exists():
-            log_path.replace(log_path.with_name(f"{name}.log.1"))  # keep the previous run's
-        log = log_path.open("wb")
-        log.write(f"# {datetime.now(UTC).isoformat()} {' '.join(argv)}\n".encode())
-        log.flush()
-        # A new session: Ctrl-C in the terminal reaches only the dev stack, which then stops
-        # the children in order; and killpg reaches anything a child started.
-        process = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if redact else log,
-            stderr=subprocess.STDOUT,
-            env=dict(env),
-            start_new_session=True,
-        )
-        pump = None
-        if redact:
-            assert process.stdout is not None
-            pump = threading.Thread(
-                target=_pump_redacted,
-                args=(process.stdout, log, redact.encode()),
-                name=f"{name}-log",
-                daemon=True,
-            )
-            pump.start()
-        else:
-            log.close()  # the child holds its own copy of the descriptor
-        child = Child(name=name, process=process, log_path=log_path, pump=pump)
+        child = spawn(name, argv, env, self.log_dir, redact=redact)
         self.children.append(child)
         return child
 
     def shutdown(self) -> None:
         """Stop the children, newest first (API, worker, OpenBao, Temporal)."""
         for child in reversed(self.children):
-            _stop_group(child.process)
+            stop_group(child.process)
             if child.pump is not None:
                 child.pump.join(timeout=2)
         self.children.clear()
@@ -397,7 +155,7 @@ class DevStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         ep = self.endpoints
         try:
-            catalog = Catalog.load(self.settings.playbooks_dir)
+            catalog = load_catalog(self.settings.playbooks_dir)
         except CatalogError as exc:
             raise DevStackError(f"the action catalog does not load: {exc}") from None
         common = {
@@ -422,7 +180,7 @@ class DevStack:
         # (mode 0600) unless FIREBREAK_CODEC_KEYS is set; the UI decodes through the codec
         # server, which only this machine can reach.
         self.codec_note = ensure_codec_keys(self.settings)
-        codec_url = f"http://{_url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
+        codec_url = f"http://{url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
         await self._step(
             "codec server",
             lambda: self.spawn(
@@ -430,7 +188,7 @@ class DevStack:
                 [sys.executable, "-m", "runtime.codec_server"],
                 child_env(os.environ, **common, FIREBREAK_TEMPORAL_UI_PORT=str(ep.ui_port)),
             ),
-            lambda: _http_ok(f"{codec_url}/decode", accept=range(200, 500)),
+            lambda: http_ok(f"{codec_url}/decode", accept=range(200, 500)),
             API_READY_TIMEOUT,
             stop,
         )
@@ -493,16 +251,10 @@ class DevStack:
 
         # Runbooks and post-mortems into memory; unchanged files cost nothing on a restart.
         self.say("  ingesting the knowledge base (knowledge/) into Qdrant ...")
-        ingest = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "cli.main", "kb", "ingest"],
-            env=child_env(os.environ, **common),
-            stdout=(self.log_dir / "kb-ingest.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            check=False,
-        )
-        if ingest.returncode != 0:
-            self.say(f"  warning: knowledge ingest reported problems; see {self.log_dir / 'kb-ingest.log'}")
+        settings = self.settings.model_copy(update={"data_dir": self.data_dir})
+        log_path = self.log_dir / "kb-ingest.log"
+        if not await asyncio.to_thread(ingest_knowledge, settings, catalog, log_path):
+            self.say(f"  warning: knowledge ingest reported problems; see {log_path}")
 
         # The worker: only its own narrow Vault token.
         worker_env = child_env(os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value())
@@ -578,13 +330,13 @@ class DevStack:
             return False
 
     async def _ui_ready(self) -> bool:
-        return await _http_ok(self.endpoints.ui_url + "/", accept=range(200, 500))
+        return await http_ok(self.endpoints.ui_url + "/", accept=range(200, 500))
 
     async def _vault_ready(self) -> bool:
-        return await _http_ok(self.endpoints.vault_addr + "/v1/sys/health")
+        return await http_ok(self.endpoints.vault_addr + "/v1/sys/health")
 
     async def _api_ready(self) -> bool:
-        return await _http_ok(self.endpoints.api_url + "/healthz")
+        return await http_ok(self.endpoints.api_url + "/healthz")
 
     async def _consumer_ready(self) -> bool:
         """The consumer says so once its streams and durable consumer exist on the broker."""
@@ -620,7 +372,7 @@ class DevStack:
         )
         curl_token = shown or "$FIREBREAK_API_TOKEN"
         logs = ", ".join(f"{c.name}.log" for c in self.children)
-        codec_url = f"http://{_url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
+        codec_url = f"http://{url_host(self.settings.codec_server_host)}:{self.settings.codec_server_port}"
         sample = json.dumps(
             {
                 "name": "HighErrorRate",
@@ -652,6 +404,11 @@ Firebreak dev stack is up.
 """
         )
 
+    async def run_demo(self) -> None:
+        """Send the demo alert and follow its incident (devstack.demo)."""
+        assert self.client is not None and self.api_token is not None
+        await follow_demo(self.client, self.endpoints, self.api_token, self.say)
+
     def _bus_line(self) -> str:
         if self.settings.bus_url is None:
             return ""
@@ -674,79 +431,6 @@ Firebreak dev stack is up.
         self.say("\nstopping the dev stack ...")
         return 0
 
-    async def run_demo(self) -> None:
-        """Send the demo alert, then follow the incident; resolve the alert once verifying."""
-        assert self.client is not None and self.api_token is not None
-        client = self.client
-        ep = self.endpoints
-        starts_at = datetime.now(UTC)
-        headers = {"Authorization": f"Bearer {self.api_token.get_secret_value()}"}
-        async with httpx.AsyncClient(base_url=ep.api_url, headers=headers, timeout=15) as http:
-            response = await http.post(
-                "/alerts/alertmanager", json=demo_payload("firing", starts_at=starts_at)
-            )
-            if response.status_code != 202:
-                self.say(f"demo: the API answered {response.status_code}: {response.text}")
-                return
-            incident_id = response.json()["incidents"][0]
-            key = incident_id.removeprefix(INCIDENT_WORKFLOW_ID_PREFIX)
-            url = ep.workflow_url(client.namespace, incident_id)
-            self.say(
-                f"demo: sent {demo_payload()['alerts'][0]['labels']['alertname']} (critical) for "
-                f"service checkout; incident {incident_id}\n"
-                f"demo: watch it in the Temporal UI: {url}"
-            )
-            handle = client.get_workflow_handle(incident_id)
-            phase: Phase | None = None
-            resolved_sent = False
-            while True:
-                try:
-                    state = await handle.query(QUERY_STATE, result_type=IncidentState)
-                except (WorkflowQueryFailedError, RPCError):
-                    await asyncio.sleep(1)
-                    continue
-                if state.phase != phase:
-                    phase = state.phase
-                    self.say(f"demo: {incident_id} is now {phase.value}")
-                    if phase == Phase.AWAITING_APPROVAL:
-                        self._approval_help(state, key, url)
-                if state.phase == Phase.VERIFYING and not resolved_sent:
-                    # What Alertmanager sends once the restarted service is healthy again.
-                    response = await http.post(
-                        "/alerts/alertmanager",
-                        json=demo_payload("resolved", starts_at=starts_at),
-                    )
-                    resolved_sent = True
-                    self.say(
-                        "demo: the service recovered; sent the resolved alert "
-                        f"(API answered {response.status_code})"
-                    )
-                if state.phase == Phase.CLOSED:
-                    outcome = state.outcome.value if state.outcome else "unknown"
-                    why = "; ".join(state.decisions[-1].reasons) if state.decisions else ""
-                    self.say(
-                        f"demo: {incident_id} closed: {outcome} ({why})\n"
-                        f"demo: the audit trail is the workflow history: {url} "
-                        f"(or `firebreak audit {key}`)"
-                    )
-                    return
-                await asyncio.sleep(1)
-
-    def _approval_help(self, state: IncidentState, key: str, url: str) -> None:
-        signal_data = json.dumps(
-            {"by": "your-name", "reason": "demo: restart looks right", "plan_hash": state.plan_hash}
-        )
-        reasons = "; ".join(state.policy.reasons) if state.policy else "policy requires it"
-        self.say(
-            f"demo: waiting for a human ({reasons}).\n"
-            f"  Approve in the UI: {url}\n"
-            f"    More Actions -> Send a Signal -> {SIGNAL_APPROVE}, with data (also shown in the\n"
-            f"    workflow's current details):\n"
-            f"    {signal_data}\n"
-            f"  or from a shell:\n"
-            f"    firebreak approve {key} --by your-name --reason 'restart looks right'"
-        )
-
 
 def ensure_codec_keys(settings: Settings) -> str:
     """Use configured codec keys, or make one and keep it in the data dir (0600)."""
@@ -761,6 +445,33 @@ def ensure_codec_keys(settings: Settings) -> str:
     return str(path)
 
 
+def ingest_knowledge(settings: Settings, catalog: Catalog, log_path: Path) -> bool:
+    """Ingest the knowledge base as `firebreak kb ingest` does; False (and why, in the log) on problems."""
+    from memory.errors import MemoryStoreError
+    from memory.service import Memory
+
+    with log_path.open("a", encoding="utf-8") as log:
+        log.write(f"# {datetime.now(UTC).isoformat()} ingest {settings.knowledge_dir}\n")
+        if not settings.knowledge_dir.exists():
+            log.write(f"{settings.knowledge_dir}: no such file or folder\n")
+            return False
+        try:
+            memory = Memory.from_settings(settings, lock_timeout=60.0)
+            report = memory.knowledge.ingest(settings.knowledge_dir, known_actions=catalog.actions)
+        except MemoryStoreError as exc:
+            log.write(f"{exc}\n")
+            return False
+        for problem in report.skipped:
+            log.write(f"skipped {problem}\n")
+        log.write(
+            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
+            f"{len(report.deleted)} deleted, {len(report.skipped)} skipped; "
+            f"{report.chunks_written} chunks written, {report.chunks_deleted} deleted; "
+            f"{report.points} in {memory.knowledge.collection} ({memory.mode})\n"
+        )
+        return not report.skipped
+
+
 def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:
     """Configure OpenBao with the root token, then revoke the root token itself.
 
@@ -773,31 +484,6 @@ def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:
     worker_token = bootstrap_vault(client, catalog)
     client.auth.token.revoke_and_orphan_children(root)
     return worker_token
-
-
-async def _http_ok(url: str, accept: range = range(200, 300)) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=2) as http:
-            response = await http.get(url)
-    except httpx.HTTPError:
-        return False
-    return response.status_code in accept
-
-
-def _stop_group(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the child's process group, SIGKILL it after `timeout`, reap the child."""
-    pgid = process.pid  # start_new_session: the child leads its own group
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        process.wait()
-    # Anything the child left behind in its group goes too.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -846,7 +532,7 @@ async def run(settings: Settings, *, demo: bool = False, out: TextIO = sys.stdou
         stack.banner()
         if demo:
             demo_task = asyncio.create_task(stack.run_demo(), name="demo")
-            demo_task.add_done_callback(lambda t: _report_demo(t, err))
+            demo_task.add_done_callback(lambda t: report_demo(t, err))
         return await stack.supervise(stop)
     finally:
         if demo_task is not None and not demo_task.done():
@@ -857,13 +543,6 @@ async def run(settings: Settings, *, demo: bool = False, out: TextIO = sys.stdou
         lock.release()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-
-
-def _report_demo(task: asyncio.Task[None], err: TextIO) -> None:
-    if task.cancelled():
-        return
-    if (exc := task.exception()) is not None:
-        print(f"demo: stopped following the incident: {type(exc).__name__}: {exc}", file=err)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

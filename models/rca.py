@@ -1,8 +1,8 @@
 """Types that diagnosis hands across boundaries: candidates, telemetry in and out.
 
 Pure pydantic, so workflows can carry them. Evidence is the agents' own
-`models.agents.Evidence` (re-exported here): what the ranker and the telemetry activity
-produce goes into `DiagnosisInput.evidence` as it is. Its `score` is 0..1, how strongly
+`models.agents.Evidence`: what the ranker and the telemetry activity produce goes into
+`DiagnosisInput.evidence` as it is. Its `score` is 0..1, how strongly
 the observation implicates the service; z-scores stay in the summary.
 """
 
@@ -15,8 +15,6 @@ from pydantic import BaseModel, Field
 
 from models.agents import Evidence
 from models.alert import Alert
-
-__all__ = ["Candidate", "Evidence", "MetricSeries", "Symptom", "TelemetryInput", "TelemetryResult"]
 
 
 class Symptom(BaseModel):

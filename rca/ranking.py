@@ -33,8 +33,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
+from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
-from models.rca import Candidate, Evidence, Symptom
+from models.rca import Candidate, Symptom
 from rca.series import Direction, Kind, Metrics, Point, metric_info
 from rca.signals import LogStat, SignalAnomaly, TraceStat, Window, score_logs, score_traces
 from rca.topology import Topology

@@ -11,6 +11,7 @@ Firebreak always agree on where the server is.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -19,7 +20,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.constants import TASK_QUEUE
 
+# The directory that holds Firebreak's packages: a checkout, or site-packages once installed.
+# Resources inside packages (policies/*.rego, agents/rules.yaml) are found from here either way.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A checkout keeps its operator files (playbooks/, knowledge/) and its state (data/) beside the code.
+IN_CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def default_data_dir() -> Path:
+    """data/ in a checkout; installed, the user's state dir ($XDG_STATE_HOME/firebreak)."""
+    if IN_CHECKOUT:
+        return PROJECT_ROOT / "data"
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "firebreak"
+
+
+def operator_dir(name: str) -> Path:
+    """An operator directory (playbooks/, knowledge/): the checkout's, else the working directory's."""
+    return (PROJECT_ROOT if IN_CHECKOUT else Path.cwd()) / name
+
+
 # JetStream stream/consumer names and subject tokens: no dots, wildcards or whitespace in names.
 _STREAM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _SUBJECT_PREFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
@@ -34,7 +54,7 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    data_dir: Path = Field(default=PROJECT_ROOT / "data", description="state of the dev stack")
+    data_dir: Path = Field(default_factory=default_data_dir, description="state of the dev stack")
 
     # Temporal task queue the API starts incidents on and the worker polls
     task_queue: str = TASK_QUEUE
@@ -146,7 +166,7 @@ class Settings(BaseSettings):
     approval_code_ttl_seconds: float = Field(default=900.0, gt=0, le=86_400)
 
     # Where the catalog, policies and rules live
-    playbooks_dir: Path = PROJECT_ROOT / "playbooks"
+    playbooks_dir: Path = Field(default_factory=lambda: operator_dir("playbooks"))
     policies_dir: Path = PROJECT_ROOT / "policies"
     rules_file: Path = PROJECT_ROOT / "agents" / "rules.yaml"
 
@@ -211,7 +231,7 @@ class Settings(BaseSettings):
     qdrant_path: Path | None = Field(
         default=None, description="local-mode storage folder (default: $FIREBREAK_DATA_DIR/qdrant)"
     )
-    knowledge_dir: Path = PROJECT_ROOT / "knowledge"
+    knowledge_dir: Path = Field(default_factory=lambda: operator_dir("knowledge"))
     knowledge_collection: str = "firebreak_knowledge"
     incidents_collection: str = "firebreak_incidents"
     embeddings: Literal["auto", "dense", "sparse"] = Field(

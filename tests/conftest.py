@@ -33,8 +33,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from integrations.vault import bootstrap_vault
-from models.catalog import Catalog
 from models.constants import SEARCH_ATTRIBUTES
+from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.settings import PROJECT_ROOT, Settings
 
@@ -159,7 +159,7 @@ def bootstrap_dev_vault(addr: str, root_token: str, proc: subprocess.Popen[bytes
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        return bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
+        return bootstrap_vault(root, load_catalog(PROJECT_ROOT / "playbooks"))
 
 
 @pytest.fixture(scope="session")

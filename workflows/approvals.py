@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         ApprovalSignal,
         IncidentState,
-        PolicyDecision,
         VerifyApprovalInput,
     )
+    from models.policy import PolicyDecision
     from policies.gate import approval_needed, refusal
     from policies.seals import code_refusal
     from workflows.wording import cause, decide

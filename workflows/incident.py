@@ -69,17 +69,18 @@ with workflow.unsafe.imports_passed_through():
         Outcome,
         Phase,
         Plan,
-        PolicyInput,
         Stage,
     )
-    from models.memory import IncidentRecord, TrackRecordInput
+    from models.memory import TrackRecordInput
     from models.notify import NotifyEvent
+    from models.policy import PolicyInput
     from policies.gate import Gate, answer, gate, strictest
     from workflows import notifier
     from workflows.approvals import Approvals, admitted_or_raise, gate_decisions
     from workflows.context import carry_over, gather_context, resumed_notifier
     from workflows.details import render_details
     from workflows.reasoning import run_agent
+    from workflows.records import incident_record
     from workflows.remediation_runs import RemediationRuns, plan_of
     from workflows.wording import (
         autonomy_changes,
@@ -299,7 +300,7 @@ class IncidentWorkflow:
                         services=triage.services,
                         action=action,
                         now=workflow.now(),
-                        track_record=record.model_dump(mode="json") if record is not None else None,
+                        track_record=record,
                     ),
                 )
             )
@@ -428,7 +429,7 @@ class IncidentWorkflow:
         if state.triage is not None:
             # Episodic memory: best effort, it never changes how the incident ended.
             top = state.diagnosis.hypotheses[0] if state.diagnosis and state.diagnosis.hypotheses else None
-            record = IncidentRecord.from_state(
+            record = incident_record(
                 state,
                 # One record per incident, however many runs it continued as new through.
                 run_id=workflow.info().first_execution_run_id,

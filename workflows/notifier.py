@@ -34,8 +34,9 @@ from models.constants import (
     WF_PHASE_ENTERED,
     WF_TIME_TO_DECISION,
 )
-from models.incident import IncidentState, PolicyVerdict
+from models.incident import IncidentState
 from models.notify import NotifyChannel, NotifyEvent, NotifyInput, NotifyResult
+from models.policy import PolicyVerdict
 
 # How long a closing incident waits for its notifications before completing anyway.
 CLOSE_WAIT = timedelta(seconds=60)

@@ -30,12 +30,10 @@ with workflow.unsafe.imports_passed_through():
         IncidentState,
         Outcome,
         Plan,
-        PolicyDecision,
-        PolicyInput,
-        PolicyVerdict,
         RemediationInput,
         RemediationResult,
     )
+    from models.policy import PolicyDecision, PolicyInput, PolicyVerdict
     from workflows.remediation import RemediationWorkflow
     from workflows.wording import cause, change_lines, decide, would_change
 

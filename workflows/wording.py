@@ -14,7 +14,8 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from models.agents import AgentResult, DiagnosisResult, PlanResult
-    from models.incident import Decision, IncidentState, PolicyDecision, RemediationResult
+    from models.incident import Decision, IncidentState, RemediationResult
+    from models.policy import PolicyDecision
 
 
 def decide(state: IncidentState, kind: str, by: str, summary: str, reasons: list[str] | None = None) -> None:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from activities.agents import AgentActivities
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from evals.agents.harness import CASES_FILE, HELDOUT_FILE, Case, ChainRun, load_cases, run_chain
-from models.catalog import Catalog
+from policies.catalog import load_catalog
 from runtime.settings import Settings
-from worker import build_reasoner
 
 
 @dataclass
@@ -125,7 +125,7 @@ async def evaluate(
         raise SystemExit(f"--reasoner {reasoner} needs ANTHROPIC_API_KEY (or FIREBREAK_ANTHROPIC_API_KEY)")
     if reasoner == "claude":
         settings = settings.model_copy(update={"llm_confidence_threshold": 1.0})
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     scored = []
     try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from evals.rca.baselines import rank_baro, rank_pagerank
 from evals.rca.scenario import Scenario, Truth, load_scenario, load_truth
-from models.rca import Symptom
+from models.rca import Candidate, Symptom
 from rca.ranking import rank_most_anomalous, rank_root_causes, rank_symptom_first
 
 METHODS = ("rca", "most_anomalous", "symptom", "baro", "pagerank")
@@ -128,24 +128,28 @@ def _variant_order(name: str) -> tuple[int, int, str]:
     return (1, 0, name)
 
 
+def rank_candidates(scenario: Scenario, limit: int | None = None) -> list[Candidate]:
+    """The ranker's candidates for one scenario, on every signal it has (no truth involved)."""
+    return rank_root_causes(
+        scenario.topology,
+        scenario.metrics,
+        scenario.symptom,
+        scenario.normal,
+        scenario.anomalous,
+        alerts=scenario.alerts,
+        limit=limit,
+        traces=scenario.traces,
+        logs=scenario.logs,
+        trace_normal=scenario.baseline("traces"),
+        log_normal=scenario.baseline("logs"),
+    )
+
+
 def rank_scenario(scenario: Scenario, methods: Sequence[str] = METHODS) -> dict[str, list[str]]:
     """The ranking and the baselines for one scenario (no truth involved)."""
     out: dict[str, list[str]] = {}
     if "rca" in methods:
-        candidates = rank_root_causes(
-            scenario.topology,
-            scenario.metrics,
-            scenario.symptom,
-            scenario.normal,
-            scenario.anomalous,
-            alerts=scenario.alerts,
-            limit=None,
-            traces=scenario.traces,
-            logs=scenario.logs,
-            trace_normal=scenario.baseline("traces"),
-            log_normal=scenario.baseline("logs"),
-        )
-        out["rca"] = [c.service for c in candidates]
+        out["rca"] = [c.service for c in rank_candidates(scenario)]
     services = list(scenario.topology.services)
     if "most_anomalous" in methods:
         out["most_anomalous"] = rank_most_anomalous(

@@ -167,17 +167,6 @@ class Fault:
     hammered: str | None = None
 
 
-@dataclass
-class ScenarioSpec:
-    seed: int
-    shape: str
-    fault: str
-    noise: float
-    step: float
-    components: dict[str, Component]
-    calls: dict[tuple[str, str], Call]
-
-
 # --- topology ------------------------------------------------------------------------------
 
 

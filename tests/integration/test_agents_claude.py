@@ -19,6 +19,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisDraft
+from agents.factory import build_reasoner
 from agents.planner import PlanDraft
 from agents.rules import RuleBook
 from agents.triage import TriageDraft
@@ -37,15 +38,14 @@ from models.agents import (
     TriageResult,
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
-from models.catalog import Catalog
+from policies.catalog import load_catalog
 from runtime.settings import PROJECT_ROOT, Settings
 from tests.fake_anthropic import Error, FakeAnthropic, Text, ToolUse, Usage
 from tests.integration.conftest import claude_settings
-from worker import build_reasoner
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 BOOK = RuleBook.load(PROJECT_ROOT / "agents" / "rules.yaml")
 
 

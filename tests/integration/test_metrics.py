@@ -18,16 +18,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from models.incident import (
-    ApprovalRecord,
-    Decision,
-    IncidentState,
-    Outcome,
-    Phase,
-    PolicyDecision,
-    PolicyVerdict,
-    RemediationResult,
-)
+from models.incident import ApprovalRecord, Decision, IncidentState, Outcome, Phase, RemediationResult
+from models.policy import PolicyDecision, PolicyVerdict
 from runtime import metrics
 from runtime.settings import Settings
 from runtime.tracing import FirebreakInterceptor

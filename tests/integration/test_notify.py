@@ -34,15 +34,9 @@ from activities.notify import NotifyActivities
 from integrations.notify import NotifyConfig
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
-from models.incident import (
-    IncidentState,
-    Outcome,
-    Phase,
-    Plan,
-    PolicyDecision,
-    PolicyVerdict,
-)
+from models.incident import IncidentState, Outcome, Phase, Plan
 from models.notify import NotifyChannel, NotifyEvent, NotifyResult
+from models.policy import PolicyDecision, PolicyVerdict
 from runtime import metrics
 from runtime.tracing import FirebreakInterceptor
 from tests.payloads import alertmanager_alert

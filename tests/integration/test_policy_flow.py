@@ -15,7 +15,8 @@ import pytest
 import yaml
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from audit.timeline import build_timeline, render_text
+from audit.render import render_text
+from audit.timeline import build_timeline
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
 from runtime.settings import PROJECT_ROOT

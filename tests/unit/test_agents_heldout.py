@@ -14,14 +14,14 @@ import pytest
 
 from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisAgent
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from agents.triage import TriageAgent
 from evals.agents.harness import HELDOUT_FILE, Case, load_cases, run_chain
 from evals.agents.run import score
 from models.agents import DiagnosisInput, Evidence, TriageInput
-from models.catalog import Catalog
+from policies.catalog import load_catalog
 from runtime.settings import Settings
-from worker import build_reasoner
 
 MARGIN = 0.05
 MEASURED = {"no_unwarranted_action": 0.985, "escalation_recall": 0.985}
@@ -37,7 +37,7 @@ def test_heldout_cases_are_real_incidents_with_outside_labels() -> None:
 
 async def test_rules_do_not_act_on_the_symptom_when_the_ranking_blames_another_service() -> None:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     cases: list[Case] = load_cases(HELDOUT_FILE)[::3]
     try:
@@ -54,7 +54,7 @@ async def test_rules_do_not_act_on_the_symptom_when_the_ranking_blames_another_s
 @pytest.mark.parametrize(("ranked_first", "escalates"), [("cartservice", True), ("frontend", False)])
 def test_diagnosis_escalates_when_alert_rule_and_ranking_disagree(ranked_first: str, escalates: bool) -> None:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    book, catalog = RuleBook.load(settings.rules_file), Catalog.load(settings.playbooks_dir)
+    book, catalog = RuleBook.load(settings.rules_file), load_catalog(settings.playbooks_dir)
     alerts = Case.model_validate(
         {
             "id": "t",
