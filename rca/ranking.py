@@ -487,7 +487,7 @@ def rank_root_causes(
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
     universe |= {name for name, found in anomalies.items() if found.signals}
-    fused = fused_scores(anomalies, universe) if (traces or logs) else None
+    fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
@@ -527,34 +527,56 @@ def _metric_weight(kind: Kind) -> float:
     return 1.0 if kind in (Kind.CPU, Kind.MEMORY, Kind.SATURATION) else 0.5 * KIND_WEIGHT[kind]
 
 
-def _own_metric_evidence(found: ServiceAnomaly) -> float:
+# Metric kinds that point at the service itself when traces are there to measure its own
+# time. A latency metric (and a client latency, filed under OTHER) includes the time spent
+# waiting on dependencies, so it moves in every caller of a slow service; span self time
+# (the trace expert) is the service's own share of it.
+OWN_KINDS_WITH_TRACES = (Kind.CPU, Kind.MEMORY, Kind.SATURATION, Kind.ERRORS, Kind.AVAILABILITY)
+# Each expert may be wrong: its distribution is mixed with this much of an even one, so one
+# signal that misses the root cause (a network delay logs nothing) cannot veto the others.
+EXPERT_FLOOR = 0.1
+# Evidence is raised to this power before normalising: a service a signal singles out by a
+# wide margin takes most of that signal's mass.
+EXPERT_SHARPNESS = 3.0
+
+
+def _own_metric_evidence(found: ServiceAnomaly, *, with_traces: bool = False) -> float:
     """How strongly the service's own metrics point at it: belief x log(1 + intensity)."""
     if not found.metrics:
         return VANISHED_BELIEF * math.log1p(VANISHED_INTENSITY) if found.vanished else 0.0
-    calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in found.metrics)
-    strongest = max(
-        (m.z * _metric_weight(m.kind) for m in found.metrics if m.kind != Kind.REQUESTS), default=0.0
-    )
+    metrics = [m for m in found.metrics if m.kind in OWN_KINDS_WITH_TRACES] if with_traces else found.metrics
+    calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in metrics)
+    strongest = max((m.z * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0)
     return (1.0 - calm) * math.log1p(strongest)
 
 
-def fused_scores(anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str]) -> dict[str, float]:
+def fused_scores(
+    anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str], *, with_traces: bool = False
+) -> dict[str, float]:
     """Rank score when traces or logs are present: a product of experts, one per signal.
 
     Each signal is an expert giving a distribution over the candidate services (its
-    evidence for each, squared, normalised), mixed with a uniform one so that a signal that
-    says nothing (flat, or absent) moves nothing. A signal that singles out one service
-    outweighs one that finds many services a little anomalous, whichever signal it is; the
-    score is the sum of the experts' log-probabilities.
+    evidence for each, sharpened, normalised), mixed with an even one so that a signal that
+    says nothing (flat, or absent) moves nothing and a signal that is wrong cannot veto. A
+    signal that singles out one service outweighs one that finds many services a little
+    anomalous, whichever signal it is; the score is the sum of the experts' log-probabilities.
+
+    Trace and log evidence is belief x intensity, and intensity is already a log ratio
+    (x4, like a z-score): a x300 network wait must stand far above a x5 one, which a
+    second logarithm would flatten.
     """
     names = sorted(services)
     uniform = 1.0 / max(1, len(names))
     experts: list[dict[str, float]] = []
-    raw_metrics = {n: _own_metric_evidence(anomalies[n]) if n in anomalies else 0.0 for n in names}
-    experts.append(raw_metrics)
+    experts.append(
+        {
+            n: _own_metric_evidence(anomalies[n], with_traces=with_traces) if n in anomalies else 0.0
+            for n in names
+        }
+    )
     for signal in SIGNAL_WEIGHT:
         raw = {
-            n: found.belief * math.log1p(found.intensity)
+            n: found.belief * found.intensity
             for n in names
             if n in anomalies and (found := anomalies[n].signals.get(signal)) is not None
         }
@@ -562,11 +584,11 @@ def fused_scores(anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str
             experts.append(raw)
     out = dict.fromkeys(names, 0.0)
     for raw in experts:
-        squared = {n: v * v for n, v in raw.items()}
-        total = sum(squared.values())
+        sharpened = {n: max(0.0, v) ** EXPERT_SHARPNESS for n, v in raw.items()}
+        total = sum(sharpened.values())
         for n in names:
-            share = squared.get(n, 0.0) / total if total > 0 else 0.0
-            out[n] += math.log(uniform + share)
+            share = sharpened.get(n, 0.0) / total if total > 0 else 0.0
+            out[n] += math.log(EXPERT_FLOOR + uniform + share)
     return out
 
 

@@ -178,7 +178,10 @@ TRAFFIC_RATIO_CENTER = 3.0  # calls into a service changing this much (either wa
 ERROR_FLOOR = 0.01  # 1 point of error ratio is the least we call a change
 LOG_SHARE_CENTER = 3.0  # a template's share of its service's lines growing this much
 LOG_NEW_MIN = 3  # lines of an unseen template before it counts
-LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.5}
+# Info lines record normal operation: against a short normal window a "new" info template
+# mostly means another request mix (Nezha's busiest services show several in every
+# incident), while a new error template means a code path that fails.
+LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.2}
 
 
 def _sigmoid(x: float) -> float:
