@@ -36,7 +36,15 @@ from statistics import median
 from models.alert import Alert, AlertStatus, Severity
 from rca.metrics import Direction, Kind, Metrics, Point, metric_info
 from rca.models import Candidate, Evidence, Symptom
-from rca.signals import LogStat, SignalAnomaly, TraceStat, Window, score_logs, score_traces
+from rca.signals import (
+    LOG_SHARE_CENTER,
+    LogStat,
+    SignalAnomaly,
+    TraceStat,
+    Window,
+    score_logs,
+    score_traces,
+)
 from rca.topology import Topology
 
 # --- anomaly scoring -------------------------------------------------------------------------
@@ -538,6 +546,10 @@ EXPERT_FLOOR = 0.1
 # Evidence is raised to this power before normalising: a service a signal singles out by a
 # wide margin takes most of that signal's mass.
 EXPERT_SHARPNESS = 3.0
+# Log evidence is normalised against a "nothing but chance" candidate as strong as a template
+# at the surge threshold (share x LOG_SHARE_CENTER at even odds): a few new lines in one
+# service, when no other service logs anything new, are not the logs singling it out.
+LOG_NULL_EVIDENCE = 0.5 * 4.0 * math.log2(LOG_SHARE_CENTER)
 
 
 def _own_metric_evidence(found: ServiceAnomaly, *, with_traces: bool = False) -> float:
@@ -567,12 +579,15 @@ def fused_scores(
     """
     names = sorted(services)
     uniform = 1.0 / max(1, len(names))
-    experts: list[dict[str, float]] = []
+    experts: list[tuple[dict[str, float], float]] = []  # evidence per service, null evidence
     experts.append(
-        {
-            n: _own_metric_evidence(anomalies[n], with_traces=with_traces) if n in anomalies else 0.0
-            for n in names
-        }
+        (
+            {
+                n: _own_metric_evidence(anomalies[n], with_traces=with_traces) if n in anomalies else 0.0
+                for n in names
+            },
+            0.0,
+        )
     )
     for signal in SIGNAL_WEIGHT:
         raw = {
@@ -581,11 +596,11 @@ def fused_scores(
             if n in anomalies and (found := anomalies[n].signals.get(signal)) is not None
         }
         if raw:
-            experts.append(raw)
+            experts.append((raw, LOG_NULL_EVIDENCE if signal == "logs" else 0.0))
     out = dict.fromkeys(names, 0.0)
-    for raw in experts:
+    for raw, null in experts:
         sharpened = {n: max(0.0, v) ** EXPERT_SHARPNESS for n, v in raw.items()}
-        total = sum(sharpened.values())
+        total = sum(sharpened.values()) + null**EXPERT_SHARPNESS
         for n in names:
             share = sharpened.get(n, 0.0) / total if total > 0 else 0.0
             out[n] += math.log(EXPERT_FLOOR + uniform + share)

@@ -340,6 +340,13 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         if side:
             counts[s.service][side][s.template_id] += s.count
             meta.setdefault((s.service, s.template_id), s)
+    # How many services log each template (ids are shared: one Drain model mines every
+    # service). A message many services print, like a web framework's "request failed", is
+    # how a failure travels rather than where it started; like IDF in text retrieval, it
+    # weighs 1/sqrt(services).
+    spread: dict[str, int] = defaultdict(int)
+    for _, template_id in meta:
+        spread[template_id] += 1
     out: dict[str, SignalAnomaly] = {}
     for service, sides in counts.items():
         total_n, total_a = sum(sides["n"].values()), sum(sides["a"].values())
@@ -348,7 +355,7 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         scored: list[tuple[float, float, str]] = []
         for template_id, n_a in sides["a"].items():
             info = meta[(service, template_id)]
-            weight = LEVEL_WEIGHT[info.level]
+            weight = LEVEL_WEIGHT[info.level] / math.sqrt(spread[template_id])
             n_n = sides["n"].get(template_id, 0)
             if n_n == 0:
                 if n_a < LOG_NEW_MIN and info.level == "info":
