@@ -6,7 +6,8 @@ Two steps.
    median and the median absolute deviation (robust to spikes in the baseline), floored
    so that a flat baseline (an error ratio of exactly 0) cannot turn a blip into an
    infinite score. The incident level is a *sustained* one (the k-th highest point, k a
-   third of the points), so one outlier is not an incident. Direction matters: latency,
+   third of the points but at most two minutes' worth), so one outlier is not an incident
+   and a long window opened early does not dilute a short fault. Direction matters: latency,
    errors and resources are bad going up, availability going down, traffic either way.
    A z-score becomes a belief in [0, 1]; a service's belief combines its metric kinds.
    Services whose metrics all stop during the incident are treated as down; services
@@ -28,6 +29,7 @@ fitted to one data set.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +53,7 @@ from rca.topology import Topology
 
 MAD_TO_SIGMA = 1.4826
 RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call a sigma
+SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third of the window)
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
 KIND_WEIGHT = {
@@ -178,6 +181,19 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def _sustained_rank(points: Sequence[Point], anomalous: tuple[float, float], n: int) -> int:
+    """Which highest point is the incident level: a third of the window's points, but never
+    more than SUSTAINED_SECONDS' worth (nor fewer than two points once the window has
+    four: one spike is not an incident), so that a window opened early by an unrelated alert
+    (longer, mostly normal) does not dilute a fault of a few minutes."""
+    k = max(1, math.ceil(n / 3))
+    times = sorted(t for t, v in points if anomalous[0] <= t <= anomalous[1] and math.isfinite(v))
+    gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if gaps:
+        k = min(k, max(2, round(SUSTAINED_SECONDS / median(gaps))))
+    return k
+
+
 def score_series(
     service: str,
     metric: str,
@@ -213,7 +229,7 @@ def score_series(
     else:
         zs = [abs(v - center) / scale for v in cur]
     order = sorted(range(len(cur)), key=lambda i: zs[i], reverse=True)
-    k = max(1, math.ceil(len(cur) / 3))
+    k = _sustained_rank(points, anomalous, len(cur))
     pick = order[k - 1]
     z = max(0.0, zs[pick])
     # Few points on either side make any z less certain.
