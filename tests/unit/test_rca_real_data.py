@@ -8,10 +8,10 @@ helps one system and hurts the other fails here.
 
     measured                          AC@1    AC@3
     online-boutique (56 faults)       0.750   0.857   (AC@3 floor kept at 0.875 - 0.05)
-    train-ticket (45 faults)          0.511   0.733
-    window opened 5 min early:
-    online-boutique                   0.661
-    train-ticket                      0.378
+    train-ticket (45 faults)          0.711   0.778
+    window opened 5 / 15 min early (AC@1):
+    online-boutique                   0.714 / 0.661
+    train-ticket                      0.644 / 0.733
 """
 
 from __future__ import annotations
@@ -28,10 +28,13 @@ ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
 MARGIN = 0.05
 MEASURED = {
     "nezha/online-boutique": {"ac1": 0.750, "ac3": 0.875},  # ac3 measured 0.857; the earlier floor stays
-    "nezha/train-ticket": {"ac1": 0.511, "ac3": 0.733},
+    "nezha/train-ticket": {"ac1": 0.711, "ac3": 0.778},
 }
-# An earlier alert opened the incident: the window starts 5 minutes before the fault.
-MEASURED_SHIFTED = {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.378}
+# An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
+MEASURED_SHIFTED = {
+    "shift-5m": {"nezha/online-boutique": 0.714, "nezha/train-ticket": 0.644},
+    "shift-15m": {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.733},
+}
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
 
 
@@ -53,18 +56,21 @@ def test_every_system_keeps_its_floor(report: dict[str, Any]) -> None:
 
 def test_a_window_opened_early_keeps_its_floor() -> None:
     """The production window opens at the first alert, not at the fault: AC@1 with the
-    window starting 5 minutes early stays within the margin of its measured value."""
-    hits: dict[str, list[int | None]] = {group: [] for group in SYSTEMS}
+    window starting 5 or 15 minutes early stays within the margin of its measured value.
+    (Windows opened late are reported by the eval, not floored: Nezha's faults last about
+    four minutes and come every five to nine, so a late window holds the next fault.)"""
+    hits: dict[tuple[str, str], list[int | None]] = {}
     for system in ("online-boutique", "train-ticket"):
         for path in find_scenarios([ROOT / system]):
-            scenario = load_scenario(path)
-            shifted = dict(variants(scenario, load_truth(path)))["shift-5m"]
-            ranked = rank_scenario(shifted, ("rca",))["rca"]
-            hits[f"nezha/{system}"].append(position(ranked, load_truth(path).root_cause))
-    for group, positions in hits.items():
+            scenario, truth = load_scenario(path), load_truth(path)
+            made = dict(variants(scenario, truth))
+            for shift in MEASURED_SHIFTED:
+                ranked = rank_scenario(made[shift], ("rca",))["rca"]
+                hits.setdefault((shift, f"nezha/{system}"), []).append(position(ranked, truth.root_cause))
+    for (shift, group), positions in hits.items():
         ac1 = accuracy_at(positions, 1)
-        floor = MEASURED_SHIFTED[group] - MARGIN
-        assert ac1 >= floor, f"{group} shift-5m AC@1 {ac1:.3f} fell below {floor:.3f}"
+        floor = MEASURED_SHIFTED[shift][group] - MARGIN
+        assert ac1 >= floor, f"{group} {shift} AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
 def test_ahead_of_the_published_method_floors_on_every_system(report: dict[str, Any]) -> None:
