@@ -5,9 +5,10 @@ Two steps.
 1. **Anomaly per service.** Each series is compared with its own normal period using the
    median and the median absolute deviation (robust to spikes in the baseline), floored
    so that a flat baseline (an error ratio of exactly 0) cannot turn a blip into an
-   infinite score. The incident level is a *sustained* one (the k-th highest point, k a
-   third of the points but at most two minutes' worth), so one outlier is not an incident
-   and a long window opened early does not dilute a short fault. Direction matters: latency,
+   infinite score. The incident level is a *sustained* one (the weakest point of the
+   strongest run of k consecutive points, k a third of the points but at most two minutes'
+   worth), so one outlier is not an incident and a long window opened early does not dilute
+   a short fault. Direction matters: latency,
    errors and resources are bad going up, availability going down, traffic either way.
    A z-score becomes a belief in [0, 1]; a service's belief combines its metric kinds.
    Services whose metrics all stop during the incident are treated as down; services
@@ -182,10 +183,10 @@ def _sigmoid(x: float) -> float:
 
 
 def _sustained_rank(points: Sequence[Point], anomalous: tuple[float, float], n: int) -> int:
-    """Which highest point is the incident level: a third of the window's points, but never
-    more than SUSTAINED_SECONDS' worth (nor fewer than two points once the window has
-    four: one spike is not an incident), so that a window opened early by an unrelated alert
-    (longer, mostly normal) does not dilute a fault of a few minutes."""
+    """How many consecutive points an incident level must hold: a third of the window's
+    points, but never more than SUSTAINED_SECONDS' worth (nor fewer than two once the window
+    has four: one spike is not an incident), so that a window opened early by an unrelated
+    alert (longer, mostly normal) does not dilute a fault of a few minutes."""
     k = max(1, math.ceil(n / 3))
     times = sorted(t for t, v in points if anomalous[0] <= t <= anomalous[1] and math.isfinite(v))
     gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
@@ -228,9 +229,13 @@ def score_series(
         zs = [(center - v) / scale for v in cur]
     else:
         zs = [abs(v - center) / scale for v in cur]
-    order = sorted(range(len(cur)), key=lambda i: zs[i], reverse=True)
+    # The incident level is the weakest point of the strongest run of k consecutive points
+    # (points are in time order): an isolated spike never makes a run.
     k = _sustained_rank(points, anomalous, len(cur))
-    pick = order[k - 1]
+    pick = max(
+        (min(range(i, i + k), key=lambda j: zs[j]) for i in range(len(cur) - k + 1)),
+        key=lambda j: zs[j],
+    )
     z = max(0.0, zs[pick])
     # Few points on either side make any z less certain.
     z *= min(1.0, (len(cur) + 1) / 4) * min(1.0, len(base) / 4)

@@ -10,8 +10,8 @@ helps one system and hurts the other fails here.
     online-boutique (56 faults)       0.750   0.857   (AC@3 floor kept at 0.875 - 0.05)
     train-ticket (45 faults)          0.711   0.778
     window opened 5 / 15 min early (AC@1):
-    online-boutique                   0.714 / 0.661
-    train-ticket                      0.644 / 0.733
+    online-boutique                   0.732 / 0.643   (15 min floor kept at 0.661 - 0.05)
+    train-ticket                      0.667 / 0.689   (15 min floor kept at 0.733 - 0.05)
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ MEASURED = {
 }
 # An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
 MEASURED_SHIFTED = {
-    "shift-5m": {"nezha/online-boutique": 0.714, "nezha/train-ticket": 0.644},
+    "shift-5m": {"nezha/online-boutique": 0.732, "nezha/train-ticket": 0.667},
+    # measured 0.643 / 0.689 with the consecutive-run level; the earlier floors stay
     "shift-15m": {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.733},
 }
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
