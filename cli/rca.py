@@ -95,6 +95,10 @@ def rank_command(
         loaded.anomalous,
         alerts=loaded.alerts,
         limit=top,
+        traces=loaded.traces,
+        logs=loaded.logs,
+        trace_normal=loaded.baseline("traces"),
+        log_normal=loaded.baseline("logs"),
     )
     if as_json:
         typer.echo(json.dumps([c.model_dump(mode="json") for c in candidates], indent=2))
