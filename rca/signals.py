@@ -179,7 +179,10 @@ TRAFFIC_RATIO_CENTER = 3.0  # calls into a service changing this much (either wa
 ERROR_FLOOR = 0.01  # 1 point of error ratio is the least we call a change
 LOG_SHARE_CENTER = 3.0  # a template's share of its service's lines growing this much
 LOG_NEW_MIN = 3  # lines of an unseen template before it counts
-LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.5}
+# Info lines record normal operation: against a short normal window a "new" info template
+# mostly means another request mix (Nezha's busiest services show several in every
+# incident), while a new error template means a code path that fails.
+LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.2}
 
 
 def _sigmoid(x: float) -> float:
@@ -338,6 +341,13 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         if side:
             counts[s.service][side][s.template_id] += s.count
             meta.setdefault((s.service, s.template_id), s)
+    # How many services log each template (ids are shared: one Drain model mines every
+    # service). A message many services print, like a web framework's "request failed", is
+    # how a failure travels rather than where it started; like IDF in text retrieval, it
+    # weighs 1/sqrt(services).
+    spread: dict[str, int] = defaultdict(int)
+    for _, template_id in meta:
+        spread[template_id] += 1
     out: dict[str, SignalAnomaly] = {}
     for service, sides in counts.items():
         total_n, total_a = sum(sides["n"].values()), sum(sides["a"].values())
@@ -346,7 +356,7 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         scored: list[tuple[float, float, str]] = []
         for template_id, n_a in sides["a"].items():
             info = meta[(service, template_id)]
-            weight = LEVEL_WEIGHT[info.level]
+            weight = LEVEL_WEIGHT[info.level] / math.sqrt(spread[template_id])
             n_n = sides["n"].get(template_id, 0)
             if n_n == 0:
                 if n_a < LOG_NEW_MIN and info.level == "info":
