@@ -1,20 +1,17 @@
 """Notifications and ITSM tickets: what the incident tells chat, Jira and ServiceNow.
 
-`NotifyInput` is built in the workflow from the incident's state (`NotifyInput.from_state`)
+`NotifyInput` is built in the workflow from the incident's state (`workflows.notifier.notify_input`)
 and carries only what a message or ticket shows: no secrets, no raw alert payloads.
 These are Temporal payloads: add fields with defaults only.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-from models.incident import IncidentState, Outcome
 
 
 class NotifyEvent(StrEnum):
@@ -50,46 +47,6 @@ class NotifyInput(BaseModel):
     # The ticket this incident already has on the channel, from an earlier event's result:
     # with it, an update never searches (and so never races the ticket system's index).
     ticket: str | None = None
-
-    @classmethod
-    def from_state(
-        cls, event: NotifyEvent, state: IncidentState, at: datetime, reason: str | None = None
-    ) -> NotifyInput:
-        triage = state.triage
-        services = list(triage.services) if triage else sorted({a.service for a in state.alerts.values()})
-        severity = state.severity.value if state.severity else None
-        names = sorted({a.name for a in state.alerts.values()})
-        title = f"[{severity or '?'}] {', '.join(names[:3]) or state.key} on {', '.join(services[:3]) or '?'}"
-        plan = (
-            [f"{a.action} on {a.target} {json.dumps(a.params, sort_keys=True)}" for a in state.plan.actions]
-            if state.plan
-            else []
-        )
-        policy = None
-        if state.policy is not None:
-            policy = f"{state.policy.verdict.value}: {'; '.join(state.policy.reasons)}"[:1000]
-        return cls(
-            event=event,
-            incident_id=state.incident_id,
-            key=state.key,
-            at=at,
-            severity=severity,
-            services=services[:20],
-            phase=state.phase.value,
-            title=title[:255],
-            summary=(triage.summary if triage else "")[:4000],
-            plan=plan[:10],
-            plan_hash=state.plan_hash,
-            policy=policy,
-            approver_group=state.policy.approver_group if state.policy else None,
-            outcome=state.outcome.value if state.outcome else None,
-            reason=reason[:2000] if reason else None,
-            llm_cost_usd=state.llm_usage.cost_usd,
-        )
-
-    @staticmethod
-    def close_event(outcome: Outcome) -> NotifyEvent:
-        return NotifyEvent.ESCALATED if outcome == Outcome.ESCALATED else NotifyEvent.CLOSED
 
 
 NotifyStatus = Literal["sent", "created", "updated", "exists", "skipped"]

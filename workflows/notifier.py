@@ -19,6 +19,7 @@ runtime (`runtime.metrics.TemporalBridge`).
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -34,7 +35,7 @@ from models.constants import (
     WF_PHASE_ENTERED,
     WF_TIME_TO_DECISION,
 )
-from models.incident import IncidentState
+from models.incident import IncidentState, Outcome
 from models.notify import NotifyChannel, NotifyEvent, NotifyInput, NotifyResult
 from models.policy import PolicyVerdict
 
@@ -62,7 +63,7 @@ class Notifier:
 
     def send(self, event: NotifyEvent, state: IncidentState, reason: str | None = None) -> None:
         """Start notifying every configured channel of `event`; returns immediately."""
-        input = NotifyInput.from_state(event, state, workflow.now(), reason)
+        input = notify_input(event, state, workflow.now(), reason)
         self._sent = True
         if self._channels is None:
             self._channels = asyncio.create_task(self._configured())
@@ -78,7 +79,7 @@ class Notifier:
         incident was announced before: one that resolved while settling told no one.
         """
         if state.outcome is not None:
-            event = NotifyInput.close_event(state.outcome)
+            event = close_event(state.outcome)
             if self._sent or event == NotifyEvent.ESCALATED:
                 self.send(event, state, reason)
         await self.flush()
@@ -169,3 +170,45 @@ def incident_closed(state: IncidentState) -> None:
 
 def _seconds(start: datetime, end: datetime) -> float:
     return max((end - start).total_seconds(), 0.0)
+
+
+def notify_input(
+    event: NotifyEvent, state: IncidentState, at: datetime, reason: str | None = None
+) -> NotifyInput:
+    """What a message or ticket shows of the incident: no secrets, no raw alert payloads."""
+    triage = state.triage
+    services = list(triage.services) if triage else sorted({a.service for a in state.alerts.values()})
+    severity = state.severity.value if state.severity else None
+    names = sorted({a.name for a in state.alerts.values()})
+    title = f"[{severity or '?'}] {', '.join(names[:3]) or state.key} on {', '.join(services[:3]) or '?'}"
+    plan = (
+        [f"{a.action} on {a.target} {json.dumps(a.params, sort_keys=True)}" for a in state.plan.actions]
+        if state.plan
+        else []
+    )
+    policy = None
+    if state.policy is not None:
+        policy = f"{state.policy.verdict.value}: {'; '.join(state.policy.reasons)}"[:1000]
+    return NotifyInput(
+        event=event,
+        incident_id=state.incident_id,
+        key=state.key,
+        at=at,
+        severity=severity,
+        services=services[:20],
+        phase=state.phase.value,
+        title=title[:255],
+        summary=(triage.summary if triage else "")[:4000],
+        plan=plan[:10],
+        plan_hash=state.plan_hash,
+        policy=policy,
+        approver_group=state.policy.approver_group if state.policy else None,
+        outcome=state.outcome.value if state.outcome else None,
+        reason=reason[:2000] if reason else None,
+        llm_cost_usd=state.llm_usage.cost_usd,
+    )
+
+
+def close_event(outcome: Outcome) -> NotifyEvent:
+    """The event that closes an incident with `outcome`."""
+    return NotifyEvent.ESCALATED if outcome == Outcome.ESCALATED else NotifyEvent.CLOSED
