@@ -16,6 +16,14 @@ the command line or in extravars. ansible-runner still dumps the environment int
 artifact dir, so the private data dir lives on tmpfs when there is one, is mode 0700, is
 deleted in a `finally`, and the token is revoked in the same `finally` — a leftover is
 a dead token in RAM. Playbook tasks that touch the token are `no_log`.
+
+Over SSH (an inventory is configured): the target must resolve to inventory hosts, or the
+run is refused before anything is signed. For each host a fresh ed25519 key pair is made in
+memory and OpenBao's SSH CA signs it for that action and host only, with a TTL of the action's
+timeout; key and certificate are written only into the private dir (0600 inside 0700) and
+die with it. A check-mode run over SSH gets a certificate too (it must log in to see what
+would change); the gate admitted that run. OpenBao cannot revoke SSH certificates: the
+result says `credential_revoked=False`, and the certificate expires at its TTL.
 """
 
 from __future__ import annotations
@@ -43,9 +51,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ansible_data import plain_identifiers, unsafe_vars_yaml
 from activities.credentials import ActionCredentials, action_secret_api_path
-from activities.errors import FirebreakError, PlaybookError
+from activities.errors import CredentialDenied, FirebreakError, PlaybookError, VaultUnavailable
+from integrations.inventory import ANSIBLE_SSH_ENV, write_ansible_inventory
+from integrations.ssh_ca import SigningDenied, SigningUnavailable, SshCertificateAuthority, SshCredential
 from models.catalog import Catalog, CatalogError
 from models.incident import PlannedChange, RemediationInput, RemediationResult
+from models.inventory import Inventory, InventoryHost
 from policies.admission import NotAdmitted, check_admission
 from policies.seals import Sealer
 
@@ -141,6 +152,8 @@ class RemediationActivities:
         vault_addr: str,
         target_state_dir: Path,
         runtime_dir: Path | None = None,
+        inventory: Inventory | None = None,
+        ssh_ca: SshCertificateAuthority | None = None,
     ) -> None:
         self._catalog = catalog
         self._sealer = sealer
@@ -148,6 +161,10 @@ class RemediationActivities:
         self._vault_addr = vault_addr
         self._target_state_dir = target_state_dir
         self._runtime_dir = runtime_dir
+        if inventory is not None and ssh_ca is None:
+            raise ValueError("an inventory needs an SSH CA to sign its logins")
+        self._inventory = inventory
+        self._ssh_ca = ssh_ca
 
     @activity.defn
     async def run_playbook(self, input: RemediationInput) -> RemediationResult:
@@ -171,9 +188,18 @@ class RemediationActivities:
                     "action.target": action.target,
                 }
             )
+            hosts = None
+            if self._inventory is not None:
+                # Over SSH: refused here, before anything is signed, if the target is not a
+                # service in the inventory (InventoryError is a CatalogError: never retried).
+                hosts = self._inventory.resolve(action.target, spec.name)
+                playbook = spec.ssh_playbook if input.rollback_of is None else spec.ssh_rollback
+                if playbook is None:
+                    raise CatalogError(f"action {spec.name!r} declares no SSH playbook for this run")
+            else:
+                playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
         except CatalogError as exc:
             raise ApplicationError(str(exc), type="CatalogError", non_retryable=True) from None
-        playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
 
         started = time.monotonic()
         info = activity.info()
@@ -183,7 +209,10 @@ class RemediationActivities:
         if orphan is not None:
             await asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds)
         credential = None
-        if not input.check_mode:
+        logins: list[tuple[str, InventoryHost, SshCredential]] = []
+        if hosts is not None:
+            logins = await self._sign_logins(hosts, spec.name, spec.timeout_seconds, input)
+        elif not input.check_mode:
             try:
                 credential = await asyncio.to_thread(
                     self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
@@ -194,6 +223,7 @@ class RemediationActivities:
                 {"tasks_done": 0, "task": "credential issued", "accessor": credential.accessor}
             )
 
+        serials = [login.serial for _, _, login in logins]
         progress = _Progress()
         revoked = False
         try:
@@ -208,6 +238,12 @@ class RemediationActivities:
                 "vault_secret_path": action_secret_api_path(spec.name),
                 "ansible_python_interpreter": sys.executable,
             }
+            if hosts is not None:
+                # Each host's interpreter is its own (inventory); the service's names are too.
+                del extravars["ansible_python_interpreter"]
+                service = self._inventory.services[action.target] if self._inventory else None
+                extravars["program"] = (service.program if service else None) or action.target
+                extravars["log_dir"] = service.log_dir if service else None
             if input.rollback_of is not None:
                 extravars["rollback_of"] = input.rollback_of
             envvars = {
@@ -217,9 +253,11 @@ class RemediationActivities:
             }
             if credential is not None:
                 envvars["VAULT_TOKEN"] = credential.token.get_secret_value()
+            if logins:
+                envvars.update(ANSIBLE_SSH_ENV)
             runner_task = asyncio.ensure_future(
                 asyncio.to_thread(
-                    self._run_ansible, playbook, extravars, envvars, input.check_mode, progress
+                    self._run_ansible, playbook, extravars, envvars, input.check_mode, progress, logins
                 )
             )
             try:
@@ -243,8 +281,12 @@ class RemediationActivities:
         finally:
             if credential is not None:
                 revoked = await asyncio.to_thread(self._credentials.revoke, credential)
+            logins.clear()  # the keys' last reference in this activity
 
         duration = time.monotonic() - started
+        # Over SSH the "accessor" is the certificates' serials (ids, not secrets), as sshd logs them.
+        ssh_serials = ("ssh-cert " + ",".join(serials)) if serials else None
+        ssh_ttl = spec.timeout_seconds if serials else None
         summary = (
             f"{spec.name}{' rollback' if input.rollback_of else ''} on {action.target}: {status}"
             f"{' (check mode)' if input.check_mode else ''}, "
@@ -260,8 +302,8 @@ class RemediationActivities:
             changed=changed,
             check_mode=input.check_mode,
             idempotency_key=input.idempotency_key,
-            credential_accessor=credential.accessor if credential else None,
-            credential_ttl_seconds=credential.ttl_seconds if credential else None,
+            credential_accessor=credential.accessor if credential else ssh_serials,
+            credential_ttl_seconds=credential.ttl_seconds if credential else ssh_ttl,
             credential_revoked=revoked,
             duration_seconds=round(duration, 3),
             summary=summary,
@@ -271,6 +313,30 @@ class RemediationActivities:
             rollback_available=spec.rollback is not None,
         )
 
+    async def _sign_logins(
+        self, hosts: list[tuple[str, InventoryHost]], action: str, ttl_seconds: int, input: RemediationInput
+    ) -> list[tuple[str, InventoryHost, SshCredential]]:
+        """One fresh key pair and certificate per host, for this action only; nothing is kept."""
+        assert self._ssh_ca is not None  # checked in __init__ when there is an inventory
+        logins = []
+        for name, host in hosts:
+            try:
+                login = await asyncio.to_thread(
+                    self._ssh_ca.issue,
+                    action,
+                    name,
+                    host.users[action],
+                    ttl_seconds,
+                    f"{input.incident_id}:{input.idempotency_key}:{activity.info().attempt}",
+                )
+            except SigningUnavailable as exc:
+                raise VaultUnavailable(str(exc)).to_application_error() from None
+            except SigningDenied as exc:
+                raise CredentialDenied(str(exc)).to_application_error() from None
+            logins.append((name, host, login))
+        activity.heartbeat({"tasks_done": 0, "task": "ssh certificates signed", "accessor": None})
+        return logins
+
     def _run_ansible(
         self,
         playbook: str,
@@ -278,6 +344,7 @@ class RemediationActivities:
         envvars: dict[str, str],
         check_mode: bool,
         progress: _Progress,
+        logins: Sequence[tuple[str, InventoryHost, SshCredential]] = (),
     ) -> tuple[str, bool]:
         private_dir = tempfile.mkdtemp(prefix="firebreak-run-", dir=_runtime_root(self._runtime_dir))
         try:
@@ -287,8 +354,11 @@ class RemediationActivities:
             vars_file = Path(private_dir) / "firebreak-vars.yml"
             vars_file.write_text(unsafe_vars_yaml(extravars))
             cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
+            # Over SSH: the keys, certificates and inventory go into this private dir, only.
+            inventory = str(write_ansible_inventory(Path(private_dir), logins)) if logins else None
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
+                inventory=inventory,
                 project_dir=str(self._catalog.directory),
                 playbook=playbook,
                 envvars=envvars,

@@ -48,6 +48,10 @@ class ActionSpec(BaseModel):
     # A playbook that undoes this action (run when verification fails); same params, plus
     # `rollback_of`: the idempotency key of the run to undo.
     rollback: str | None = None
+    # The same action against a host in the inventory, over SSH with a per-action OpenBao
+    # certificate (README "Remediation over SSH"): the playbook, and its rollback if any.
+    ssh_playbook: str | None = None
+    ssh_rollback: str | None = None
 
     @field_validator("params_schema")
     @classmethod
@@ -99,6 +103,9 @@ class Catalog(BaseModel):
                 raise CatalogError(f"{path}: action {name!r}: no playbook {spec.playbook}")
             if spec.rollback is not None and not (directory / spec.rollback).is_file():
                 raise CatalogError(f"{path}: action {name!r}: no rollback playbook {spec.rollback}")
+            for playbook in (spec.ssh_playbook, spec.ssh_rollback):
+                if playbook is not None and not (directory / playbook).is_file():
+                    raise CatalogError(f"{path}: action {name!r}: no playbook {playbook}")
             actions[name] = spec
         return cls(actions=actions, directory=directory)
 
