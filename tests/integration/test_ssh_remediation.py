@@ -403,7 +403,7 @@ async def test_openbao_down_escalates_the_incident_naming_vault(
     dead = f"http://127.0.0.1:{free_port()}"
     stack = await make_stack(inventory_file=bed.inventory_path, vault_addr=dead)
     starts = len(bed.starts())
-    incident_id = await open_incident(stack, SERVICE)
+    incident_id = await open_incident(stack, "other-svc")  # on host-b: its own incident id
     state = await stack.wait_for(incident_id, awaiting)
     await stack.handle(incident_id).signal(
         SIGNAL_APPROVE, ApprovalSignal(by="alice", reason="ok", plan_hash=state.plan_hash)
