@@ -506,8 +506,18 @@ async def test_ssh_keys_and_certificates_never_reach_history_logs_or_spans(
     assert any(s.name == "RunActivity:run_playbook" for s in spans)
     logged = caplog.text + "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
     assert "signed ssh certificate serial=" in logged
+    # Each place a leak could sit, as a file of its own, so a finding names where it was.
+    worker_log = tmp_path / "worker.log"
+    worker_log.write_text(logged)
+    spans_file = tmp_path / "spans.json"
+    spans_file.write_text("\n".join(s.to_json() for s in spans))
     assert vault.audit_log is not None
-    everything = "\n".join([stored, logged, "\n".join(s.to_json() for s in spans)])
-    files = [vault.audit_log, vault.audit_log.parent / "bao.log", *(h.log for h in bed.hosts.values())]
-    assert find_secrets(found, everything, files) == []
+    files = [
+        worker_log,
+        spans_file,
+        vault.audit_log,
+        vault.audit_log.parent / "bao.log",
+        *(h.log for h in bed.hosts.values()),
+    ]
+    assert find_secrets(found, stored, files) == []
     assert runtime.is_dir() and list(runtime.iterdir()) == []
