@@ -266,10 +266,13 @@ class SshTestbed:
         os.chmod(self.scale_helper, 0o755)
 
         # Each action's user keeps its records in a directory only it can use.
-        self.state_dir.mkdir(mode=0o755)
-        for action, user in ACTION_USERS.items():
-            (self.state_dir / action).mkdir()
-            _own(self.state_dir / action, user, 0o700)
+        # Per host: the two "hosts" share this machine's filesystem, real ones would not.
+        for host in HOST_NAMES:
+            (self.state_dir / host).mkdir(parents=True, mode=0o755)
+            os.chmod(self.state_dir, 0o755)
+            for action, user in ACTION_USERS.items():
+                (self.state_dir / host / action).mkdir()
+                _own(self.state_dir / host / action, user, 0o700)
         srv = root / "srv" / SERVICE
         srv.mkdir(parents=True)
         _own(srv, SERVICE_USER, 0o755)
@@ -394,7 +397,7 @@ class SshTestbed:
                     "python": "/usr/bin/python3",
                     "users": dict(ACTION_USERS),
                     "supervisor_config": str(self.supervisor_config),
-                    "state_dir": str(self.state_dir),
+                    "state_dir": str(self.state_dir / name),
                     "scale_helper": str(self.scale_helper),
                 }
                 for name, host in self.hosts.items()
@@ -403,6 +406,8 @@ class SshTestbed:
                 SERVICE: {"hosts": ["host-a"], "program": SERVICE, "log_dir": str(self.log_dir)},
                 # The same program name, but on host-b only: a different host to try to reach.
                 "other-svc": {"hosts": ["host-b"], "program": SERVICE, "log_dir": str(self.log_dir)},
+                # On both hosts (one supervisord behind both): one certificate per host.
+                "both-svc": {"hosts": ["host-a", "host-b"], "program": SERVICE, "log_dir": str(self.log_dir)},
             },
         }
         self.inventory_path.write_text(yaml.safe_dump(inventory, sort_keys=False))

@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -230,6 +231,10 @@ async def test_restart_over_ssh_restarts_once_and_its_certificate_then_expires(
     # The key and certificate lived only in the run's private directory, which is gone.
     assert runtime.is_dir() and list(runtime.iterdir()) == []
 
+    # Nowhere else: no file the run could have left (scratch, tmpfs, Ansible's and ssh's
+    # dirs, the host's) holds the private key.
+    assert files_holding(key_body(credential)) == []
+
     # The same action again (a retried activity): the host's record holds its key: no restart.
     again = await run(activities, settings, restart)
     assert again.status == "successful" and not again.changed
@@ -252,6 +257,59 @@ async def test_restart_over_ssh_restarts_once_and_its_certificate_then_expires(
     assert late.returncode == 255 and "Permission denied" in late.stderr, late
     assert "expired" in bed.hosts["host-a"].log.read_text(), "sshd refused it as expired"
     assert len(bed.starts()) == len(after)
+
+
+def key_body(credential: SshCredential) -> str:
+    """A distinctive piece of the private key: what a copy of it anywhere would contain."""
+    lines = credential.private_key.get_secret_value().splitlines()
+    body = "".join(line for line in lines if not line.startswith("-----"))
+    # Not the start: every OpenSSH ed25519 key begins with the same header.
+    return body[len(body) // 2 : len(body) // 2 + 48]
+
+
+def files_holding(needle: str) -> list[str]:
+    """Files under the places a key could be left behind that contain `needle` (first line)."""
+    roots = [Path(tempfile.gettempdir()), Path("/dev/shm"), Path("/var/lib/firebreak-test-hosts")]
+    roots += [Path.home() / ".ansible", Path.home() / ".ssh"]
+    found = []
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            try:
+                if (
+                    path.is_file()
+                    and path.stat().st_size < 1_000_000
+                    and needle in path.read_text(errors="ignore")
+                ):
+                    found.append(str(path))
+            except OSError:
+                continue
+    return found
+
+
+async def test_a_service_on_two_hosts_gets_one_certificate_per_host_one_host_at_a_time(
+    settings: Settings, vault: VaultServer, bed: SshTestbed
+) -> None:
+    ca = RecordingCA(vault.addr, vault.worker_token)
+    before = len(bed.starts())
+    result = await run(
+        ssh_activities(settings, vault, bed, ca=ca),
+        settings,
+        action_input("restart_service", target="both-svc"),
+    )
+    assert result.status == "successful" and result.changed, result.summary
+    assert sorted(c.principal for c in ca.issued) == ["restart_service@host-a", "restart_service@host-b"]
+    assert (
+        len({c.serial for c in ca.issued}) == 2
+        and len({c.private_key.get_secret_value() for c in ca.issued}) == 2
+    )
+    assert result.credential_accessor == "ssh-cert " + ",".join(c.serial for c in ca.issued)
+    # One restart through each host (both front the same supervisord here).
+    assert len(bed.starts()) == before + 2
+    host_logs = {name: host.log.read_text() for name, host in bed.hosts.items()}
+    for credential in ca.issued:
+        assert f"serial {int(credential.serial, 16)})" in host_logs[credential.host], credential
 
 
 async def test_a_certificate_for_one_action_runs_nothing_else_and_reaches_no_other_host(
