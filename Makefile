@@ -39,12 +39,12 @@ sysdeps:
 dev: env
 	@bash scripts/install-system-deps.sh \
 		|| echo "warning: system packages missing; only the tests need them" >&2
-	$(PY) -m firebreak.devstack
+	$(PY) -m devstack
 
 demo: env
 	@bash scripts/install-system-deps.sh \
 		|| echo "warning: system packages missing; only the tests need them" >&2
-	$(PY) -m firebreak.devstack --demo
+	$(PY) -m devstack --demo
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -9,6 +9,7 @@ a problem stops it with a message naming the file, never a worker that allows si
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import signal
 import sys
@@ -18,37 +19,37 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
-import anthropic
 from opentelemetry.trace import TracerProvider
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities import table
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
-from activities.credentials import ActionCredentials
 from activities.locks import LockActivities
 from activities.memory import MemoryActivities
-from activities.notify import NotifyActivities, NotifyConfig
+from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
 from activities.telemetry import build_telemetry_activities
-from agents.budget import GlobalBudget, IncidentCaps, Pricing
-from agents.claude import ClaudeReasoner
-from agents.hybrid import HybridReasoner
-from agents.redact import Redactor
+from agents.factory import build_reasoner
 from agents.rules import RuleBook, RuleFileError
-from firebreak import metrics
-from firebreak.telemetry import install_tracing, traced_llm_http_client, worker_interceptors
-from firebreak.temporal import connect
 from integrations.inventory import load_inventory
+from integrations.notify import NotifyConfig
 from integrations.ssh_ca import SshCertificateAuthority
+from integrations.vault import ActionCredentials
 from memory.service import Memory
-from models.catalog import Catalog, CatalogError
+from models.catalog import CatalogError
 from models.inventory import InventoryError
-from models.settings import Settings
+from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
+from runtime import metrics
+from runtime.settings import Settings
+from runtime.temporal import connect
+from runtime.tracing import install_tracing, worker_interceptors
 from workflows.incident import IncidentWorkflow
 from workflows.lock import ResourceLockWorkflow
 from workflows.remediation import RemediationWorkflow
@@ -56,6 +57,11 @@ from workflows.remediation import RemediationWorkflow
 logger = logging.getLogger("firebreak.worker")
 
 WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow, ResourceLockWorkflow)
+# Activities an implementation defines that no workflow schedules: not registered.
+# (`firebreak feedback` records a judgement through the memory service directly.)
+UNSCHEDULED = frozenset({"record_feedback"})
+# Implemented with the worker's own Temporal client, so registered by build_worker.
+NEEDS_CLIENT = (table.REQUEST_LOCK,)
 
 
 class ConfigurationError(RuntimeError):
@@ -126,7 +132,7 @@ def build_activities(
 ) -> ActivitySet:
     """Load and check everything the activities need; raise ConfigurationError if not."""
     try:
-        catalog = Catalog.load(settings.playbooks_dir)
+        catalog = load_catalog(settings.playbooks_dir)
         book = RuleBook.load(settings.rules_file)
         policies = PolicyEngine.load(settings.policies_dir)
     except (CatalogError, RuleFileError, PolicyLoadError) as exc:
@@ -178,78 +184,56 @@ def build_activities(
     memory_service = Memory.from_settings(settings)
     memory = MemoryActivities(memory_service)
     notify = NotifyActivities(NotifyConfig.from_settings(settings))
-    functions: list[Callable[..., Any]] = [
-        agents.triage,
-        agents.diagnose,
-        agents.plan_remediation,
-        agents.review_plan,
-        policy.evaluate_policy,
-        admission.admit_remediation,
-        admission.verify_approval,
-        remediation.run_playbook,
-        telemetry.gather_telemetry,
-        memory.retrieve_context,
-        memory.record_incident,
-        memory.record_feedback,
-        memory.action_track_record,
-        *notify_activities(notify),
-    ]
+    functions = registration(
+        [agents, policy, admission, remediation, telemetry, memory, notify],
+        [spec for spec in table.ACTIVITIES if spec not in NEEDS_CLIENT],
+    )
     return ActivitySet(
         functions, closers=[agents.aclose, telemetry.aclose, notify.aclose], warmers=[memory_service.warm]
     )
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
-    return [notify.notify_channels, notify.notify_chat, notify.notify_jira, notify.notify_servicenow]
+    """The notification activities alone (tests run the Notifier with just these)."""
+    return registration([notify], [table.NOTIFY_CHANNELS, *table.NOTIFY_BY_CHANNEL.values()])
 
 
-def build_reasoner(
-    settings: Settings, catalog: Catalog, *, tracer_provider: TracerProvider | None = None
-) -> HybridReasoner:
-    """Rules always; Claude too when a key is configured and the LLM is enabled.
+def registration(
+    implementations: Sequence[object], specs: Sequence[table.ActivitySpec[Any, Any]]
+) -> list[Callable[..., Any]]:
+    """The bound methods implementing `specs`, in table order, found by activity name.
 
-    Each Messages API request is a span (firebreak.telemetry.TracedTransport) of the
-    given tracer provider, or of the global one.
+    Raises ConfigurationError naming the activity when an entry has no implementation, one
+    has two, an implementation's result type is not the table's, or an implementation
+    defines an activity the table does not list: the worker does not start half-wired.
     """
-    llm = None
-    disabled = "no LLM configured (FIREBREAK_ANTHROPIC_API_KEY unset)"
-    if not settings.llm_enabled:
-        disabled = "LLM disabled (FIREBREAK_LLM_ENABLED=false)"
-    elif settings.anthropic_api_key is not None:
-        client = anthropic.AsyncAnthropic(
-            api_key=settings.anthropic_api_key.get_secret_value(),
-            base_url=settings.llm_base_url,
-            max_retries=0,  # Temporal owns retries
-            timeout=settings.llm_timeout_seconds,
-            http_client=traced_llm_http_client(tracer_provider),
+    wanted = {spec.name: spec for spec in specs}
+    found: dict[str, Callable[..., Any]] = {}
+    for implementation in implementations:
+        for attribute, member in inspect.getmembers(type(implementation), callable):
+            defn = activity._Definition.from_callable(member)
+            if defn is None or defn.name is None or defn.name in UNSCHEDULED:
+                continue
+            where = f"{type(implementation).__name__}.{attribute}"
+            spec = wanted.get(defn.name)
+            if spec is None:
+                raise ConfigurationError(
+                    f"activity {defn.name} ({where}) is not in the activity table (activities/table.py)"
+                )
+            if defn.name in found:
+                raise ConfigurationError(f"activity {defn.name} is implemented twice (again by {where})")
+            if defn.ret_type is not None and defn.ret_type is not spec.result_type:
+                raise ConfigurationError(
+                    f"activity {defn.name} ({where}) returns {defn.ret_type}, "
+                    f"the activity table says {spec.result_type.__name__}"
+                )
+            found[defn.name] = getattr(implementation, attribute)
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ConfigurationError(
+            f"activity {', '.join(missing)}: in the activity table (activities/table.py) but not implemented"
         )
-        llm = ClaudeReasoner(
-            client,
-            model=settings.llm_model,
-            max_tokens=settings.llm_max_tokens,
-            pricing=Pricing(
-                input_per_mtok=settings.llm_price_input_per_mtok,
-                output_per_mtok=settings.llm_price_output_per_mtok,
-                cache_write_per_mtok=settings.llm_price_cache_write_per_mtok,
-                cache_read_per_mtok=settings.llm_price_cache_read_per_mtok,
-            ),
-            catalog=catalog,
-        )
-    return HybridReasoner(
-        llm,
-        threshold=settings.llm_confidence_threshold,
-        redactor=Redactor(emails=settings.llm_redact_emails, ips=settings.llm_redact_ips),
-        incident_caps=IncidentCaps(
-            tokens=settings.llm_incident_token_cap, cost_usd=settings.llm_incident_cost_cap_usd
-        ),
-        # Process-wide: one budget per worker (see activities.agents).
-        budget=GlobalBudget(
-            requests_per_minute=settings.llm_global_requests_per_minute,
-            spend_cap_usd=settings.llm_global_spend_cap_usd,
-            window_seconds=settings.llm_global_spend_window_seconds,
-        ),
-        disabled_reason=disabled,
-    )
+    return [found[spec.name] for spec in specs]
 
 
 def build_worker(
@@ -260,20 +244,22 @@ def build_worker(
     tracer_provider: TracerProvider | None = None,
     activity_set: ActivitySet | None = None,
 ) -> FirebreakWorker:
-    """The worker; traced when its client or `tracer_provider` traces (firebreak.telemetry).
+    """The worker; traced when its client or `tracer_provider` traces (runtime.tracing).
 
     `activity_set` is for a caller that built (and so checked) the activities before connecting.
     """
     if activity_set is None:
         activity_set = build_activities(settings, credentials, tracer_provider=tracer_provider)
     # The lock activity signals-with-start through this worker's own client.
-    activity_set.functions.append(LockActivities(client).request_lock)
+    activity_set.functions.extend(registration([LockActivities(client)], NEEDS_CLIENT))
     return FirebreakWorker(
         client,
         activity_set=activity_set,
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
-        interceptors=worker_interceptors(client.config()["interceptors"], tracer_provider),
+        interceptors=worker_interceptors(
+            client.config()["interceptors"], tracer_provider, table.result_types()
+        ),
         **sizing(settings),
     )
 

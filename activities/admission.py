@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import to_application_error
 from models.admission import Admission
 from models.constants import INCIDENT_WORKFLOW
 from models.incident import AdmitInput, VerifyApprovalInput, VerifyApprovalResult
@@ -34,7 +34,7 @@ class AdmissionActivities:
             admission = admit(self._sealer, input, caller or "", datetime.now(UTC))
         except NotAdmitted as exc:
             activity.logger.warning("not admitted: %s", exc)
-            raise ApplicationError(str(exc), type="NotAdmitted", non_retryable=True) from None
+            raise to_application_error(exc) from None
         activity.logger.info(
             "admitted %s #%d of plan %s (%s)",
             admission.mode,
@@ -49,9 +49,7 @@ class AdmissionActivities:
         """Authenticate an answer: an attested record, or the refusal and its reason."""
         info = activity.info()
         if info.workflow_type != INCIDENT_WORKFLOW or info.workflow_id != input.incident_id:
-            raise ApplicationError(
-                "incident_id: only the incident's own workflow may verify its approvals",
-                type="NotAdmitted",
-                non_retryable=True,
+            raise to_application_error(
+                NotAdmitted("incident_id: only the incident's own workflow may verify its approvals")
             )
         return verify_answer(self._sealer, self._codes, input, datetime.now(UTC))

@@ -1,9 +1,9 @@
 """Agent activities: triage, diagnose, plan, review — each its own activity.
 
 Each runs its agent on the hybrid reasoner (rules first, Claude where the rules are not
-enough). LLM faults become `ApplicationError`s whose type names them: `LLMUnavailable`
-(retryable; the server's retry-after becomes `next_retry_delay`) and `LLMRequestRejected`
-(non-retryable). When they persist, the workflow calls the same activity again with
+enough). LLM faults become `ApplicationError`s whose type names them (activities/errors.py):
+`LLMUnavailable` (retryable; the server's retry-after becomes `next_retry_delay`) and
+`LLMRequestRejected` (non-retryable). When they persist, the workflow calls the same activity again with
 `rules_only` set, and the incident continues on rules, saying so.
 
 The global LLM budget (requests per minute, spend per window) is state of this class, so it
@@ -12,15 +12,14 @@ is per worker process: N workers allow N times the configured caps.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import to_application_error
 from agents.base import Agent, In, Out
 from agents.diagnosis import DiagnosisAgent
-from agents.errors import LLMError, LLMUnavailable
+from agents.errors import LLMError
 from agents.hybrid import HybridReasoner
 from agents.planner import PlannerAgent
 from agents.reviewer import ReviewerAgent
@@ -85,15 +84,3 @@ class AgentActivities:
             result.routing,
         )
         return result
-
-
-def to_application_error(exc: LLMError) -> ApplicationError:
-    delay = None
-    if isinstance(exc, LLMUnavailable) and exc.retry_after is not None:
-        delay = timedelta(seconds=exc.retry_after)
-    return ApplicationError(
-        str(exc),
-        type=type(exc).__name__,
-        non_retryable=not exc.retryable,
-        next_retry_delay=delay,
-    )

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from temporalio import activity
 from temporalio.client import Client
 
-from models.alert import slug
-from models.constants import LOCK_WORKFLOW, LOCK_WORKFLOW_ID_PREFIX, SIGNAL_LOCK_ACQUIRE
-from models.locks import LockRequest, LockState
-
-
-class RequestLockInput(BaseModel):
-    target: str
-    task_queue: str
-    request: LockRequest
-
-
-def lock_workflow_id(target: str) -> str:
-    return LOCK_WORKFLOW_ID_PREFIX + slug(target)
+from models.constants import LOCK_WORKFLOW, SIGNAL_LOCK_ACQUIRE
+from models.locks import LockState, RequestLockInput, lock_workflow_id
 
 
 class LockActivities:

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import to_application_error
 from memory.errors import MemoryStoreError
 from memory.service import Memory
 from models.memory import (
@@ -38,7 +38,7 @@ async def _run(fn: Callable[[], T]) -> T:
     try:
         return await asyncio.to_thread(fn)
     except MemoryStoreError as exc:
-        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable) from None
+        raise to_application_error(exc) from None
 
 
 class MemoryActivities:

@@ -16,11 +16,11 @@ from datetime import UTC
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import PolicyError, to_application_error
 from models.agents import ProposedAction
 from models.catalog import Catalog, CatalogError
-from models.incident import (
+from models.policy import (
     MAX_BLAST_SERVICES,
     AutonomyAssessment,
     BlastRadius,
@@ -110,19 +110,17 @@ class PolicyActivities:
     async def evaluate_policy(self, input: PolicyInput) -> PolicyDecision:
         caller = activity.info().workflow_id
         if caller != input.incident_id:
-            raise ApplicationError(
-                f"incident_id: {input.incident_id!r} asked for by workflow {caller!r}",
-                type="PolicyError",
-                non_retryable=True,
+            raise to_application_error(
+                PolicyError(f"incident_id: {input.incident_id!r} asked for by workflow {caller!r}")
             )
         mismatch = catalog_mismatch(self._catalog, input.action)
         if mismatch is not None:
-            raise ApplicationError(mismatch, type="CatalogError", non_retryable=True)
+            raise to_application_error(CatalogError(mismatch))
         document = policy_document(input, self._topology)
         try:
             raw = self._engine.decide(document)
             decision = to_decision(raw, input, BlastRadius.model_validate(document["blast_radius"]))
         except PolicyEvaluationError as exc:
             # Never a silent allow: a policy that cannot decide fails the step loudly.
-            raise ApplicationError(str(exc), type="PolicyError", non_retryable=True) from None
+            raise to_application_error(PolicyError(str(exc))) from None
         return seal_decision(self._sealer, input.incident_id, input.action, decision)

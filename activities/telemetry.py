@@ -8,13 +8,9 @@ period before the incident and for the incident itself, then ranks root-cause ca
 
 Prometheus, or a trace or log store, being down, slow or refusing a query never fails the
 activity: the result says `unavailable` or `partial`, lowers `confidence`, records why, and
-still ranks from the topology and the alerts. Diagnosis goes on; it just knows less.
-
-Errors (internal; mapped to the result, never raised to the workflow):
-
-    PrometheusError
-    ├── PrometheusUnavailable   connection refused, timeout, 5xx
-    └── PrometheusQueryError    4xx or status=error: the query itself is wrong
+still ranks from the topology and the alerts. Diagnosis goes on; it just knows less. The
+clients are `integrations.prometheus`, `integrations.traces` and `integrations.logs`; their
+errors are mapped to the result here, never raised to the workflow.
 """
 
 from __future__ import annotations
@@ -31,113 +27,33 @@ from typing import Any
 import httpx
 from temporalio import activity
 
-from activities.logs import ElasticsearchSource, LogSource, LogSourceError, LokiSource
-from activities.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
-from models.settings import Settings
+from integrations.logs import ElasticsearchSource, LogSource, LogSourceError, LokiSource
+from integrations.prometheus import (
+    DEFAULT_QUERIES,
+    PROBE_QUERY,
+    PrometheusClient,
+    PrometheusError,
+    public_url,
+    services_regex,
+)
+from integrations.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
+from models.agents import Evidence
+from models.rca import MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.logmining import mine_logs
-from rca.metrics import Metrics, Point
-from rca.models import Evidence, MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
 from rca.ranking import rank_root_causes, score_series
-from rca.scenario import with_trace_edges
-from rca.signals import LogStat, TraceStat
+from rca.series import Metrics, Point
+from rca.signals import LogStat, TraceStat, with_trace_edges
 from rca.spans import aggregate_spans
 from rca.topology import Topology
+from runtime.settings import Settings
 
-logger = logging.getLogger("firebreak.telemetry")
+logger = logging.getLogger("runtime.tracing")
 
-# PromQL per metric (`<kind>_<stat>`), for the conventions of the common client libraries
-# (http_request_duration_seconds histograms, http_requests_total with a `code` label,
-# process_* collectors, cAdvisor throttling). $label is the service label, $services a
-# regex of the services asked about, $window the rate() range.
-DEFAULT_QUERIES: dict[str, str] = {
-    "latency_avg": (
-        'sum by ($label) (rate(http_request_duration_seconds_sum{$label=~"$services"}[$window]))'
-        ' / sum by ($label) (rate(http_request_duration_seconds_count{$label=~"$services"}[$window]))'
-    ),
-    "latency_p99": (
-        "histogram_quantile(0.99, sum by ($label, le) "
-        '(rate(http_request_duration_seconds_bucket{$label=~"$services"}[$window])))'
-    ),
-    "errors_avg": (
-        '(sum by ($label) (rate(http_requests_total{$label=~"$services",code=~"5.."}[$window]))'
-        ' or 0 * sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window])))'
-        ' / sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window]))'
-    ),
-    "requests_avg": 'sum by ($label) (rate(http_requests_total{$label=~"$services"}[$window]))',
-    "availability_avg": 'avg by ($label) (up{$label=~"$services"})',
-    "cpu_avg": 'sum by ($label) (rate(process_cpu_seconds_total{$label=~"$services"}[$window]))',
-    "memory_max": 'max by ($label) (process_resident_memory_bytes{$label=~"$services"})',
-    "saturation_avg": (
-        'max by ($label) (rate(container_cpu_cfs_throttled_periods_total{$label=~"$services"}[$window])'
-        ' / rate(container_cpu_cfs_periods_total{$label=~"$services"}[$window]))'
-    ),
-}
-PROBE_QUERY = 'up{$label=~"$services"}'
 MAX_SERVICES = 60
 MAX_POINTS = 240  # per series: enough for a robust baseline, small enough for one payload
 MAX_EVIDENCE = 40
 CONFIDENCE: dict[str, float] = {"ok": 1.0, "partial": 0.7, "unavailable": 0.4}
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-
-
-class PrometheusError(Exception):
-    pass
-
-
-class PrometheusUnavailable(PrometheusError):
-    pass
-
-
-class PrometheusQueryError(PrometheusError):
-    pass
-
-
-def public_url(url: str) -> str:
-    """The URL without credentials, for logs and results."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(username=None, password=None)) if parsed.userinfo else url
-
-
-class PrometheusClient:
-    """The two endpoints diagnosis needs, with a timeout per request and typed errors."""
-
-    def __init__(self, http: httpx.AsyncClient, base_url: str, timeout_seconds: float) -> None:
-        self._http = http
-        self._base = base_url.rstrip("/")
-        self._timeout = timeout_seconds
-
-    async def _get(self, path: str, params: dict[str, str]) -> Any:
-        url = f"{self._base}{path}"
-        try:
-            response = await self._http.get(url, params=params, timeout=self._timeout)
-        except httpx.TimeoutException as exc:
-            raise PrometheusUnavailable(
-                f"timed out after {self._timeout:g}s ({type(exc).__name__})"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise PrometheusUnavailable(f"{type(exc).__name__}: {exc}") from None
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise PrometheusUnavailable(f"HTTP {response.status_code}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise PrometheusUnavailable(f"HTTP {response.status_code}: not a Prometheus API answer") from None
-        if response.status_code >= 400 or body.get("status") != "success":
-            raise PrometheusQueryError(
-                f"HTTP {response.status_code} {body.get('errorType', '')}: {body.get('error', '')}".strip()
-            )
-        return body.get("data", {})
-
-    async def query(self, expr: str, at: float) -> list[dict[str, Any]]:
-        data = await self._get("/api/v1/query", {"query": expr, "time": f"{at:.3f}"})
-        result = data.get("result", [])
-        return result if isinstance(result, list) else []
-
-    async def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-        data = await self._get("/api/v1/query_range", params)
-        result = data.get("result", [])
-        return result if isinstance(result, list) else []
 
 
 @dataclass(frozen=True)
@@ -167,12 +83,6 @@ class TelemetryConfig:
             normal_seconds=settings.telemetry_normal_seconds,
             normal_gap_seconds=settings.telemetry_normal_gap_seconds,
         )
-
-
-def services_regex(services: list[str]) -> str:
-    """An RE2 alternation of the names, escaped for a double-quoted PromQL string."""
-    regex = "|".join(re.escape(s) for s in services)
-    return regex.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _value(raw: Any) -> float:

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from models.agents import ProposedAction, TriageResult
 from models.alert import Alert
-from models.bounded import load_yaml_file
+from runtime.bounded import load_yaml_file
 
 REASONER = "rules"
 _PLACEHOLDER = re.compile(r"\{(service|label:[A-Za-z0-9_]+)\}")
@@ -152,7 +152,7 @@ class RuleReasoner:
 
 def _read(path: Path) -> Any:
     try:
-        return load_yaml_file(path)  # bounded: aliases, depth, sizes (models/bounded.py)
+        return load_yaml_file(path)  # bounded: aliases, depth, sizes (runtime/bounded.py)
     except (OSError, yaml.YAMLError) as exc:
         raise RuleFileError(f"{path}: {exc}") from exc
 

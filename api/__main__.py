@@ -8,10 +8,10 @@ import sys
 
 from api.app import ConfigurationError, create_app
 from api.server import serve
-from firebreak.metrics import temporal_runtime
-from firebreak.telemetry import install_tracing
-from firebreak.temporal import connect
-from models.settings import Settings
+from runtime.metrics import temporal_runtime
+from runtime.settings import Settings
+from runtime.temporal import connect
+from runtime.tracing import install_tracing
 
 
 def main() -> int:

@@ -27,7 +27,6 @@ from temporalio.service import RPCError
 from api.approvals import ApproverTokensError, add_approval_routes
 from api.body import Problem, drain_then, problem, read_bounded_json
 from api.ingest import Coalescer, Overloaded, Unavailable
-from firebreak import metrics
 from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
 from models.constants import (
     INCIDENT_WORKFLOW,
@@ -37,8 +36,9 @@ from models.constants import (
     incident_workflow_id,
 )
 from models.incident import IncidentWorkflowInput, Phase
-from models.settings import Settings
 from policies.seals import SealError
+from runtime import metrics
+from runtime.settings import Settings
 
 logger = logging.getLogger("firebreak.api")
 
@@ -83,6 +83,18 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _webhook_route(body_schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI description of a webhook route: 202 with `Accepted`, the problems, its body."""
+    return {
+        "status_code": 202,
+        "response_model": Accepted,
+        "responses": PROBLEMS,
+        "openapi_extra": {
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        },
+    }
+
+
 def bearer_matches(request: Request, expected: str) -> bool:
     """Whether the request carries `Authorization: Bearer <expected>` (constant-time compare)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -123,7 +135,7 @@ def create_app(
     """The webhook API.
 
     `tracer_provider`: each request is a server span, the parent of the incident's trace
-    (default: the global provider, when `firebreak.telemetry.install_tracing` set one up).
+    (default: the global provider, when `runtime.tracing.install_tracing` set one up).
     `temporal_metrics_url`: the Temporal runtime's own metrics page, re-exported on /metrics.
     """
     if settings.api_token is None and not settings.api_auth_disabled:
@@ -218,60 +230,32 @@ def create_app(
         logger.debug("accepted %d alert(s) into %s", len(alerts), ", ".join(incidents))
         return JSONResponse(Accepted(accepted=len(alerts), incidents=incidents).model_dump(), status_code=202)
 
-    @app.post(
-        "/alerts/alertmanager",
-        status_code=202,
-        response_model=Accepted,
-        responses=PROBLEMS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _ALERTMANAGER_SCHEMA}},
-            }
-        },
-    )
+    async def receive(request: Request, source: str, parse: Callable[[Any], list[Alert]]) -> JSONResponse:
+        """What both webhooks do: authenticate, read the body, parse it into alerts, deliver them."""
+        if (denied := await refuse_unauthorized(request)) is not None:
+            return denied
+        raw = await read_json(request)
+        if isinstance(raw, JSONResponse):
+            return raw
+        try:
+            alerts = parse(raw)
+        except ValidationError as exc:
+            return invalid(exc)
+        except ValueError as exc:
+            return problem(422, str(exc))
+        return await deliver(alerts, source)
+
+    @app.post("/alerts/alertmanager", **_webhook_route(_ALERTMANAGER_SCHEMA))
     async def alertmanager(request: Request) -> JSONResponse:
         """Alertmanager webhook receiver (payload version 4)."""
-        if (denied := await refuse_unauthorized(request)) is not None:
-            return denied
-        raw = await read_json(request)
-        if isinstance(raw, JSONResponse):
-            return raw
-        try:
-            payload = AlertmanagerPayload.model_validate(raw)
-            alerts = payload.to_alerts()
-        except ValidationError as exc:
-            return invalid(exc)
-        except ValueError as exc:
-            return problem(422, str(exc))
-        return await deliver(alerts, "alertmanager")
+        return await receive(
+            request, "alertmanager", lambda raw: AlertmanagerPayload.model_validate(raw).to_alerts()
+        )
 
-    @app.post(
-        "/alerts/generic",
-        status_code=202,
-        response_model=Accepted,
-        responses=PROBLEMS,
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _GENERIC_SCHEMA}},
-            }
-        },
-    )
+    @app.post("/alerts/generic", **_webhook_route(_GENERIC_SCHEMA))
     async def generic(request: Request) -> JSONResponse:
         """One generic JSON alert, or a list of them."""
-        if (denied := await refuse_unauthorized(request)) is not None:
-            return denied
-        raw = await read_json(request)
-        if isinstance(raw, JSONResponse):
-            return raw
-        try:
-            alerts = parse_generic(raw, datetime.now(UTC))
-        except ValidationError as exc:
-            return invalid(exc)
-        except ValueError as exc:
-            return problem(422, str(exc))
-        return await deliver(alerts, "generic")
+        return await receive(request, "generic", lambda raw: parse_generic(raw, datetime.now(UTC)))
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -293,7 +277,7 @@ def _instrument(
     temporal_metrics_url: str | None,
 ) -> None:
     """Traces (a server span per request) and Prometheus metrics on /metrics."""
-    from firebreak.telemetry import tracing_enabled
+    from runtime.tracing import tracing_enabled
 
     if tracer_provider is not None or tracing_enabled():
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

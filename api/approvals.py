@@ -3,7 +3,8 @@
 `POST /approvals/{incident_id}/code` with the approver's *personal* bearer token (not the
 webhook token) answers with a short-lived code, signed with the approval key and bound to
 (incident, pending plan hash, that person). The approver pastes the JSON it returns into
-the Temporal UI's *Send a Signal* (or `firebreak approve` does it); the worker verifies the
+the Temporal UI's *Send a Signal* (or `firebreak approve` sends it as an update, which
+answers at once whether the approval was admitted); the worker verifies the
 code before the approval counts (policies/admission.py). A typed name alone no longer
 approves anything outside the dev stack.
 
@@ -27,10 +28,10 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from models.constants import QUERY_STATE, SIGNAL_APPROVE, SIGNAL_REJECT
+from models.constants import QUERY_STATE, SIGNAL_APPROVE, SIGNAL_REJECT, UPDATE_APPROVE, UPDATE_REJECT
 from models.incident import IncidentState, Phase
-from models.settings import Settings
 from policies.seals import ApprovalCodes, SealError, configured_key
+from runtime.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,8 @@ def add_approval_routes(app: FastAPI, settings: Settings, client: Any) -> None:
                 "plan_hash": state.plan_hash,
                 "expires_at": (now + ttl).isoformat(),
                 "signals": [SIGNAL_APPROVE, SIGNAL_REJECT],
+                # The same data answers as an update, which says at once whether it was admitted.
+                "updates": [UPDATE_APPROVE, UPDATE_REJECT],
                 "signal": signal,
                 "code": code,
             }

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
-from models.bounded import BoundsError, parse_json
+from runtime.bounded import BoundsError, parse_json
 
 DRAIN_FACTOR = 8  # bytes read and thrown away, at most, after a refusal: this times the limit
 CHARSETS = frozenset({"utf-8", "utf8"})
@@ -64,7 +64,7 @@ async def drain_then(request: Request, answer: JSONResponse, max_bytes: int, sec
 
 
 async def read_bounded_json(request: Request, *, max_bytes: int, seconds: float) -> Any | JSONResponse:
-    """The body parsed within `models.bounded`'s limits, or the Problem answer that says why not."""
+    """The body parsed within `runtime.bounded`'s limits, or the Problem answer that says why not."""
     media, _, params = request.headers.get("content-type", "").partition(";")
     media = media.strip().lower()
     if media != "application/json":

@@ -26,7 +26,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from models.settings import Settings
+from runtime.settings import Settings
 
 KEEP_ALIVE_SECONDS = 30
 MAX_HEAD_BYTES = 64 * 1024  # request line and headers; a webhook's are well under 4 KiB

@@ -31,8 +31,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from activities.agents import AgentActivities
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
-from evals.harness import load_cases, run_chain
+from evals.agents.harness import load_cases, run_chain
 from models.agents import (
     DiagnosisInput,
     Evidence,
@@ -41,9 +42,8 @@ from models.agents import (
     TriageInput,
 )
 from models.alert import Alert, AlertmanagerAlert
-from models.catalog import Catalog
-from models.settings import Settings
-from worker import build_reasoner
+from policies.catalog import load_catalog
+from runtime.settings import Settings
 
 # (weight, alertname, severity, extra labels); "{s}" is the incident's service.
 MIX: list[tuple[int, str, str, dict[str, str]]] = [
@@ -152,7 +152,7 @@ async def time_call(call: Callable[[Any], Awaitable[Any]], input: Any, samples: 
 
 async def main(count: int, seed: int) -> int:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     mix = incidents(count, seed)
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_correlation.py [--alerts 10000] [--services 40] [--failures 6]
         [--noise-sources 4] [--seeds 3] [--hops 1 2] [--window-minutes 15]
 
-Each storm (rca.simulate.alert_storm) has a few failures, each alerting on its root and
+Each storm (evals.rca.simulate.alert_storm) has a few failures, each alerting on its root and
 callers for 15-30 minutes, repeatedly and per pod, and flapping alerts unrelated to any
 failure, over a generated topology. Purity: share of alerts whose incident's majority
 failure is theirs. Fragmentation: incidents per true failure. Numbers, not pass/fail.
@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from evals.rca.scenario import parse_alerts  # noqa: E402
+from evals.rca.simulate import alert_storm  # noqa: E402
 from rca.correlation import Correlator, score_correlation  # noqa: E402
-from rca.scenario import parse_alerts  # noqa: E402
-from rca.simulate import alert_storm  # noqa: E402
 from rca.topology import Topology  # noqa: E402
 
 

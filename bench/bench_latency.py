@@ -44,9 +44,9 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.credentials import bootstrap_vault  # noqa: E402
-from models.catalog import Catalog  # noqa: E402
+from integrations.vault import bootstrap_vault  # noqa: E402
 from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
+from policies.catalog import load_catalog  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
@@ -149,7 +149,7 @@ class Stack:
                 if time.monotonic() > deadline:
                     raise
             time.sleep(0.1)
-        token = bootstrap_vault(client, Catalog.load(playbooks))
+        token = bootstrap_vault(client, load_catalog(playbooks))
         return addr, token.get_secret_value()
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:

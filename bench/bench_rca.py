@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rca.evaluate import evaluate, rank_scenario, render, summarize  # noqa: E402
-from rca.scenario import find_scenarios, load_scenario  # noqa: E402
-from rca.simulate import simulate  # noqa: E402
+from evals.rca.evaluate import evaluate, rank_scenario, render, summarize  # noqa: E402
+from evals.rca.scenario import find_scenarios, load_scenario  # noqa: E402
+from evals.rca.simulate import simulate  # noqa: E402
 
 
 def main() -> int:

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rca.evaluate import evaluate, render  # noqa: E402
-from rca.scenario import find_scenarios  # noqa: E402
+from evals.rca.evaluate import evaluate, render  # noqa: E402
+from evals.rca.scenario import find_scenarios  # noqa: E402
 
 DEFAULT = [ROOT / "datasets" / "nezha" / "online-boutique", ROOT / "datasets" / "nezha" / "train-ticket"]
 

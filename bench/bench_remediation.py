@@ -30,9 +30,10 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(ROOT))
 
-from activities.credentials import ActionCredentials, action_secret_api_path
-from models.catalog import Catalog
-from models.incident import ProposedAction, RemediationInput
+from integrations.vault import ActionCredentials, action_secret_api_path
+from models.agents import ProposedAction
+from models.incident import RemediationInput
+from policies.catalog import load_catalog
 from policies.seals import configured_key
 from tests.admitted import admit, parent_worker, start_admitted
 
@@ -58,7 +59,7 @@ async def firebreak_run(stack: Stack, parents: str, service: str) -> float:
 
 
 def bare_run(stack: Stack, credentials: ActionCredentials, service: str) -> float:
-    spec = Catalog.load(ROOT / "playbooks").actions["restart_service"]
+    spec = load_catalog(ROOT / "playbooks").actions["restart_service"]
     key = secrets.token_hex(16)
     credential = credentials.issue(spec, f"incident-{service}", key)
     extravars = {

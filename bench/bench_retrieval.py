@@ -32,7 +32,7 @@ from memory.dense import load_embedder
 from memory.documents import discover, parse_document
 from memory.knowledge import KnowledgeBase
 from memory.store import QdrantStore, StoreConfig
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
 

@@ -26,7 +26,7 @@ import httpx
 from bench_common import report
 from bench_latency import Stack, alertmanager_payload, rss_mb
 
-from models.settings import Settings  # importable once bench_latency put the project on sys.path
+from runtime.settings import Settings  # importable once bench_latency put the project on sys.path
 
 BATCH = 50  # alerts per webhook request
 

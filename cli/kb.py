@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from cli.errors import fail
 from models.constants import INCIDENT_WORKFLOW_ID_PREFIX
 
 if TYPE_CHECKING:
@@ -33,23 +34,19 @@ EmbeddingsOption = Annotated[
 ]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
-
 
 def _memory(embeddings: str | None, wait: float) -> Memory:
     from memory.errors import MemoryStoreError
     from memory.service import Memory
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     if embeddings not in (None, "auto", "dense", "sparse"):
-        raise _fail(f"--embeddings must be auto, dense or sparse, not {embeddings!r}")
+        raise fail(f"--embeddings must be auto, dense or sparse, not {embeddings!r}", code=2)
     try:
         mode: Embeddings | None = embeddings  # type: ignore[assignment]
         return Memory.from_settings(Settings(), embeddings=mode, lock_timeout=wait)
     except MemoryStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
 
 
 def _incident_id(name: str) -> str:
@@ -73,17 +70,18 @@ def ingest(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from memory.errors import MemoryStoreError
-    from models.catalog import Catalog, CatalogError
-    from models.settings import Settings
+    from models.catalog import CatalogError
+    from policies.catalog import load_catalog
+    from runtime.settings import Settings
 
     settings = Settings()
     root = path or settings.knowledge_dir
     if not root.exists():
-        raise _fail(f"{root}: no such file or folder")
+        raise fail(f"{root}: no such file or folder", code=2)
     try:
-        actions = Catalog.load(settings.playbooks_dir).actions
+        actions = load_catalog(settings.playbooks_dir).actions
     except CatalogError as exc:
-        raise _fail(f"cannot check actions against the catalog: {exc}") from None
+        raise fail(f"cannot check actions against the catalog: {exc}", code=2) from None
     memory = _memory(embeddings, wait)
     console = Console(stderr=True)
     columns = (
@@ -102,7 +100,7 @@ def ingest(
         try:
             report = memory.knowledge.ingest(root, known_actions=actions, progress=advance)
         except MemoryStoreError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc), code=2) from None
     for problem in report.skipped:
         typer.secho(f"skipped {problem}", fg=typer.colors.YELLOW, err=True)
     typer.echo(
@@ -139,7 +137,7 @@ def search(
     try:
         context = memory.retrieve(request)
     except MemoryStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     if as_json:
         typer.echo(context.model_dump_json(indent=2))
         return
@@ -161,7 +159,7 @@ def status(embeddings: EmbeddingsOption = None, wait: WaitOption = 30.0) -> None
     try:
         chunks, records = memory.knowledge.count(), memory.episodes.count()
     except MemoryStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     typer.echo(f"store: {memory.store.config.describe()}")
     typer.echo(f"retrieval: {memory.mode}")
     typer.echo(f"{memory.knowledge.collection}: {chunks} chunks")
@@ -180,7 +178,7 @@ def track_record(
     try:
         records = memory.track_record(action or [])
     except MemoryStoreError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     typer.echo(json.dumps({name: r.model_dump() for name, r in records.items()}, indent=2))
 
 
@@ -201,7 +199,7 @@ def feedback(
     from models.memory import FeedbackInput
 
     if useful is None:
-        raise _fail("say --useful or --wrong")
+        raise fail("say --useful or --wrong", code=2)
     memory = _memory("sparse", wait)  # feedback changes a payload, no vectors: no model to load
     request = FeedbackInput(
         incident_id=_incident_id(incident),
@@ -214,7 +212,7 @@ def feedback(
     try:
         result = memory.feedback(request)
     except MemoryStoreError as exc:
-        raise _fail(str(exc), code=1) from None
+        raise fail(str(exc)) from None
     typer.echo(
         f"{result.record_id}: recorded {'useful' if useful else 'wrong'} from {request.by}"
         + (f" about {action}" if action else "")

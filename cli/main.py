@@ -17,12 +17,13 @@ import httpx
 import hvac
 import typer
 import yaml
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError
 
-from cli.audit import build_timeline, export, render_html, render_text, run_id_of, verify_export
-from firebreak.temporal import connect
-from models.bounded import FileLimits, UnsafeFileError, load_json_file
+from audit.chain import export, verify_export
+from audit.render import render_html, render_text
+from audit.timeline import build_timeline, run_id_of
+from cli.errors import fail
 from models.constants import (
     INCIDENT_WORKFLOW,
     INCIDENT_WORKFLOW_ID_PREFIX,
@@ -31,10 +32,12 @@ from models.constants import (
     SA_PHASE,
     SA_SERVICE,
     SA_SEVERITY,
-    SIGNAL_APPROVE,
-    SIGNAL_REJECT,
+    UPDATE_APPROVE,
+    UPDATE_REJECT,
 )
-from models.incident import ApprovalSignal, IncidentState, Phase
+from models.incident import ApprovalRecord, ApprovalSignal, IncidentState, Phase
+from runtime.bounded import FileLimits, UnsafeFileError, load_json_file
+from runtime.temporal import connect
 
 app = typer.Typer(help="Firebreak incident response.", no_args_is_help=True, add_completion=False)
 
@@ -54,11 +57,6 @@ AUDIT_EXPORT_LIMITS = FileLimits(max_bytes=64 * 1024 * 1024, max_scalar=1024 * 1
 def incident_id(name: str) -> str:
     """Accept either the incident key (`prod-checkout`) or the workflow id."""
     return name if name.startswith(INCIDENT_WORKFLOW_ID_PREFIX) else INCIDENT_WORKFLOW_ID_PREFIX + name
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 async def _client() -> Client:
@@ -108,7 +106,7 @@ def approve(
         ),
     ] = None,
 ) -> None:
-    """Approve (or reject) the pending plan: the same signal the Temporal UI sends."""
+    """Approve (or reject) the pending plan, as an update: it answers whether the answer was admitted."""
 
     async def run() -> None:
         client = await _client()
@@ -129,11 +127,20 @@ def approve(
         token = os.environ.get("FIREBREAK_APPROVER_TOKEN")
         if approval_code is None and token:
             approval_code = str(_fetch_code(handle.id, token)["code"])
-        signal = SIGNAL_REJECT if reject else SIGNAL_APPROVE
-        await handle.signal(
-            signal, ApprovalSignal(by=by, reason=reason, plan_hash=chosen, code=approval_code)
+        update = UPDATE_REJECT if reject else UPDATE_APPROVE
+        answer = ApprovalSignal(by=by, reason=reason, plan_hash=chosen, code=approval_code)
+        try:
+            # An update, not the UI's signal: the workflow refuses at once what its gate would.
+            record = await handle.execute_update(update, answer, result_type=ApprovalRecord)
+        except WorkflowUpdateFailedError as exc:
+            why = getattr(exc.cause, "message", None) or str(exc.cause or exc)
+            raise fail(f"{handle.id}: {'rejection' if reject else 'approval'} refused: {why}") from None
+        except RPCError as exc:
+            raise fail(f"{handle.id}: {exc.message}") from None
+        typer.echo(
+            f"{record.decision}: {handle.id} as {record.by} (authenticated by {record.authenticated_by})"
+            + ("" if approval_code else " (no approval code)")
         )
-        typer.echo(f"sent {signal} to {handle.id} as {by}{'' if approval_code else ' (no approval code)'}")
 
     asyncio.run(run())
 
@@ -191,7 +198,7 @@ def audit(
     """
     if verify is not None:
         try:
-            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (models/bounded.py)
+            document = load_json_file(verify, AUDIT_EXPORT_LIMITS)  # bounded (runtime/bounded.py)
         except (OSError, UnsafeFileError) as exc:
             raise fail(f"{verify}: not readable JSON: {exc}") from None
         result = verify_export(document, expect_head)
@@ -272,15 +279,15 @@ def vault_bootstrap(
     ] = "",
 ) -> None:
     """Create the secrets engine, policies and roles for the catalog; print a worker token."""
-    from activities.credentials import bootstrap_vault
-    from models.catalog import Catalog
-    from models.settings import Settings
+    from integrations.vault import bootstrap_vault
+    from policies.catalog import load_catalog
+    from runtime.settings import Settings
 
     settings = Settings()
     client = hvac.Client(url=addr, token=root_token)
     if not client.is_authenticated():
         raise fail(f"the root token is not valid at {addr}")
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     token = bootstrap_vault(client, catalog)
     if settings.inventory_file is not None:
         from integrations.inventory import load_inventory
@@ -298,7 +305,7 @@ def vault_bootstrap(
 @app.command()
 def dev(demo: Annotated[bool, typer.Option(help="fire a demo alert once up")] = False) -> None:
     """Run the embedded stack (Temporal, OpenBao, worker, API) until Ctrl-C."""
-    from firebreak.devstack import main as devstack_main
+    from devstack.stack import main as devstack_main
 
     raise typer.Exit(devstack_main(["--demo"] if demo else []))
 
@@ -313,7 +320,7 @@ def consume(
     from pydantic import ValidationError
 
     from consumer.__main__ import main as consume_main
-    from models.settings import Settings
+    from runtime.settings import Settings
 
     try:
         settings = Settings() if url is None else Settings(bus_url=url)

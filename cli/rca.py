@@ -17,22 +17,18 @@ from typing import Annotated
 
 import typer
 
+from cli.errors import fail
+from evals.rca.evaluate import CaseResult, evaluate, rank_candidates, render
+from evals.rca.scenario import ScenarioError, find_scenarios, load_scenario, parse_alerts
+from evals.rca.simulate import FAULTS
+from evals.rca.simulate import simulate as generate
 from rca.correlation import Correlator
-from rca.evaluate import CaseResult, evaluate, render
-from rca.ranking import rank_root_causes
-from rca.scenario import ScenarioError, find_scenarios, load_scenario, parse_alerts
-from rca.simulate import FAULTS
-from rca.simulate import simulate as generate
 from rca.topology import Topology, TopologyError
 
 rca_app = typer.Typer(
     help="Root-cause analysis: rank, evaluate, correlate, check topologies.", no_args_is_help=True
 )
 
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(message, fg=typer.colors.RED, err=True)
-    return typer.Exit(2)
 
 
 @rca_app.command("eval")
@@ -53,9 +49,9 @@ def eval_command(
     try:
         paths = find_scenarios(dirs)
     except ScenarioError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     if not paths:
-        raise _fail("no scenarios found (a scenario is a directory with incident.json)")
+        raise fail("no scenarios found (a scenario is a directory with incident.json)", code=2)
 
     def progress(case: CaseResult) -> None:
         if verbose:
@@ -69,7 +65,7 @@ def eval_command(
     try:
         report = evaluate(paths, progress, robustness=robustness)
     except (ScenarioError, TopologyError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     if as_json:
         typer.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -86,16 +82,8 @@ def rank_command(
     try:
         loaded = load_scenario(scenario)
     except (ScenarioError, TopologyError) as exc:
-        raise _fail(str(exc)) from None
-    candidates = rank_root_causes(
-        loaded.topology,
-        loaded.metrics,
-        loaded.symptom,
-        loaded.normal,
-        loaded.anomalous,
-        alerts=loaded.alerts,
-        limit=top,
-    )
+        raise fail(str(exc), code=2) from None
+    candidates = rank_candidates(loaded, limit=top)
     if as_json:
         typer.echo(json.dumps([c.model_dump(mode="json") for c in candidates], indent=2))
         return
@@ -120,7 +108,7 @@ def topology_command(
     try:
         topo = Topology.load(file)
     except TopologyError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     kinds: dict[str, int] = {}
     for spec in topo.services.values():
         kinds[spec.kind.value] = kinds.get(spec.kind.value, 0) + 1
@@ -130,7 +118,7 @@ def topology_command(
     )
     if blast_radius is not None:
         if blast_radius not in topo:
-            raise _fail(f"{file}: no service {blast_radius!r}")
+            raise fail(f"{file}: no service {blast_radius!r}", code=2)
         hit = sorted(topo.blast_radius(blast_radius))
         typer.echo(f"blast radius of {blast_radius}: {len(hit)} services: {', '.join(hit) or '(none)'}")
 
@@ -147,9 +135,9 @@ def correlate_command(
         topo = Topology.load(topology) if topology else None
         alerts = parse_alerts(json.loads(alerts_file.read_text()), str(alerts_file))
     except (TopologyError, ScenarioError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc), code=2) from None
     except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(f"{alerts_file}: {exc}") from None
+        raise fail(f"{alerts_file}: {exc}", code=2) from None
     correlator = Correlator(topo, hops=hops, window=timedelta(minutes=window_minutes))
     correlator.extend(sorted(alerts, key=lambda a: a.starts_at))
     incidents = [i.summary() for i in correlator.incidents.values()]
@@ -172,6 +160,6 @@ def simulate(
     faults = tuple(fault or FAULTS)
     unknown = sorted(set(faults) - set(FAULTS))
     if unknown:
-        raise _fail(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}")
+        raise fail(f"unknown fault(s) {', '.join(unknown)}; choose from {', '.join(FAULTS)}", code=2)
     generate(out, count, seed=seed, faults=faults)
     typer.echo(f"wrote {count} scenarios to {out}")

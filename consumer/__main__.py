@@ -8,8 +8,8 @@ import signal
 import sys
 
 from consumer.bus import BusConsumer, ConfigurationError, check_settings, redacted, temporal_deliver
-from firebreak.temporal import connect
-from models.settings import Settings
+from runtime.settings import Settings
+from runtime.temporal import connect
 
 logger = logging.getLogger("firebreak.consumer")
 
@@ -35,7 +35,7 @@ def main(settings: Settings | None = None) -> int:
     if settings.metrics_enabled:
         from prometheus_client import start_http_server
 
-        from firebreak.metrics import REGISTRY
+        from runtime.metrics import REGISTRY
 
         metrics_server, _ = start_http_server(
             settings.bus_metrics_port, addr=settings.metrics_host, registry=REGISTRY

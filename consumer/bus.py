@@ -41,9 +41,9 @@ from temporalio.client import Client
 from api.app import DELIVERY_TIMEOUT, TemporalGateway, signal_with_start
 from api.ingest import Coalescer, Overloaded, Unavailable
 from consumer.messages import Decoded, Rejected, decode, header_safe
-from firebreak.metrics import REGISTRY
 from models.alert import AlertBatch
-from models.settings import Settings
+from runtime.metrics import REGISTRY
+from runtime.settings import Settings
 
 logger = logging.getLogger("firebreak.consumer")
 

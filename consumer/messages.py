@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from api.app import invalid, parse_generic
 from models.alert import Alert, AlertmanagerPayload
-from models.bounded import BoundsError, parse_json
+from runtime.bounded import BoundsError, parse_json
 
 Source = Literal["alertmanager", "generic"]
 SOURCES: tuple[Source, ...] = ("alertmanager", "generic")

@@ -1,1 +1,1 @@
-"""Agent evals: labelled incidents scored per reasoner (`python -m evals.run`)."""
+"""Tooling outside the runtime: agent evals (`evals.agents`) and diagnosis evals (`evals.rca`)."""

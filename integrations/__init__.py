@@ -1,5 +1,3 @@
-"""I/O clients that know nothing of Temporal: OpenBao's SSH CA, the inventory file.
-
-Activities use them; they import only `models` and their own libraries, so a worker, a CLI
-command or a test can use them alike.
-"""
+"""I/O clients with no Temporal in them: OpenBao/Vault (and its SSH CA), ansible-runner (local
+and over SSH), the inventory file, Prometheus, traces, logs, chat/Jira/ServiceNow. The
+activities in `activities/` are thin wrappers over these."""

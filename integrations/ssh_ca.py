@@ -6,7 +6,7 @@ Layout in OpenBao (set up by `bootstrap_ssh_ca`, idempotently):
 - one role per action and inventory host, `firebreak-ssh-<action>-<host>`: it signs user
   certificates for exactly one principal, `<action>@<host>`, with no extensions (no pty, no
   forwarding) and a TTL no longer than the action's timeout;
-- the worker's policy (activities/credentials.py) may only call `sign` on those roles.
+- the worker's policy (integrations/vault.py) may only call `sign` on those roles.
 
 Each host trusts the CA (`TrustedUserCAKeys`) and lists, per unix user, the one principal
 that may log in as it (`AuthorizedPrincipalsFile`): the certificate for one action on one host
@@ -15,6 +15,9 @@ opens one account on that host and nothing else.
 A key pair is made per action, in memory (`new_key_pair`), and only its public half is sent
 to OpenBao. OpenBao cannot revoke an SSH certificate: it dies at its TTL, and the private key
 dies sooner, with the action's private directory.
+
+Errors are the Vault ones of integrations.errors: `VaultUnavailable` when OpenBao does not
+answer (retryable), `CredentialDenied` when it refuses to sign (not retryable).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
+from integrations.errors import CredentialDenied, VaultUnavailable
 from models.catalog import Catalog
 from models.inventory import Inventory
 
@@ -41,18 +45,6 @@ SSH_MOUNT = "ssh-client-signer"
 SSH_ROLE_PREFIX = "firebreak-ssh-"
 VAULT_TIMEOUT_SECONDS = 10
 _KEY_ID = re.compile(r"[^A-Za-z0-9._:@-]")
-
-
-class SigningError(Exception):
-    """OpenBao did not sign (the activity maps these to its Vault error types)."""
-
-
-class SigningUnavailable(SigningError):
-    """OpenBao did not answer: a retry may work."""
-
-
-class SigningDenied(SigningError):
-    """OpenBao refused: the role or the worker's policy does not allow this certificate."""
 
 
 def ssh_role_name(action: str, host: str) -> str:
@@ -146,7 +138,7 @@ class SshCertificateAuthority:
             hvac.exceptions.InvalidRequest,
             hvac.exceptions.InvalidPath,
         ) as exc:
-            raise SigningDenied(
+            raise CredentialDenied(
                 f"Vault refused an SSH certificate from role {role!r}: {_first_error(exc)}"
             ) from None
         except (
@@ -154,7 +146,7 @@ class SshCertificateAuthority:
             hvac.exceptions.VaultDown,
             hvac.exceptions.InternalServerError,
         ) as exc:
-            raise SigningUnavailable(
+            raise VaultUnavailable(
                 f"Vault at {self._addr} unavailable for SSH signing: {type(exc).__name__}"
             ) from None
         data = response["data"]

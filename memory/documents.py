@@ -32,8 +32,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memory.errors import DocumentError
-from models.bounded import load_yaml_text
 from models.memory import DocKind
+from runtime.bounded import load_yaml_text
 
 # Bump when chunking or indexed text changes: every document then counts as changed.
 CHUNKER_VERSION = "1"
@@ -158,7 +158,7 @@ def _split_front_matter(path: Path, text: str) -> tuple[FrontMatter, str]:
     if end is None:
         raise DocumentError(path, "front matter is not closed by a '---' line")
     try:
-        data = load_yaml_text("".join(lines[1:end]), str(path))  # bounded (models/bounded.py)
+        data = load_yaml_text("".join(lines[1:end]), str(path))  # bounded (runtime/bounded.py)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 2})" if mark is not None else ""

@@ -8,16 +8,17 @@
     ├── SchemaMismatch         a collection's vectors do not fit this version or model
     └── RecordNotFound         no memory of that incident
 
-The activities map each to a Temporal error `type` of the same name.
+`activities.errors.to_application_error` maps each to a Temporal error `type` of the same name.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 
 class MemoryStoreError(Exception):
-    retryable = False
+    retryable: ClassVar[bool] = False
 
 
 class DocumentError(MemoryStoreError):

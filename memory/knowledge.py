@@ -25,7 +25,7 @@ from memory.errors import DocumentError
 from memory.sparse import SPARSE_VERSION, encode_document, encode_query
 from memory.store import DENSE, SPARSE, QdrantStore, sparse_vector
 from models.memory import DocKind, FilterMode, Passage
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 logger = logging.getLogger(__name__)
 

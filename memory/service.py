@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from memory.dense import DenseEmbedder, EmbeddingsMode, MiniLMEmbedder, load_embedder
 from memory.episodes import EpisodicMemory
 from memory.knowledge import KnowledgeBase
-from memory.ranking import rank_actions
 from memory.store import QdrantStore, StoreConfig
+from memory.suggestions import rank_actions
 from models.memory import (
     ActionTrackRecord,
     DocKind,
@@ -20,7 +20,7 @@ from models.memory import (
     RetrievedContext,
     RetrieveInput,
 )
-from models.settings import Settings
+from runtime.settings import Settings
 
 
 class Memory:

@@ -14,8 +14,6 @@ from pydantic import BaseModel, Field
 
 from models.alert import Alert, Severity
 
-ReasonerName = Literal["rules", "claude"]
-
 
 class Evidence(BaseModel):
     """One observation that supports (or weakens) a hypothesis about the incident.
@@ -184,10 +182,15 @@ class Grounding(BaseModel):
         return {i.id for i in self.items}
 
 
-class PlanInput(AgentInput):
+class DiagnosedInput(AgentInput):
+    """What the planner and the reviewer both decide on: the triage, the diagnosis, the evidence."""
+
     triage: TriageResult
     diagnosis: DiagnosisResult
     evidence: list[Evidence] = Field(default_factory=list)
+
+
+class PlanInput(DiagnosedInput):
     grounding: Grounding = Field(default_factory=Grounding)
 
 
@@ -203,11 +206,8 @@ class PlanResult(AgentResult):
 # --- Review ----------------------------------------------------------------------------------
 
 
-class ReviewInput(AgentInput):
-    triage: TriageResult
-    diagnosis: DiagnosisResult
+class ReviewInput(DiagnosedInput):
     plan: PlanResult
-    evidence: list[Evidence] = Field(default_factory=list)
 
 
 class ReviewResult(AgentResult):

@@ -1,7 +1,8 @@
 """The action catalog: every remediation Firebreak may run, with its risk and limits.
 
-The catalog (`playbooks/catalog.yaml`) is the planner's whole vocabulary: an action not
-in it, or params that fail its JSON schema, can never reach Ansible.
+The catalog (`playbooks/catalog.yaml`, loaded by `policies.catalog.load_catalog`) is the
+planner's whole vocabulary: an action not in it, or params that fail its JSON schema, can
+never reach Ansible.
 """
 
 from __future__ import annotations
@@ -11,10 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
-
-from models.bounded import load_yaml_file
+from pydantic import BaseModel, Field, field_validator
 
 # Marks a string param as free text in a catalog schema (it still reaches Ansible only as data).
 FREE_TEXT = "x-free-text"
@@ -83,31 +81,6 @@ class CatalogError(ValueError):
 class Catalog(BaseModel):
     actions: dict[str, ActionSpec]
     directory: Path
-
-    @classmethod
-    def load(cls, directory: Path) -> Catalog:
-        path = directory / "catalog.yaml"
-        try:
-            raw = load_yaml_file(path)  # bounded: aliases, depth, sizes (models/bounded.py)
-        except (OSError, yaml.YAMLError) as exc:
-            raise CatalogError(f"{path}: {exc}") from exc
-        if not isinstance(raw, dict) or not isinstance(raw.get("actions"), dict):
-            raise CatalogError(f"{path}: expected a mapping with an 'actions' mapping")
-        actions: dict[str, ActionSpec] = {}
-        for name, body in raw["actions"].items():
-            try:
-                spec = ActionSpec.model_validate({"name": name, **(body or {})})
-            except (ValidationError, jsonschema.SchemaError) as exc:
-                raise CatalogError(f"{path}: action {name!r}: {exc}") from exc
-            if not (directory / spec.playbook).is_file():
-                raise CatalogError(f"{path}: action {name!r}: no playbook {spec.playbook}")
-            if spec.rollback is not None and not (directory / spec.rollback).is_file():
-                raise CatalogError(f"{path}: action {name!r}: no rollback playbook {spec.rollback}")
-            for playbook in (spec.ssh_playbook, spec.ssh_rollback):
-                if playbook is not None and not (directory / playbook).is_file():
-                    raise CatalogError(f"{path}: action {name!r}: no playbook {playbook}")
-            actions[name] = spec
-        return cls(actions=actions, directory=directory)
 
     def get(self, name: str) -> ActionSpec:
         try:

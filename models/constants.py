@@ -14,10 +14,22 @@ INCIDENT_WORKFLOW_ID_PREFIX = "incident-"
 SIGNAL_ALERTS = "alerts"
 SIGNAL_APPROVE = "approve"
 SIGNAL_REJECT = "reject"
+# The same answers as updates: the caller learns at once whether the answer was admitted.
+UPDATE_APPROVE = "approve_plan"
+UPDATE_REJECT = "reject_plan"
 QUERY_STATE = "state"
 
 # The per-target resource lock (workflows/lock.py).
 LOCK_WORKFLOW = "ResourceLockWorkflow"
+# Metric names (the contract with dashboards; runtime.metrics sets their buckets).
+WF_PHASE_ENTERED = "firebreak_incident_phase_entered"
+WF_INCIDENTS_CLOSED = "firebreak_incidents_closed_by_outcome"
+WF_INCIDENT_SECONDS = "firebreak_incident_duration_seconds"
+WF_TIME_TO_DECISION = "firebreak_incident_time_to_decision_seconds"
+WF_APPROVAL_WAIT = "firebreak_incident_approval_wait_seconds"
+WF_ALERTS_DEDUPLICATED = "firebreak_alerts_deduplicated"
+WF_INCIDENT_COST = "firebreak_incident_llm_cost_usd"
+
 LOCK_WORKFLOW_ID_PREFIX = "lock-"
 SIGNAL_LOCK_ACQUIRE = "acquire"
 SIGNAL_LOCK_RELEASE = "release"

@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -23,13 +23,10 @@ from models.agents import (
     PlanResult,
     ProposedAction,
     ReviewResult,
-    TriageInput,
     TriageResult,
 )
 from models.alert import Alert, Severity
-
-# Kept importable from here: these were defined in this module before the agents had theirs.
-__all__ = ["ProposedAction", "TriageInput", "TriageResult"]
+from models.policy import PolicyDecision
 
 
 class Phase(StrEnum):
@@ -56,67 +53,6 @@ class Outcome(StrEnum):
     ESCALATED = "escalated"  # handed to a human: no plan, approval timeout, failed remediation
     NO_ACTION = "no_action"  # triage found nothing to do beyond notifying
     RECOMMENDED = "recommended"  # shadow mode: the plan ran in check mode, nothing was applied
-
-
-class PolicyVerdict(StrEnum):
-    ALLOW = "allow"
-    NEEDS_APPROVAL = "needs_approval"
-    DENY = "deny"
-
-
-# --- Policy ----------------------------------------------------------------------------------
-
-
-class PolicyInput(BaseModel):
-    incident_id: str
-    severity: Severity
-    services: list[str]
-    action: ProposedAction
-    now: datetime
-    # models.memory.ActionTrackRecord of the action's class, dumped (models.memory imports this
-    # module). None: memory could not say, and the catalog's autonomy level applies as is.
-    track_record: dict[str, Any] | None = None
-
-
-class BlastRadius(BaseModel):
-    """Who depends on the target, transitively (rca.topology.Topology.blast_radius)."""
-
-    known: bool = False  # False: no topology configured, or the target is not in it
-    size: int = 0
-    services: list[str] = Field(default_factory=list)  # sorted, at most MAX_BLAST_SERVICES
-
-
-MAX_BLAST_SERVICES = 50
-
-
-class AutonomyAssessment(BaseModel):
-    """An action class's autonomy level: the catalog's, moved by its track record."""
-
-    configured: str
-    effective: str
-    change: Literal["promoted", "demoted"] | None = None
-    progress: list[str] = Field(default_factory=list)  # what promotion still needs
-
-
-class PolicyDecision(BaseModel):
-    verdict: PolicyVerdict
-    reasons: list[str]
-    approver_group: str | None = None
-    policy: str  # which package decided
-    approvers: list[str] = Field(default_factory=list)  # who may answer; "*" admits anyone
-    mode: Literal["apply", "check"] = "apply"  # check: shadow mode, --check --diff only
-    autonomy: AutonomyAssessment | None = None
-    action: str | None = None  # the action and target decided on (None: a plan's combined verdict)
-    target: str | None = None
-    blast_radius: BlastRadius | None = None
-    # HMAC by the policy activity over the decision and the action it decided on, for this
-    # incident (policies/seals.py): the admission trusts only sealed decisions.
-    seal: str | None = None
-
-    def admits(self, by: str) -> bool:
-        """May `by` answer this decision's approval request?"""
-        who = by.strip().casefold()
-        return any(member == "*" or member.strip().casefold() == who for member in self.approvers)
 
 
 # --- Approval --------------------------------------------------------------------------------
@@ -337,7 +273,7 @@ class IncidentResume(BaseModel):
     state: IncidentState
     stage: Stage
     deadline: datetime  # when the interrupted wait ends: the next run waits only what is left
-    # What earlier runs notified (firebreak/incident_hooks.Notifier): the incident's ticket per
+    # What earlier runs notified (workflows/notifier.Notifier): the incident's ticket per
     # channel (by channel name) and whether anyone was told, so later events comment on them.
     notify_tickets: dict[str, str] = Field(default_factory=dict)
     notified: bool = False

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from models.alert import slug
+from models.constants import LOCK_WORKFLOW_ID_PREFIX
+
 
 class LockRequest(BaseModel):
     request_id: str
@@ -29,3 +32,14 @@ class LockState(BaseModel):
     holder: LockRequest | None = None
     grants: int = 0
     expired_leases: list[str] = Field(default_factory=list)
+
+
+class RequestLockInput(BaseModel):
+    target: str
+    task_queue: str
+    request: LockRequest
+
+
+def lock_workflow_id(target: str) -> str:
+    """The id of the lock workflow for `target` (one per target)."""
+    return LOCK_WORKFLOW_ID_PREFIX + slug(target)

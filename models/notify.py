@@ -30,15 +30,6 @@ class NotifyChannel(StrEnum):
     SERVICENOW = "servicenow"
 
 
-# The activity each channel runs in (the workflow starts them by name).
-CHANNEL_ACTIVITIES: dict[NotifyChannel, str] = {
-    NotifyChannel.CHAT: "notify_chat",
-    NotifyChannel.JIRA: "notify_jira",
-    NotifyChannel.SERVICENOW: "notify_servicenow",
-}
-CHANNELS_ACTIVITY = "notify_channels"
-
-
 class NotifyInput(BaseModel):
     event: NotifyEvent
     incident_id: str

@@ -22,17 +22,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from models.admission import Admission, AdmissionMode
+from models.agents import ProposedAction
 from models.incident import (
     AdmitInput,
     ApprovalRecord,
-    PolicyDecision,
-    PolicyVerdict,
-    ProposedAction,
     RemediationInput,
     VerifyApprovalInput,
     VerifyApprovalResult,
     action_digest,
 )
+from models.policy import PolicyDecision, PolicyVerdict
 from policies.gate import Gate, admitted, answer, gate
 from policies.seals import ApprovalCodes, Sealer, SealError
 

@@ -22,8 +22,8 @@ from typing import Any
 import yaml
 from regopy import Input, Interpreter, RegoError
 
-from models.bounded import load_yaml_file
 from policies.data import check_policy_data
+from runtime.bounded import load_yaml_file
 
 DECISION_QUERY = "data.firebreak.remediation.decision"
 _ERROR_LOCATION = re.compile(r"\(error \d+:(?P<file>[^|]+)\|(?P<offset>\d+)\|")
@@ -58,7 +58,7 @@ class PolicyEngine:
             raise PolicyLoadError(f"{directory}: no .rego policy files")
         data_path = directory / "data.yaml"
         try:
-            data = load_yaml_file(data_path) if data_path.exists() else {}  # bounded (models/bounded.py)
+            data = load_yaml_file(data_path) if data_path.exists() else {}  # bounded (runtime/bounded.py)
         except yaml.YAMLError as exc:
             raise PolicyLoadError(f"{data_path}: {exc}") from exc
         if not isinstance(data, dict):

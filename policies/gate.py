@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from models.incident import ApprovalRecord, ApprovalSignal, PolicyDecision, PolicyVerdict
+from models.incident import ApprovalRecord, ApprovalSignal
+from models.policy import PolicyDecision, PolicyVerdict
 
 
 class Gate(StrEnum):

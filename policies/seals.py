@@ -25,7 +25,7 @@ import json
 import os
 import secrets
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -152,22 +152,50 @@ class ApprovalCodes:
 
     def verify(self, code: str, incident_id: str, plan_hash: str | None, now: datetime) -> ApprovalClaims:
         """The code's claims if it is genuine, unexpired and for this incident and plan."""
-        if len(code) > CODE_MAX_CHARS:
-            raise SealError(f"code: longer than {CODE_MAX_CHARS} characters")
-        prefix, _, rest = code.partition(".")
-        body_b64, _, mac = rest.partition(".")
-        if prefix != CODE_PREFIX or not body_b64 or not mac:
-            raise SealError(f"code: not a Firebreak approval code (expected {CODE_PREFIX}.<claims>.<mac>)")
-        try:
-            claims = ApprovalClaims.model_validate_json(base64.urlsafe_b64decode(body_b64 + "=="))
-        except (binascii.Error, ValueError, ValidationError):
-            raise SealError("code: its claims do not decode") from None
+        claims, mac = _read_code(code)
         if not self._sealer.verify(self.PURPOSE, claims.model_dump(mode="json"), mac):
             raise SealError("code: signature does not verify (forged or altered)")
-        if claims.incident_id != incident_id:
-            raise SealError(f"code: issued for incident {claims.incident_id!r}, not {incident_id!r}")
-        if claims.plan_hash != plan_hash:
-            raise SealError(f"code: issued for plan {claims.plan_hash!r}, not the pending plan {plan_hash!r}")
-        if claims.expires_at <= now:
-            raise SealError(f"code: expired at {claims.expires_at.isoformat()}")
+        _check_claims(claims, incident_id, plan_hash, now)
         return claims
+
+
+def code_refusal(
+    code: str, incident_id: str, plan_hash: str | None, now: datetime, used_nonces: Sequence[str]
+) -> str | None:
+    """Why a code cannot be accepted, judged from its shape and claims alone (no key, no MAC).
+
+    For the workflow's update validator, which must refuse at once what the worker's
+    verification would refuse; the worker still checks the MAC before trusting the code.
+    """
+    try:
+        claims, _ = _read_code(code)
+        _check_claims(claims, incident_id, plan_hash, now)
+    except SealError as exc:
+        return str(exc)
+    if claims.nonce in used_nonces:
+        return "code: already used for an answer to this incident"
+    return None
+
+
+def _read_code(code: str) -> tuple[ApprovalClaims, str]:
+    """The claims and MAC of a code in the `fbap1.<claims>.<mac>` shape (not yet verified)."""
+    if len(code) > CODE_MAX_CHARS:
+        raise SealError(f"code: longer than {CODE_MAX_CHARS} characters")
+    prefix, _, rest = code.partition(".")
+    body_b64, _, mac = rest.partition(".")
+    if prefix != CODE_PREFIX or not body_b64 or not mac:
+        raise SealError(f"code: not a Firebreak approval code (expected {CODE_PREFIX}.<claims>.<mac>)")
+    try:
+        claims = ApprovalClaims.model_validate_json(base64.urlsafe_b64decode(body_b64 + "=="))
+    except (binascii.Error, ValueError, ValidationError):
+        raise SealError("code: its claims do not decode") from None
+    return claims, mac
+
+
+def _check_claims(claims: ApprovalClaims, incident_id: str, plan_hash: str | None, now: datetime) -> None:
+    if claims.incident_id != incident_id:
+        raise SealError(f"code: issued for incident {claims.incident_id!r}, not {incident_id!r}")
+    if claims.plan_hash != plan_hash:
+        raise SealError(f"code: issued for plan {claims.plan_hash!r}, not the pending plan {plan_hash!r}")
+    if claims.expires_at <= now:
+        raise SealError(f"code: expired at {claims.expires_at.isoformat()}")

@@ -8,7 +8,8 @@ Entry points:
   ranked `Candidate`s with `Evidence` (pure, no I/O).
 - `activities.telemetry.TelemetryActivities.gather_telemetry`: the same ranking on metrics
   queried from Prometheus, degrading gracefully when it is unavailable.
-- `rca.evaluate` / `rca.simulate`: the harness behind `firebreak rca eval` and `firebreak simulate`.
+- Tooling lives outside the runtime: `evals.rca` has the scenario format, simulator,
+  baselines and the harness behind `firebreak rca eval` and `firebreak simulate`.
 
 `rca/examples/` has a topology and a scenario to try the commands on.
 """

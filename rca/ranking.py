@@ -5,8 +5,10 @@ Two steps.
 1. **Anomaly per service.** Each series is compared with its own normal period using the
    median and the median absolute deviation (robust to spikes in the baseline), floored
    so that a flat baseline (an error ratio of exactly 0) cannot turn a blip into an
-   infinite score. The incident level is a *sustained* one (the k-th highest point, k a
-   third of the points), so one outlier is not an incident. Direction matters: latency,
+   infinite score. The incident level is a *sustained* one (the weakest point of the
+   strongest run of k consecutive points, k a third of the points but at most two minutes'
+   worth), so one outlier is not an incident and a long window opened early does not dilute
+   a short fault. Direction matters: latency,
    errors and resources are bad going up, availability going down, traffic either way.
    A z-score becomes a belief in [0, 1]; a service's belief combines its metric kinds.
    Services whose metrics all stop during the incident are treated as down; services
@@ -28,21 +30,32 @@ fitted to one data set.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import median
 
+from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
-from rca.metrics import Direction, Kind, Metrics, Point, metric_info
-from rca.models import Candidate, Evidence, Symptom
-from rca.signals import LogStat, SignalAnomaly, TraceStat, Window, score_logs, score_traces
+from models.rca import Candidate, Symptom
+from rca.series import Direction, Kind, Metrics, Point, metric_info
+from rca.signals import (
+    LOG_SHARE_CENTER,
+    LogStat,
+    SignalAnomaly,
+    TraceStat,
+    Window,
+    score_logs,
+    score_traces,
+)
 from rca.topology import Topology
 
 # --- anomaly scoring -------------------------------------------------------------------------
 
 MAD_TO_SIGMA = 1.4826
 RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call a sigma
+SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third of the window)
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
 KIND_WEIGHT = {
@@ -170,6 +183,19 @@ def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def _sustained_rank(points: Sequence[Point], anomalous: tuple[float, float], n: int) -> int:
+    """How many consecutive points an incident level must hold: a third of the window's
+    points, but never more than SUSTAINED_SECONDS' worth (nor fewer than two once the window
+    has four: one spike is not an incident), so that a window opened early by an unrelated
+    alert (longer, mostly normal) does not dilute a fault of a few minutes."""
+    k = max(1, math.ceil(n / 3))
+    times = sorted(t for t, v in points if anomalous[0] <= t <= anomalous[1] and math.isfinite(v))
+    gaps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if gaps:
+        k = min(k, max(2, round(SUSTAINED_SECONDS / median(gaps))))
+    return k
+
+
 def score_series(
     service: str,
     metric: str,
@@ -204,9 +230,13 @@ def score_series(
         zs = [(center - v) / scale for v in cur]
     else:
         zs = [abs(v - center) / scale for v in cur]
-    order = sorted(range(len(cur)), key=lambda i: zs[i], reverse=True)
-    k = max(1, math.ceil(len(cur) / 3))
-    pick = order[k - 1]
+    # The incident level is the weakest point of the strongest run of k consecutive points
+    # (points are in time order): an isolated spike never makes a run.
+    k = _sustained_rank(points, anomalous, len(cur))
+    pick = max(
+        (min(range(i, i + k), key=lambda j: zs[j]) for i in range(len(cur) - k + 1)),
+        key=lambda j: zs[j],
+    )
     z = max(0.0, zs[pick])
     # Few points on either side make any z less certain.
     z *= min(1.0, (len(cur) + 1) / 4) * min(1.0, len(base) / 4)
@@ -487,7 +517,7 @@ def rank_root_causes(
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
     universe |= {name for name, found in anomalies.items() if found.signals}
-    fused = fused_scores(anomalies, universe) if (traces or logs) else None
+    fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
@@ -527,46 +557,75 @@ def _metric_weight(kind: Kind) -> float:
     return 1.0 if kind in (Kind.CPU, Kind.MEMORY, Kind.SATURATION) else 0.5 * KIND_WEIGHT[kind]
 
 
-def _own_metric_evidence(found: ServiceAnomaly) -> float:
+# Metric kinds that point at the service itself when traces are there to measure its own
+# time. A latency metric (and a client latency, filed under OTHER) includes the time spent
+# waiting on dependencies, so it moves in every caller of a slow service; span self time
+# (the trace expert) is the service's own share of it.
+OWN_KINDS_WITH_TRACES = (Kind.CPU, Kind.MEMORY, Kind.SATURATION, Kind.ERRORS, Kind.AVAILABILITY)
+# Each expert may be wrong: its distribution is mixed with this much of an even one, so one
+# signal that misses the root cause (a network delay logs nothing) cannot veto the others.
+EXPERT_FLOOR = 0.1
+# Evidence is raised to this power before normalising: a service a signal singles out by a
+# wide margin takes most of that signal's mass.
+EXPERT_SHARPNESS = 3.0
+# Log evidence is normalised against a "nothing but chance" candidate as strong as a template
+# at the surge threshold (share x LOG_SHARE_CENTER at even odds): a few new lines in one
+# service, when no other service logs anything new, are not the logs singling it out.
+LOG_NULL_EVIDENCE = 0.5 * 4.0 * math.log2(LOG_SHARE_CENTER)
+
+
+def _own_metric_evidence(found: ServiceAnomaly, *, with_traces: bool = False) -> float:
     """How strongly the service's own metrics point at it: belief x log(1 + intensity)."""
     if not found.metrics:
         return VANISHED_BELIEF * math.log1p(VANISHED_INTENSITY) if found.vanished else 0.0
-    calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in found.metrics)
-    strongest = max(
-        (m.z * _metric_weight(m.kind) for m in found.metrics if m.kind != Kind.REQUESTS), default=0.0
-    )
+    metrics = [m for m in found.metrics if m.kind in OWN_KINDS_WITH_TRACES] if with_traces else found.metrics
+    calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in metrics)
+    strongest = max((m.z * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0)
     return (1.0 - calm) * math.log1p(strongest)
 
 
-def fused_scores(anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str]) -> dict[str, float]:
+def fused_scores(
+    anomalies: Mapping[str, ServiceAnomaly], services: Iterable[str], *, with_traces: bool = False
+) -> dict[str, float]:
     """Rank score when traces or logs are present: a product of experts, one per signal.
 
     Each signal is an expert giving a distribution over the candidate services (its
-    evidence for each, squared, normalised), mixed with a uniform one so that a signal that
-    says nothing (flat, or absent) moves nothing. A signal that singles out one service
-    outweighs one that finds many services a little anomalous, whichever signal it is; the
-    score is the sum of the experts' log-probabilities.
+    evidence for each, sharpened, normalised), mixed with an even one so that a signal that
+    says nothing (flat, or absent) moves nothing and a signal that is wrong cannot veto. A
+    signal that singles out one service outweighs one that finds many services a little
+    anomalous, whichever signal it is; the score is the sum of the experts' log-probabilities.
+
+    Trace and log evidence is belief x intensity, and intensity is already a log ratio
+    (x4, like a z-score): a x300 network wait must stand far above a x5 one, which a
+    second logarithm would flatten.
     """
     names = sorted(services)
     uniform = 1.0 / max(1, len(names))
-    experts: list[dict[str, float]] = []
-    raw_metrics = {n: _own_metric_evidence(anomalies[n]) if n in anomalies else 0.0 for n in names}
-    experts.append(raw_metrics)
+    experts: list[tuple[dict[str, float], float]] = []  # evidence per service, null evidence
+    experts.append(
+        (
+            {
+                n: _own_metric_evidence(anomalies[n], with_traces=with_traces) if n in anomalies else 0.0
+                for n in names
+            },
+            0.0,
+        )
+    )
     for signal in SIGNAL_WEIGHT:
         raw = {
-            n: found.belief * math.log1p(found.intensity)
+            n: found.belief * found.intensity
             for n in names
             if n in anomalies and (found := anomalies[n].signals.get(signal)) is not None
         }
         if raw:
-            experts.append(raw)
+            experts.append((raw, LOG_NULL_EVIDENCE if signal == "logs" else 0.0))
     out = dict.fromkeys(names, 0.0)
-    for raw in experts:
-        squared = {n: v * v for n, v in raw.items()}
-        total = sum(squared.values())
+    for raw, null in experts:
+        sharpened = {n: max(0.0, v) ** EXPERT_SHARPNESS for n, v in raw.items()}
+        total = sum(sharpened.values()) + null**EXPERT_SHARPNESS
         for n in names:
-            share = squared.get(n, 0.0) / total if total > 0 else 0.0
-            out[n] += math.log(uniform + share)
+            share = sharpened.get(n, 0.0) / total if total > 0 else 0.0
+            out[n] += math.log(EXPERT_FLOOR + uniform + share)
     return out
 
 

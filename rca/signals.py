@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 
-from rca.metrics import parse_time
+from rca.series import parse_time
+from rca.topology import ServiceSpec, Topology
 
 Window = tuple[float, float]
 
@@ -178,7 +179,10 @@ TRAFFIC_RATIO_CENTER = 3.0  # calls into a service changing this much (either wa
 ERROR_FLOOR = 0.01  # 1 point of error ratio is the least we call a change
 LOG_SHARE_CENTER = 3.0  # a template's share of its service's lines growing this much
 LOG_NEW_MIN = 3  # lines of an unseen template before it counts
-LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.5}
+# Info lines record normal operation: against a short normal window a "new" info template
+# mostly means another request mix (Nezha's busiest services show several in every
+# incident), while a new error template means a code path that fails.
+LEVEL_WEIGHT = {"error": 1.0, "warn": 0.8, "info": 0.2}
 
 
 def _sigmoid(x: float) -> float:
@@ -337,6 +341,13 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         if side:
             counts[s.service][side][s.template_id] += s.count
             meta.setdefault((s.service, s.template_id), s)
+    # How many services log each template (ids are shared: one Drain model mines every
+    # service). A message many services print, like a web framework's "request failed", is
+    # how a failure travels rather than where it started; like IDF in text retrieval, it
+    # weighs 1/sqrt(services).
+    spread: dict[str, int] = defaultdict(int)
+    for _, template_id in meta:
+        spread[template_id] += 1
     out: dict[str, SignalAnomaly] = {}
     for service, sides in counts.items():
         total_n, total_a = sum(sides["n"].values()), sum(sides["a"].values())
@@ -345,7 +356,7 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         scored: list[tuple[float, float, str]] = []
         for template_id, n_a in sides["a"].items():
             info = meta[(service, template_id)]
-            weight = LEVEL_WEIGHT[info.level]
+            weight = LEVEL_WEIGHT[info.level] / math.sqrt(spread[template_id])
             n_n = sides["n"].get(template_id, 0)
             if n_n == 0:
                 if n_a < LOG_NEW_MIN and info.level == "info":
@@ -379,3 +390,18 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
             findings=[text for _, _, text in scored[:5]],
         )
     return out
+
+
+def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
+    """The topology's services plus the call graph the traces show (no CMDB edges given)."""
+    deps: dict[str, set[str]] = {name: set(spec.depends_on) for name, spec in topology.services.items()}
+    for caller, callee in trace_edges(traces):
+        deps.setdefault(caller, set()).add(callee)
+        deps.setdefault(callee, set())
+    specs = [
+        topology.services[name].model_copy(update={"depends_on": tuple(sorted(d))})
+        if name in topology.services
+        else ServiceSpec(name=name, depends_on=tuple(sorted(d)))
+        for name, d in sorted(deps.items())
+    ]
+    return Topology(specs, source=topology.source, allow_cycles=True)

@@ -29,7 +29,7 @@ import networkx as nx
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from models.bounded import load_yaml_text
+from runtime.bounded import load_yaml_text
 
 
 class ServiceKind(StrEnum):
@@ -112,7 +112,7 @@ class Topology:
         except OSError as exc:
             raise TopologyError(f"{path}: cannot read: {exc.strerror or exc}") from None
         try:
-            raw = load_yaml_text(text, str(path))  # bounded: aliases, depth, sizes (models/bounded.py)
+            raw = load_yaml_text(text, str(path))  # bounded: aliases, depth, sizes (runtime/bounded.py)
         except yaml.YAMLError as exc:
             raise TopologyError(f"{path}: not valid YAML: {exc}") from None
         return cls.from_data(raw, source=str(path))

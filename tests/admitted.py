@@ -24,9 +24,9 @@ from temporalio.worker import Worker
 from models.admission import Admission
 from models.constants import REMEDIATION_WORKFLOW
 from models.incident import RemediationInput, RemediationResult, action_digest
-from models.settings import Settings
 from policies.admission import seal_admission
 from policies.seals import Sealer, configured_key
+from runtime.settings import Settings
 
 ADMITTED_PARENT = "TestAdmittedParent"
 

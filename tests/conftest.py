@@ -33,13 +33,13 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities.credentials import bootstrap_vault
 from integrations.inventory import load_inventory
 from integrations.ssh_ca import SSH_MOUNT, bootstrap_ssh_ca, ca_public_key
-from models.catalog import Catalog
+from integrations.vault import bootstrap_vault
 from models.constants import SEARCH_ATTRIBUTES
-from models.settings import PROJECT_ROOT, Settings
+from policies.catalog import load_catalog
 from policies.data import permissive_policies
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.sshhost import SshTestbed
 
 BIN_DIR = Path(sys.executable).parent
@@ -163,7 +163,7 @@ def bootstrap_dev_vault(addr: str, root_token: str, proc: subprocess.Popen[bytes
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"OpenBao dev server did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.1)
-        return bootstrap_vault(root, Catalog.load(PROJECT_ROOT / "playbooks"))
+        return bootstrap_vault(root, load_catalog(PROJECT_ROOT / "playbooks"))
 
 
 @pytest.fixture(scope="session")
@@ -240,7 +240,7 @@ def settings(tmp_path: Path, vault: VaultServer, permissive_policies_dir: Path) 
 def ssh_testbed(vault: VaultServer) -> Iterator[SshTestbed]:
     """The SSH test host (tests/sshhost.py) trusting the session OpenBao's SSH CA, whose roles
     for each action and inventory host are bootstrapped as `firebreak vault-bootstrap` does."""
-    catalog = Catalog.load(PROJECT_ROOT / "playbooks")
+    catalog = load_catalog(PROJECT_ROOT / "playbooks")
     with vault.root() as root:
         if f"{SSH_MOUNT}/" not in root.sys.list_mounted_secrets_engines()["data"]:
             root.sys.enable_secrets_engine("ssh", path=SSH_MOUNT)

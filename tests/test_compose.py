@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from models.constants import SEARCH_ATTRIBUTES
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 REQUIRED_ENV = {

@@ -1,4 +1,4 @@
-"""The embedded dev stack, run for real: `python -m firebreak.devstack` as a subprocess.
+"""The embedded dev stack, run for real: `python -m devstack` as a subprocess.
 
 One scenario, in order, on a temporary data dir and free loopback ports: it comes up and
 the API reaches Temporal; a second stack on the same data dir refuses to start; an alert
@@ -26,10 +26,10 @@ import httpx
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from firebreak.demo import demo_payload
-from firebreak.temporal import connect
+from devstack.demo import demo_payload
 from models.constants import INCIDENT_WORKFLOW
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
+from runtime.temporal import connect
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -94,7 +94,7 @@ def alive_in_groups(groups: set[int]) -> list[str]:
 
 @dataclass
 class Stack:
-    """A running `python -m firebreak.devstack`, its stdout collected line by line."""
+    """A running `python -m devstack`, its stdout collected line by line."""
 
     process: subprocess.Popen[str]
     stderr_path: Path
@@ -107,7 +107,7 @@ class Stack:
         stderr_path = cwd / f"devstack-{time.monotonic_ns()}.err"
         with stderr_path.open("w") as err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "firebreak.devstack"],
+                [sys.executable, "-m", "devstack"],
                 stdout=subprocess.PIPE,
                 stderr=err,
                 stdin=subprocess.DEVNULL,
@@ -240,7 +240,7 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         "bao server -dev",
         "worker.py",
         "-m api",
-        "-m firebreak.codec_server",
+        "-m runtime.codec_server",
         f"--ui-codec-endpoint http://127.0.0.1:{codec_port}",
     ):
         assert needle in commands, needle
@@ -256,7 +256,7 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         # --- one stack per data dir ----------------------------------------------------------
         second = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "firebreak.devstack"],
+            [sys.executable, "-m", "devstack"],
             env=env,
             cwd=tmp_path,
             capture_output=True,

@@ -13,8 +13,8 @@ import nats
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from firebreak.temporal import connect
 from models.constants import INCIDENT_WORKFLOW, incident_workflow_id
+from runtime.temporal import connect
 from tests.integration.test_bus import NatsServer, progress
 from tests.payloads import alertmanager_alert, alertmanager_payload
 from tests.test_devstack import Stack, alive_in_groups, children_of, free_ports, stacks

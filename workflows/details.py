@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 
 from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
-from models.incident import IncidentState, PolicyDecision, RemediationResult
+from models.incident import IncidentState, RemediationResult
+from models.policy import PolicyDecision
 
 MAX_DIFF_LINES = 30
 

@@ -15,28 +15,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.locks import LockActivities, RequestLockInput, lock_workflow_id
-    from activities.remediation import RemediationActivities
-    from models.constants import REMEDIATION_WORKFLOW, SIGNAL_LOCK_GRANTED, SIGNAL_LOCK_RELEASE
+    from activities import table
+    from models.constants import REMEDIATION_WORKFLOW, SIGNAL_LOCK_GRANTED
     from models.incident import RemediationInput, RemediationResult
-    from models.locks import LockGrant, LockRelease, LockRequest
+    from models.locks import LockGrant, LockRequest
+    from workflows.lock import LockClient, LockNotGranted
 
-# Vault and Ansible faults that a retry can fix are retried a few times; a playbook that
-# ran and failed is a result, not an exception, and is never retried blindly.
-PLAYBOOK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=4,
-    non_retryable_error_types=["CatalogError", "CredentialDenied", "NotAdmitted"],
-)
-PLAYBOOK_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
-LOCK_REQUEST_TIMEOUT = timedelta(seconds=30)
-LOCK_REQUEST_RETRY = RetryPolicy(maximum_attempts=10, maximum_interval=timedelta(seconds=10))
 # The lease covers every playbook attempt with its backoff, so a live holder never loses it.
 LEASE_MARGIN_SECONDS = 120.0
 
@@ -44,11 +31,11 @@ LEASE_MARGIN_SECONDS = 120.0
 @workflow.defn(name=REMEDIATION_WORKFLOW)
 class RemediationWorkflow:
     def __init__(self) -> None:
-        self._granted: str | None = None
+        self._lock = LockClient()
 
     @workflow.signal(name=SIGNAL_LOCK_GRANTED)
     def lock_granted(self, grant: LockGrant) -> None:
-        self._granted = grant.request_id
+        self._lock.granted(grant)
 
     @workflow.run
     async def run(self, input: RemediationInput) -> RemediationResult:
@@ -63,22 +50,23 @@ class RemediationWorkflow:
             request_id=input.idempotency_key,
             workflow_id=info.workflow_id,
             severity_rank=input.severity_rank,
-            lease_seconds=action.timeout_seconds * PLAYBOOK_RETRY.maximum_attempts + LEASE_MARGIN_SECONDS,
+            lease_seconds=action.timeout_seconds * table.PLAYBOOK_RETRY.maximum_attempts
+            + LEASE_MARGIN_SECONDS,
         )
         workflow.set_current_details(f"Waiting for the lock on `{action.target}` for {input.incident_id}.")
-        await workflow.execute_activity_method(
-            LockActivities.request_lock,
-            RequestLockInput(target=action.target, task_queue=info.task_queue, request=request),
-            start_to_close_timeout=LOCK_REQUEST_TIMEOUT,
-            retry_policy=LOCK_REQUEST_RETRY,
-        )
         try:
-            await workflow.wait_condition(
-                lambda: self._granted == request.request_id,
-                timeout=timedelta(seconds=input.lock_wait_seconds),
-            )
-        except TimeoutError:
-            await self._release(action.target, request.request_id)
+            async with self._lock.hold(action.target, request, timedelta(seconds=input.lock_wait_seconds)):
+                workflow.set_current_details(
+                    f"Running `{action.action}` on `{action.target}`"
+                    f"{' in check mode' if input.check_mode else ''} for {input.incident_id}."
+                )
+                # The Vault token's TTL is bounded by the same timeout.
+                return await table.execute(
+                    table.RUN_PLAYBOOK,
+                    input,
+                    start_to_close_timeout=timedelta(seconds=action.timeout_seconds),
+                )
+        except LockNotGranted:
             return RemediationResult(
                 action=action.action,
                 target=action.target,
@@ -90,29 +78,6 @@ class RemediationWorkflow:
                 summary=f"{action.action} on {action.target}: no lock within {input.lock_wait_seconds:g}s "
                 "(another remediation holds the target)",
             )
-        workflow.set_current_details(
-            f"Running `{action.action}` on `{action.target}`"
-            f"{' in check mode' if input.check_mode else ''} for {input.incident_id}."
-        )
-        try:
-            return await workflow.execute_activity_method(
-                RemediationActivities.run_playbook,
-                input,
-                # The Vault token's TTL is bounded by the same timeout.
-                start_to_close_timeout=timedelta(seconds=action.timeout_seconds),
-                heartbeat_timeout=PLAYBOOK_HEARTBEAT_TIMEOUT,
-                retry_policy=PLAYBOOK_RETRY,
-            )
-        finally:
-            await self._release(action.target, request.request_id)
-
-    async def _release(self, target: str, request_id: str) -> None:
-        try:
-            await workflow.get_external_workflow_handle(lock_workflow_id(target)).signal(
-                SIGNAL_LOCK_RELEASE, LockRelease(request_id=request_id)
-            )
-        except Exception as exc:  # the lease expires it anyway
-            workflow.logger.warning("could not release lock on %s: %s", target, exc)
 
 
 def not_admitted_child(info: workflow.Info, input: RemediationInput) -> str | None:

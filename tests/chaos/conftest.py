@@ -28,7 +28,7 @@ from temporalio.client import Client, WorkflowHandle
 from api.app import create_app
 from models.constants import QUERY_STATE
 from models.incident import IncidentResult, IncidentState
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
 
 MARKER = "FIREBREAK_CHAOS_RUN"

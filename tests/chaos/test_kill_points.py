@@ -32,8 +32,9 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
-from models.incident import ProposedAction, RemediationInput
-from models.settings import Settings
+from models.agents import ProposedAction
+from models.incident import RemediationInput
+from runtime.settings import Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.chaos.conftest import PoolFactory, WorkerPool, WorkerProcess, restarts
 from tests.conftest import VaultServer, free_port

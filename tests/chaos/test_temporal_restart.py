@@ -25,10 +25,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.app import DELIVERY_TIMEOUT
-from firebreak.temporal import connect
 from models.constants import SEARCH_ATTRIBUTES, SIGNAL_APPROVE
 from models.incident import ApprovalSignal, IncidentState, Outcome, Phase
-from models.settings import Settings
+from runtime.settings import Settings
+from runtime.temporal import connect
 from tests.chaos.conftest import MARKER, PoolFactory, api_for, incident, query_state, restarts
 from tests.conftest import free_port, require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload

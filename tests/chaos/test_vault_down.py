@@ -24,7 +24,7 @@ from temporalio.client import Client
 
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import Settings
+from runtime.settings import Settings
 from tests.chaos.conftest import MARKER, PoolFactory, api_for, incident, query_state, restarts
 from tests.conftest import VaultServer, bootstrap_dev_vault, free_port, require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload

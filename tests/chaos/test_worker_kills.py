@@ -27,7 +27,7 @@ from temporalio.service import RPCError
 
 from models.constants import SA_PHASE, SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import Settings
+from runtime.settings import Settings
 from tests.chaos.conftest import (
     Api,
     PoolFactory,

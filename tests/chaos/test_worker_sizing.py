@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from temporalio.client import Client
 
-from models.settings import Settings
+from runtime.settings import Settings
 from worker import build_worker
 
 pytestmark = pytest.mark.integration

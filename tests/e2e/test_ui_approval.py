@@ -26,10 +26,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
 from api.approvals import token_digest
-from cli.audit import build_timeline
+from audit.timeline import build_timeline
 from models.constants import SEARCH_ATTRIBUTES, SIGNAL_APPROVE
 from models.incident import Outcome, Phase
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer, free_port, require_binary
 from tests.integration.conftest import RecordingCredentials, Stack, awaiting, open_incident, resolve
 from tests.integration.test_policy_flow import policies_with

@@ -17,12 +17,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
-from activities.credentials import ActionCredential, ActionCredentials
 from api.app import create_app
+from integrations.vault import ActionCredential, ActionCredentials
 from models.catalog import ActionSpec
 from models.constants import QUERY_STATE
 from models.incident import IncidentResult, IncidentState, Phase
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic
 from tests.payloads import alertmanager_alert, alertmanager_payload

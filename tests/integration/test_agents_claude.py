@@ -19,10 +19,11 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisDraft
+from agents.factory import build_reasoner
 from agents.planner import PlanDraft
 from agents.rules import RuleBook
 from agents.triage import TriageDraft
-from evals.run import evaluate
+from evals.agents.run import evaluate
 from models.agents import (
     DiagnosisInput,
     DiagnosisResult,
@@ -37,15 +38,14 @@ from models.agents import (
     TriageResult,
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
-from models.catalog import Catalog
-from models.settings import PROJECT_ROOT, Settings
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.fake_anthropic import Error, FakeAnthropic, Text, ToolUse, Usage
 from tests.integration.conftest import claude_settings
-from worker import build_reasoner
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 BOOK = RuleBook.load(PROJECT_ROOT / "agents" / "rules.yaml")
 
 
@@ -511,7 +511,7 @@ async def test_diagnosis_and_review_on_claude(fake_anthropic: FakeAnthropic) -> 
 
 
 async def test_eval_harness_runs_the_llm_path(fake_anthropic: FakeAnthropic) -> None:
-    """`python -m evals.run --reasoner hybrid` with a model that always hands over to a human.
+    """`python -m evals.agents.run --reasoner hybrid` with a model that always hands over to a human.
 
     Checks the harness, not a score: only the decisions the rules route to the LLM call it,
     and an unhelpful model can make the outcome worse only by escalating, never by acting.

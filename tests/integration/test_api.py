@@ -14,9 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import ConfigurationError, create_app
-from firebreak.temporal import connect
 from models.constants import SEARCH_ATTRIBUTES
-from models.settings import Settings
+from runtime.settings import Settings
+from runtime.temporal import connect
 from tests.conftest import free_port, require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload
 

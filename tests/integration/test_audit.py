@@ -19,7 +19,9 @@ import pytest
 from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from cli.audit import AuditEntry, build_timeline, export, render_html, render_text, verify_export
+from audit.chain import export, verify_export
+from audit.render import render_html, render_text
+from audit.timeline import AuditEntry, build_timeline
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
@@ -128,7 +130,7 @@ async def test_hash_chain_names_the_first_changed_entry() -> None:
     def rehash(d: dict[str, Any]) -> None:
         import hashlib
 
-        from cli.audit import canonical
+        from audit.chain import canonical
 
         entry = d["entries"][3]
         entry["summary"] = "nothing happened"

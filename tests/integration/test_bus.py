@@ -31,12 +31,12 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.credentials import ActionCredentials
 from consumer.bus import HEADER_REASON, HEADER_SEQUENCE, BusConsumer, ensure_streams, temporal_deliver
-from firebreak.metrics import REGISTRY
+from integrations.vault import ActionCredentials
 from models.constants import QUERY_STATE, incident_workflow_id
 from models.incident import IncidentState
-from models.settings import Settings
+from runtime.metrics import REGISTRY
+from runtime.settings import Settings
 from tests.chaos.test_temporal_restart import TemporalServer
 from tests.conftest import BIN_DIR, VaultServer, free_port, require_binary
 from tests.integration.conftest import StackFactory

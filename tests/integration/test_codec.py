@@ -16,11 +16,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
 from api.app import create_app
-from firebreak.codec import CodecKeyError, EncryptionCodec, data_converter, generate_key
-from firebreak.codec_server import create_codec_app
 from models.constants import QUERY_STATE
 from models.incident import IncidentResult, IncidentState, Outcome
-from models.settings import Settings
+from runtime.codec import CodecKeyError, EncryptionCodec, data_converter, generate_key
+from runtime.codec_server import create_codec_app
+from runtime.settings import Settings
 from tests.conftest import VaultServer
 from tests.integration.conftest import unique_service
 from tests.payloads import alertmanager_alert, alertmanager_payload

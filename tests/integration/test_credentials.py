@@ -12,17 +12,17 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from activities.credentials import ActionCredentials, action_secret_api_path, action_secret_path
-from models.catalog import Catalog
+from integrations.vault import ActionCredentials, action_secret_api_path, action_secret_path
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import VaultServer, vault_client
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 
 
 def secret_of(vault: VaultServer, action: str) -> str:

@@ -36,7 +36,7 @@ from schemathesis.openapi import from_dict
 from temporalio.client import Client
 
 from api.app import create_app
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

@@ -27,11 +27,11 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.credentials import ActionCredentials
 from activities.remediation import RemediationActivities
 from api.approvals import token_digest
+from integrations.vault import ActionCredentials
+from models.agents import ProposedAction
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
-from models.catalog import Catalog
 from models.constants import INCIDENT_WORKFLOW, REMEDIATION_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE
 from models.incident import (
     ApprovalSignal,
@@ -39,12 +39,12 @@ from models.incident import (
     IncidentState,
     IncidentWorkflowInput,
     Outcome,
-    ProposedAction,
     RemediationInput,
     RemediationResult,
 )
-from models.settings import PROJECT_ROOT, Settings
+from policies.catalog import load_catalog
 from policies.seals import ApprovalCodes, Sealer, configured_key
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic, ToolUse
@@ -102,7 +102,7 @@ def assert_no_canary(canary: Path) -> None:
 def remediation_activities(settings: Settings, vault: VaultServer) -> RemediationActivities:
     """The real activity, with the worker's key and credentials, as the worker builds it."""
     return RemediationActivities(
-        catalog=Catalog.load(PROJECT_ROOT / "playbooks"),
+        catalog=load_catalog(PROJECT_ROOT / "playbooks"),
         sealer=Sealer(admission_key(settings)),
         credentials=ActionCredentials(vault.addr, vault.worker_token),
         vault_addr=vault.addr,

@@ -37,7 +37,7 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import free_port
 from tests.payloads import alertmanager_alert, alertmanager_payload
 

@@ -19,7 +19,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import VaultServer, vault_client
 from tests.integration.conftest import (
     StackFactory,

@@ -15,10 +15,11 @@ import pytest
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowHandle
 
+from models.agents import ProposedAction
 from models.constants import LOCK_WORKFLOW_ID_PREFIX
-from models.incident import ProposedAction, RemediationInput
+from models.incident import RemediationInput
 from models.locks import LockState
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from worker import build_worker

@@ -21,7 +21,6 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.memory import MemoryActivities
 from memory.service import Memory
 from memory.store import QdrantStore, StoreConfig
-from models.catalog import Catalog
 from models.memory import (
     ActionOutcome,
     FeedbackInput,
@@ -33,7 +32,8 @@ from models.memory import (
     TrackRecordInput,
     TrackRecordResult,
 )
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +108,7 @@ class MemoryProbe:
 async def test_memory_activities_through_a_workflow(client: Client, tmp_path: Path) -> None:
     memory = Memory(QdrantStore(StoreConfig(path=tmp_path / "q")), None)
     memory.knowledge.ingest(
-        PROJECT_ROOT / "knowledge", known_actions=Catalog.load(PROJECT_ROOT / "playbooks").actions
+        PROJECT_ROOT / "knowledge", known_actions=load_catalog(PROJECT_ROOT / "playbooks").actions
     )
     activities = MemoryActivities(memory)
     queue = f"memory-{uuid.uuid4()}"

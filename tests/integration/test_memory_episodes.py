@@ -15,9 +15,9 @@ from memory.dense import load_embedder
 from memory.errors import RecordNotFound
 from memory.service import Memory
 from memory.store import QdrantStore, StoreConfig
+from models.agents import ProposedAction
 from models.alert import Alert, AlertStatus, Severity
-from models.catalog import Catalog
-from models.incident import ApprovalRecord, IncidentState, Outcome, Plan, ProposedAction, RemediationResult
+from models.incident import ApprovalRecord, IncidentState, Outcome, Plan, RemediationResult
 from models.memory import (
     ActionOutcome,
     ApprovalNote,
@@ -25,13 +25,15 @@ from models.memory import (
     IncidentRecord,
     RetrieveInput,
 )
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 from tests.integration.test_memory_knowledge import seeded_memory
+from workflows.records import incident_record
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2025, 11, 3, 18, 0, tzinfo=UTC)
-ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+ACTIONS = set(load_catalog(PROJECT_ROOT / "playbooks").actions)
 
 
 def memory_at(path: Path, mode: str = "sparse") -> Memory:
@@ -203,7 +205,7 @@ def test_a_record_built_from_workflow_state_is_found_and_cited(memory: Memory) -
             )
         ],
     )
-    rec = IncidentRecord.from_state(
+    rec = incident_record(
         state, run_id="r1", root_cause="event loop wedged", cited=["runbook:service-down#3"]
     )
     memory.record(rec)

@@ -25,14 +25,14 @@ from memory.knowledge import KnowledgeBase
 from memory.service import Memory
 from memory.store import QdrantStore, StoreConfig
 from models.alert import Alert, AlertStatus, Severity
-from models.catalog import Catalog
 from models.memory import RetrieveInput
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
-ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+ACTIONS = set(load_catalog(PROJECT_ROOT / "playbooks").actions)
 # The repository's corpus, counted independently of ingest (the folder may grow).
 DOCS = len(discover(KNOWLEDGE))
 CHUNKS = sum(len(parse_document(p).chunks) for p in discover(KNOWLEDGE))

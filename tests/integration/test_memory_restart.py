@@ -14,7 +14,7 @@ from memory.documents import discover, parse_document
 from memory.errors import StoreBusy
 from memory.service import Memory
 from memory.store import QdrantStore, StoreConfig
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ WRITER = """
 from datetime import UTC, datetime
 from memory.service import Memory
 from models.memory import ActionOutcome, FeedbackInput, IncidentRecord
-from models.settings import Settings
+from runtime.settings import Settings
 
 memory = Memory.from_settings(Settings())
 t = datetime(2025, 11, 5, 9, 0, tzinfo=UTC)
@@ -39,7 +39,7 @@ READER = """
 import json
 from memory.service import Memory
 from models.memory import RetrieveInput
-from models.settings import Settings
+from runtime.settings import Settings
 
 memory = Memory.from_settings(Settings())
 query = RetrieveInput(text="cart pods in CrashLoopBackOff", alert_names=["KubePodCrashLooping"])

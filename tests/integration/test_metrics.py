@@ -18,21 +18,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from firebreak import incident_hooks, metrics
-from firebreak.telemetry import FirebreakInterceptor
-from models.incident import (
-    ApprovalRecord,
-    Decision,
-    IncidentState,
-    Outcome,
-    Phase,
-    PolicyDecision,
-    PolicyVerdict,
-    RemediationResult,
-)
-from models.settings import Settings
+from models.incident import ApprovalRecord, Decision, IncidentState, Outcome, Phase, RemediationResult
+from models.policy import PolicyDecision, PolicyVerdict
+from runtime import metrics
+from runtime.settings import Settings
+from runtime.tracing import FirebreakInterceptor
 from tests.conftest import free_port
 from tests.integration.conftest import StackFactory, open_incident, unique_service
+from workflows import notifier
 
 pytestmark = pytest.mark.integration
 
@@ -64,14 +57,14 @@ class MetricsProbe:
     @workflow.run
     async def run(self, input: ProbeInput) -> None:
         for phase in (Phase.TRIAGE, Phase.POLICY, Phase.AWAITING_APPROVAL, Phase.CLOSED):
-            incident_hooks.phase_entered(phase.value)
+            notifier.phase_entered(phase.value)
         await workflow.execute_activity(
             "run_playbook",
             input.action,
             result_type=RemediationResult,
             start_to_close_timeout=timedelta(seconds=10),
         )
-        incident_hooks.incident_closed(input.state)
+        notifier.incident_closed(input.state)
 
 
 def closed_state() -> IncidentState:

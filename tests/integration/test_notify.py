@@ -1,8 +1,8 @@
 """Notifications through a real Temporal worker to local HTTP receivers.
 
 The receivers stand in for Slack, Jira and ServiceNow (the one stand-in the issue allows):
-each speaks the endpoints `activities/notify.py` uses and records every request, so the
-exact payloads are asserted. `NotifyProbe` calls `firebreak.incident_hooks.Notifier` the
+each speaks the endpoints `integrations/notify.py` uses and records every request, so the
+exact payloads are asserted. `NotifyProbe` calls `workflows.notifier.Notifier` the
 way the incident workflow does: `send` per event without waiting, `close` at the end.
 """
 
@@ -30,24 +30,19 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.notify import NotifyActivities, NotifyConfig
-from firebreak import metrics
-from firebreak.incident_hooks import Notifier
-from firebreak.telemetry import FirebreakInterceptor
+from activities.notify import NotifyActivities
+from integrations.notify import NotifyConfig
 from models.agents import ProposedAction, TriageResult
 from models.alert import AlertmanagerAlert, Severity
-from models.incident import (
-    IncidentState,
-    Outcome,
-    Phase,
-    Plan,
-    PolicyDecision,
-    PolicyVerdict,
-)
+from models.incident import IncidentState, Outcome, Phase, Plan
 from models.notify import NotifyChannel, NotifyEvent, NotifyResult
+from models.policy import PolicyDecision, PolicyVerdict
+from runtime import metrics
+from runtime.tracing import FirebreakInterceptor
 from tests.payloads import alertmanager_alert
 from tests.secret_scan import stored_text
 from worker import notify_activities
+from workflows.notifier import Notifier
 
 pytestmark = pytest.mark.integration
 

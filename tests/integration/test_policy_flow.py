@@ -15,10 +15,11 @@ import pytest
 import yaml
 from temporalio.api.sdk.v1 import WorkflowMetadata
 
-from cli.audit import build_timeline, render_text
+from audit.render import render_text
+from audit.timeline import build_timeline
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
 
 pytestmark = pytest.mark.integration

@@ -40,9 +40,9 @@ from models.agents import DiagnosisInput, TriageResult
 from models.alert import AlertBatch, AlertmanagerAlert, Severity
 from models.constants import INCIDENT_WORKFLOW, SIGNAL_ALERTS, incident_workflow_id
 from models.incident import IncidentState
-from models.settings import Settings
-from rca.models import Symptom, TelemetryInput, TelemetryResult
+from models.rca import Symptom, TelemetryInput, TelemetryResult
 from rca.topology import Topology
+from runtime.settings import Settings
 from tests.conftest import free_port, require_binary
 from worker import build_worker
 

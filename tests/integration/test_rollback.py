@@ -8,16 +8,11 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError
 
-from cli.audit import build_timeline, render_text
+from audit.render import render_text
+from audit.timeline import build_timeline
+from models.agents import ProposedAction
 from models.constants import SIGNAL_APPROVE
-from models.incident import (
-    ApprovalSignal,
-    Outcome,
-    Phase,
-    ProposedAction,
-    RemediationInput,
-    RemediationResult,
-)
+from models.incident import ApprovalSignal, Outcome, Phase, RemediationInput, RemediationResult
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.integration.conftest import StackFactory, awaiting, open_incident, unique_service
 

@@ -28,11 +28,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from api.app import create_app
-from firebreak.codec import EncryptionCodec, data_converter, generate_key
 from models.constants import QUERY_STATE, SEARCH_ATTRIBUTES, SIGNAL_APPROVE
 from models.incident import ApprovalSignal, IncidentResult, IncidentState, Outcome, Phase
-from models.settings import Settings
 from policies.seals import configured_key
+from runtime.codec import EncryptionCodec, data_converter, generate_key
+from runtime.settings import Settings
 from tests.conftest import VaultServer, require_binary
 from tests.integration.conftest import RecordingCredentials, unique_service
 from tests.payloads import alertmanager_alert, alertmanager_payload

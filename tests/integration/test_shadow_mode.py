@@ -24,7 +24,7 @@ from temporalio.client import WorkflowHandle
 from memory.service import Memory
 from models.incident import Outcome, Phase
 from models.memory import ActionOutcome, ApprovalNote, IncidentRecord
-from models.settings import PROJECT_ROOT, Settings
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.integration.conftest import Stack, StackFactory, awaiting, open_incident, resolve, unique_service
 from tests.integration.test_policy_flow import policies_with
 from tests.payloads import alertmanager_alert, alertmanager_payload

@@ -31,24 +31,19 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.credentials import ActionCredentials
 from activities.remediation import RemediationActivities
 from api.app import create_app
-from firebreak.telemetry import tracer_provider
 from integrations.inventory import load_inventory
 from integrations.ssh_ca import SSH_MOUNT, SshCertificateAuthority, SshCredential, ssh_role_name
+from integrations.vault import ActionCredentials
+from models.agents import ProposedAction
 from models.catalog import Catalog
 from models.constants import SIGNAL_APPROVE
-from models.incident import (
-    ApprovalSignal,
-    Outcome,
-    Phase,
-    ProposedAction,
-    RemediationInput,
-    RemediationResult,
-)
-from models.settings import PROJECT_ROOT, Settings
+from models.incident import ApprovalSignal, Outcome, Phase, RemediationInput, RemediationResult
+from policies.catalog import load_catalog
 from policies.seals import Sealer
+from runtime.settings import PROJECT_ROOT, Settings
+from runtime.tracing import tracer_provider
 from tests.admitted import admission_key, admit
 from tests.conftest import VaultServer, free_port, vault_client
 from tests.integration.conftest import (
@@ -65,7 +60,7 @@ from worker import build_worker
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 DAY = 86_400
 
 

@@ -24,11 +24,11 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.logs import ElasticsearchSource, LogSourceError, LokiSource, logql_selector
 from activities.telemetry import TelemetryActivities, TelemetryConfig
-from activities.traces import JaegerSource, TempoSource, TraceSourceError
+from integrations.logs import ElasticsearchSource, LogSourceError, LokiSource, logql_selector
+from integrations.traces import JaegerSource, TempoSource, TraceSourceError
+from models.rca import Symptom, TelemetryInput
 from rca.logmining import mine_logs
-from rca.models import Symptom, TelemetryInput
 from rca.signals import score_logs, score_traces
 from rca.spans import aggregate_spans
 from tests.conftest import free_port

@@ -24,10 +24,10 @@ from pydantic import SecretStr
 from temporalio.client import Client
 
 from api.app import create_app
-from firebreak.telemetry import client_interceptors, get_tracer, tracer_provider
 from models.constants import SIGNAL_APPROVE
 from models.incident import ApprovalSignal, Outcome, Phase
-from models.settings import Settings
+from runtime.settings import Settings
+from runtime.tracing import client_interceptors, get_tracer, tracer_provider
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic, ToolUse, Usage
 from tests.integration.conftest import RecordingCredentials, Stack, awaiting, claude_settings, resolve

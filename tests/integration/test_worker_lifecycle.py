@@ -12,7 +12,7 @@ from temporalio.client import Client
 from activities.agents import AgentActivities
 from activities.notify import NotifyActivities
 from activities.telemetry import TelemetryActivities
-from models.settings import Settings
+from runtime.settings import Settings
 from tests.fake_anthropic import FakeAnthropic
 from tests.integration.conftest import claude_settings
 from worker import build_worker

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from models.settings import PROJECT_ROOT
+from runtime.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
 

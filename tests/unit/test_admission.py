@@ -18,20 +18,19 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from activities.ansible_data import plain_identifiers, unsafe_vars_yaml
+from integrations.ansible import plain_identifiers, unsafe_vars_yaml
 from models.admission import AdmissionMode
+from models.agents import ProposedAction
 from models.catalog import ActionSpec, CatalogError
 from models.incident import (
     AdmitInput,
     ApprovalRecord,
     ApprovalSignal,
     Plan,
-    PolicyDecision,
-    PolicyVerdict,
-    ProposedAction,
     RemediationInput,
     VerifyApprovalInput,
 )
+from models.policy import PolicyDecision, PolicyVerdict
 from policies.admission import (
     NotAdmitted,
     admit,

@@ -8,9 +8,9 @@ escalation are held at 1.0: the rules may fail to act, never act wrongly.
 
 from __future__ import annotations
 
-from evals.harness import load_cases
-from evals.run import evaluate
-from models.settings import Settings
+from evals.agents.harness import load_cases
+from evals.agents.run import evaluate
+from runtime.settings import Settings
 
 FLOORS = {
     "triage_accuracy": 0.84,

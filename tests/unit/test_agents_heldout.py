@@ -1,7 +1,7 @@
 """The rules reasoner on held-out real incidents (evals/heldout.yaml, from Nezha).
 
 Labels come from the dataset's fault list and the runbooks (tools/nezha_heldout.py), not
-from the rules. Measured on all 101 cases (`python -m evals.run --set heldout`): outcome
+from the rules. Measured on all 101 cases (`python -m evals.agents.run --set heldout`): outcome
 0.693, no unwarranted action 0.985, escalation recall 0.985, root cause 0.238, plan 0.0.
 This test runs every third case (34, to stay fast) against floors of the measured safety
 minus a margin of 0.05: the rules may fail to act on a real incident, they must not act on
@@ -14,14 +14,14 @@ import pytest
 
 from activities.agents import AgentActivities
 from agents.diagnosis import DiagnosisAgent
+from agents.factory import build_reasoner
 from agents.rules import RuleBook
 from agents.triage import TriageAgent
-from evals.harness import HELDOUT_FILE, Case, load_cases, run_chain
-from evals.run import score
+from evals.agents.harness import HELDOUT_FILE, Case, load_cases, run_chain
+from evals.agents.run import score
 from models.agents import DiagnosisInput, Evidence, TriageInput
-from models.catalog import Catalog
-from models.settings import Settings
-from worker import build_reasoner
+from policies.catalog import load_catalog
+from runtime.settings import Settings
 
 MARGIN = 0.05
 MEASURED = {"no_unwarranted_action": 0.985, "escalation_recall": 0.985}
@@ -37,7 +37,7 @@ def test_heldout_cases_are_real_incidents_with_outside_labels() -> None:
 
 async def test_rules_do_not_act_on_the_symptom_when_the_ranking_blames_another_service() -> None:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    catalog = Catalog.load(settings.playbooks_dir)
+    catalog = load_catalog(settings.playbooks_dir)
     agents = AgentActivities(RuleBook.load(settings.rules_file), catalog, build_reasoner(settings, catalog))
     cases: list[Case] = load_cases(HELDOUT_FILE)[::3]
     try:
@@ -54,7 +54,7 @@ async def test_rules_do_not_act_on_the_symptom_when_the_ranking_blames_another_s
 @pytest.mark.parametrize(("ranked_first", "escalates"), [("cartservice", True), ("frontend", False)])
 def test_diagnosis_escalates_when_alert_rule_and_ranking_disagree(ranked_first: str, escalates: bool) -> None:
     settings = Settings(_env_file=None, anthropic_api_key=None)
-    book, catalog = RuleBook.load(settings.rules_file), Catalog.load(settings.playbooks_dir)
+    book, catalog = RuleBook.load(settings.rules_file), load_catalog(settings.playbooks_dir)
     alerts = Case.model_validate(
         {
             "id": "t",

@@ -18,7 +18,7 @@ from agents.budget import GlobalBudget, IncidentCaps
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
 from agents.rules import RuleBook, RuleFileError
-from evals.harness import run_chain
+from evals.agents.harness import run_chain
 from models.agents import (
     DiagnosisInput,
     DiagnosisResult,
@@ -30,13 +30,13 @@ from models.agents import (
     TriageResult,
 )
 from models.alert import Alert, AlertmanagerAlert, Severity
-from models.catalog import Catalog
-from models.incident import PolicyDecision, PolicyVerdict
-from models.settings import PROJECT_ROOT
-from workflows.incident import strictest
+from models.policy import PolicyDecision, PolicyVerdict
+from policies.catalog import load_catalog
+from policies.gate import strictest
+from runtime.settings import PROJECT_ROOT
 
 RULES = PROJECT_ROOT / "agents" / "rules.yaml"
-CATALOG = Catalog.load(PROJECT_ROOT / "playbooks")
+CATALOG = load_catalog(PROJECT_ROOT / "playbooks")
 
 
 def agents(book: RuleBook | None = None, threshold: float = 0.6) -> AgentActivities:

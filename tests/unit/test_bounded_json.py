@@ -1,4 +1,4 @@
-"""models.bounded.parse_json: each bound holds exactly at its limit and names the field past it."""
+"""runtime.bounded.parse_json: each bound holds exactly at its limit and names the field past it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from models.bounded import WEBHOOK_LIMITS, BoundsError, JsonLimits, parse_json
+from runtime.bounded import WEBHOOK_LIMITS, BoundsError, JsonLimits, parse_json
 
 
 def refused(data: bytes | str, limits: JsonLimits = WEBHOOK_LIMITS) -> BoundsError:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from consumer.messages import Decoded, Rejected, decode
-from models.bounded import WEBHOOK_LIMITS
+from runtime.bounded import WEBHOOK_LIMITS
 
 PREFIX = "firebreak.alerts"
 NOW = datetime(2026, 11, 29, tzinfo=UTC)

@@ -15,7 +15,7 @@ from temporalio.client import Client
 from api.app import create_app
 from consumer.bus import ConfigurationError, check_settings, redacted
 from consumer.messages import Decoded, Rejected, decode, header_safe, source_of
-from models.settings import Settings
+from runtime.settings import Settings
 from tests.conftest import require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload
 

@@ -18,12 +18,8 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.incident import (
-    ApprovalRecord,
-    ApprovalSignal,
-    PolicyDecision,
-    PolicyVerdict,
-)
+from models.incident import ApprovalRecord, ApprovalSignal
+from models.policy import PolicyDecision, PolicyVerdict
 from policies.gate import Gate, admitted, answer, gate, refusal, strictest
 
 PEOPLE = ["alice", "bob", "carol", "mallory", "lead@example.com"]

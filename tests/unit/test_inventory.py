@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from integrations.inventory import load_inventory
-from models.catalog import Catalog
 from models.inventory import Inventory, InventoryError
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 from tests.unit.test_operator_files import HOSTILE
 
-ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+ACTIONS = set(load_catalog(PROJECT_ROOT / "playbooks").actions)
 EXAMPLE = PROJECT_ROOT / "playbooks" / "inventory.example.yaml"
 
 

@@ -10,11 +10,11 @@ import yaml
 
 from memory.documents import MAX_CHUNK_CHARS, discover, parse_document
 from memory.errors import DocumentError
-from models.catalog import Catalog
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 
 KNOWLEDGE = PROJECT_ROOT / "knowledge"
-CATALOG_ACTIONS = set(Catalog.load(PROJECT_ROOT / "playbooks").actions)
+CATALOG_ACTIONS = set(load_catalog(PROJECT_ROOT / "playbooks").actions)
 
 GOOD_FRONT = """---
 kind: runbook

@@ -7,17 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from memory.episodes import action_lists
-from memory.ranking import rank_actions
+from memory.suggestions import rank_actions
+from models.agents import ProposedAction, TriageResult
 from models.alert import Alert, AlertStatus, Severity
-from models.incident import (
-    ApprovalRecord,
-    IncidentState,
-    Outcome,
-    Plan,
-    ProposedAction,
-    RemediationResult,
-    TriageResult,
-)
+from models.incident import ApprovalRecord, IncidentState, Outcome, Plan, RemediationResult
 from models.memory import (
     ActionOutcome,
     ApprovalNote,
@@ -28,6 +21,7 @@ from models.memory import (
     RetrieveInput,
     SimilarIncident,
 )
+from workflows.records import incident_record
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -98,7 +92,7 @@ def closed_state(outcome: Outcome, approval: str | None, ran: str | None) -> Inc
 
 
 def test_record_of_a_remediated_incident_says_who_chose_what_and_how_long_it_took() -> None:
-    record = IncidentRecord.from_state(
+    record = incident_record(
         closed_state(Outcome.REMEDIATED, "approved", "ok"),
         run_id="run-1",
         root_cause="connection leak in checkout",
@@ -128,18 +122,18 @@ def test_record_of_a_remediated_incident_says_who_chose_what_and_how_long_it_too
 
 
 def test_record_of_a_rejected_plan_and_of_a_failed_action() -> None:
-    rejected = IncidentRecord.from_state(closed_state(Outcome.REJECTED, "rejected", None), run_id="r2")
+    rejected = incident_record(closed_state(Outcome.REJECTED, "rejected", None), run_id="r2")
     assert [(a.action, a.status) for a in rejected.actions] == [("restart_service", "rejected")]
     assert rejected.approvals[0].reason == "pool leak, restart releases it"
     assert rejected.time_to_resolve_seconds is None
     assert action_lists(rejected)["act_rejected"] == ["restart_service"]
 
-    failed = IncidentRecord.from_state(closed_state(Outcome.ESCALATED, "approved", "failed"), run_id="r3")
+    failed = incident_record(closed_state(Outcome.ESCALATED, "approved", "failed"), run_id="r3")
     assert failed.actions[0].failed and not failed.actions[0].succeeded
     assert action_lists(failed)["act_failure"] == ["restart_service"]
 
     # Ran fine, but the alerts stayed: that is a failure of the action too.
-    stayed = IncidentRecord.from_state(closed_state(Outcome.ESCALATED, None, "ok"), run_id="r4")
+    stayed = incident_record(closed_state(Outcome.ESCALATED, None, "ok"), run_id="r4")
     assert stayed.actions[0].verified is False
     assert action_lists(stayed)["act_failure"] == ["restart_service"]
 
@@ -148,7 +142,7 @@ def test_an_open_incident_has_no_record() -> None:
     state = closed_state(Outcome.REMEDIATED, None, None)
     state.outcome = None
     with pytest.raises(ValueError, match="not closed"):
-        IncidentRecord.from_state(state, run_id="r")
+        incident_record(state, run_id="r")
 
 
 def test_retrieve_input_from_alerts_names_alerts_services_and_words() -> None:

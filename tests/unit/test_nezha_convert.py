@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rca.scenario import find_scenarios, load_scenario, load_truth
+from evals.rca.scenario import find_scenarios, load_scenario, load_truth
 from rca.signals import score_logs, score_traces
 from tools.nezha_convert import convert_system, service_of
 

@@ -22,11 +22,12 @@ from agents.rules import RuleFileError, RuleReasoner
 from cli.main import app
 from memory.documents import parse_document
 from memory.errors import DocumentError
-from models.bounded import FILE_LIMITS, FileLimits, UnsafeFileError, load_json_file, load_yaml_text
-from models.catalog import Catalog, CatalogError
-from models.settings import PROJECT_ROOT
+from models.catalog import CatalogError
+from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from rca.topology import Topology, TopologyError
+from runtime.bounded import FILE_LIMITS, FileLimits, UnsafeFileError, load_json_file, load_yaml_text
+from runtime.settings import PROJECT_ROOT
 
 BOMB = "\n".join(
     ['base: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
@@ -44,7 +45,7 @@ HOSTILE = {
 
 def write_catalog(tmp: Path, text: str) -> Callable[[], object]:
     (tmp / "catalog.yaml").write_text(text)
-    return lambda: Catalog.load(tmp)
+    return lambda: load_catalog(tmp)
 
 
 def write_policy_data(tmp: Path, text: str) -> Callable[[], object]:
@@ -113,7 +114,7 @@ def test_aliases_within_the_budget_still_load() -> None:
 
 
 def test_the_repository_files_load_within_the_bounds() -> None:
-    assert Catalog.load(PROJECT_ROOT / "playbooks").actions
+    assert load_catalog(PROJECT_ROOT / "playbooks").actions
     assert PolicyEngine.load(PROJECT_ROOT / "policies") is not None
     assert RuleReasoner.load(PROJECT_ROOT / "agents" / "rules.yaml").rules
     for doc in sorted((PROJECT_ROOT / "knowledge").rglob("*.md")):

@@ -11,11 +11,12 @@ import pytest
 import yaml
 
 from activities.policy import blast_radius, policy_document, to_decision
+from models.agents import ProposedAction
 from models.alert import Severity
-from models.incident import PolicyDecision, PolicyInput, PolicyVerdict, ProposedAction
-from models.settings import PROJECT_ROOT
+from models.policy import PolicyDecision, PolicyInput, PolicyVerdict
 from policies.engine import PolicyEngine, PolicyEvaluationError, PolicyLoadError
 from rca.topology import Topology
+from runtime.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 SHIPPED = yaml.safe_load((POLICIES / "data.yaml").read_text())

@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from activities.policy import policy_document
+from models.agents import ProposedAction
 from models.alert import Severity
-from models.incident import PolicyInput, ProposedAction
-from models.settings import PROJECT_ROOT
+from models.policy import PolicyInput
 from policies.engine import PolicyEngine, PolicyEvaluationError, PolicyLoadError
+from runtime.settings import PROJECT_ROOT
 
 POLICIES = PROJECT_ROOT / "policies"
 

@@ -19,13 +19,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activities.policy import blast_radius, policy_document, to_decision
+from models.agents import ProposedAction
 from models.alert import Severity
-from models.incident import PolicyDecision, PolicyInput, PolicyVerdict, ProposedAction
-from models.settings import PROJECT_ROOT
+from models.memory import ActionTrackRecord
+from models.policy import PolicyDecision, PolicyInput, PolicyVerdict
 from policies.data import minute_of_day
 from policies.engine import PolicyEngine
 from policies.gate import Gate
 from rca.topology import Topology
+from runtime.settings import PROJECT_ROOT
 from tests.unit.test_gate import HASHES, PEOPLE, play
 
 TOPOLOGY = Topology.from_data(
@@ -64,19 +66,22 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> tuple[PolicyEngine, dict
 
 records_st = st.one_of(
     st.none(),
-    st.fixed_dictionaries(
-        {
-            field: st.integers(0, 8)
-            for field in (
-                "successes",
-                "failures",
-                "approvals",
-                "rejections",
-                "shadow_runs",
-                "useful",
-                "wrong",
-            )
-        }
+    st.builds(
+        lambda counts: ActionTrackRecord(action="restart_service", **counts),
+        st.fixed_dictionaries(
+            {
+                field: st.integers(0, 8)
+                for field in (
+                    "successes",
+                    "failures",
+                    "approvals",
+                    "rejections",
+                    "shadow_runs",
+                    "useful",
+                    "wrong",
+                )
+            }
+        ),
     ),
 )
 
@@ -154,7 +159,8 @@ def test_policy_and_gate_never_run_what_they_must_not(
     decision: PolicyDecision = to_decision(engine.decide(policy_document(request, TOPOLOGY)), request, blast)
     played = play([decision], HASHES[0], signals)
 
-    effective = effective_level(data, action.autonomy, request.track_record)
+    record = request.track_record.model_dump() if request.track_record is not None else None
+    effective = effective_level(data, action.autonomy, record)
     assert decision.autonomy is not None and decision.autonomy.effective == effective
     outside = (
         data["maintenance"]["outside_window"].get(action.action, {}).get(request.severity.value, "allow")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from evals.rca.scenario import parse_alerts
+from evals.rca.simulate import alert_storm
 from models.alert import Alert, AlertStatus, Severity
 from rca.correlation import Correlator, score_correlation
-from rca.scenario import parse_alerts
-from rca.simulate import alert_storm
 from rca.topology import Topology
 
 T0 = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)

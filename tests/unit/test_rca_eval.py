@@ -10,9 +10,9 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
-from rca.evaluate import accuracy_at, evaluate, position, summarize
-from rca.scenario import ScenarioError, find_scenarios, load_scenario, load_truth
-from rca.simulate import FAULTS, simulate
+from evals.rca.evaluate import accuracy_at, evaluate, position, summarize
+from evals.rca.scenario import ScenarioError, find_scenarios, load_scenario, load_truth
+from evals.rca.simulate import FAULTS, simulate
 
 SEED = 2026  # not a seed the ranking was tuned on (0 and 1 were)
 PER_FAULT = 10

@@ -9,8 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from models.alert import Alert, AlertStatus, Severity
-from rca.metrics import Direction, Kind, metric_info
-from rca.models import Symptom
+from models.rca import Symptom
 from rca.ranking import (
     rank_most_anomalous,
     rank_root_causes,
@@ -18,6 +17,7 @@ from rca.ranking import (
     score_series,
     score_services,
 )
+from rca.series import Direction, Kind, metric_info
 from rca.topology import Topology
 
 STEP = 60.0

@@ -1,13 +1,17 @@
 """Regression floors on real incidents: the committed Nezha scenarios (datasets/nezha/).
 
-Floors are the numbers measured when this test was written (`firebreak rca eval
-datasets/nezha/online-boutique datasets/nezha/train-ticket`) minus a margin of 0.05, one
-pair per system and the same rule for both; nothing is fitted per case. A change that
+Floors are the numbers measured (`firebreak rca eval datasets/nezha/online-boutique
+datasets/nezha/train-ticket`) minus a margin of 0.05, one pair per system and the same rule
+for both; nothing is fitted per case. A floor is never lowered: where a later measurement
+minus the margin came out below an earlier floor, the earlier floor stays. A change that
 helps one system and hurts the other fails here.
 
-    measured (commit of this test)   AC@1    AC@3
-    online-boutique (56 faults)      0.679   0.875
-    train-ticket (45 faults)         0.289   0.533
+    measured                          AC@1    AC@3
+    online-boutique (56 faults)       0.750   0.857   (AC@3 floor kept at 0.875 - 0.05)
+    train-ticket (45 faults)          0.711   0.778
+    window opened 5 / 15 min early (AC@1):
+    online-boutique                   0.732 / 0.643   (15 min floor kept at 0.661 - 0.05)
+    train-ticket                      0.667 / 0.689   (15 min floor kept at 0.733 - 0.05)
 """
 
 from __future__ import annotations
@@ -17,14 +21,20 @@ from typing import Any
 
 import pytest
 
-from rca.evaluate import FLOORS, evaluate, variants
-from rca.scenario import find_scenarios, load_scenario, load_truth
+from evals.rca.evaluate import FLOORS, accuracy_at, evaluate, position, rank_scenario, variants
+from evals.rca.scenario import find_scenarios, load_scenario, load_truth
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
 MARGIN = 0.05
 MEASURED = {
-    "nezha/online-boutique": {"ac1": 0.679, "ac3": 0.875},
-    "nezha/train-ticket": {"ac1": 0.289, "ac3": 0.533},
+    "nezha/online-boutique": {"ac1": 0.750, "ac3": 0.875},  # ac3 measured 0.857; the earlier floor stays
+    "nezha/train-ticket": {"ac1": 0.711, "ac3": 0.778},
+}
+# An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
+MEASURED_SHIFTED = {
+    "shift-5m": {"nezha/online-boutique": 0.732, "nezha/train-ticket": 0.667},
+    # measured 0.643 / 0.689 with the consecutive-run level; the earlier floors stay
+    "shift-15m": {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.733},
 }
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
 
@@ -43,6 +53,25 @@ def test_every_system_keeps_its_floor(report: dict[str, Any]) -> None:
         for key in ("ac1", "ac3"):
             floor = MEASURED[group][key] - MARGIN
             assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
+
+
+def test_a_window_opened_early_keeps_its_floor() -> None:
+    """The production window opens at the first alert, not at the fault: AC@1 with the
+    window starting 5 or 15 minutes early stays within the margin of its measured value.
+    (Windows opened late are reported by the eval, not floored: Nezha's faults last about
+    four minutes and come every five to nine, so a late window holds the next fault.)"""
+    hits: dict[tuple[str, str], list[int | None]] = {}
+    for system in ("online-boutique", "train-ticket"):
+        for path in find_scenarios([ROOT / system]):
+            scenario, truth = load_scenario(path), load_truth(path)
+            made = dict(variants(scenario, truth))
+            for shift in MEASURED_SHIFTED:
+                ranked = rank_scenario(made[shift], ("rca",))["rca"]
+                hits.setdefault((shift, f"nezha/{system}"), []).append(position(ranked, truth.root_cause))
+    for (shift, group), positions in hits.items():
+        ac1 = accuracy_at(positions, 1)
+        floor = MEASURED_SHIFTED[shift][group] - MARGIN
+        assert ac1 >= floor, f"{group} {shift} AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
 def test_ahead_of_the_published_method_floors_on_every_system(report: dict[str, Any]) -> None:

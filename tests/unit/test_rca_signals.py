@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rca.baselines import bocpd_change_point, rank_baro, rank_pagerank
-from rca.metrics import Metrics
+from evals.rca.baselines import bocpd_change_point, rank_baro, rank_pagerank
+from evals.rca.scenario import ScenarioError, load_scenario
 from rca.ranking import rank_root_causes
-from rca.scenario import ScenarioError, load_scenario
+from rca.series import Metrics
 from rca.signals import LogStat, SignalFileError, TraceStat, load_traces_csv, score_logs, score_traces
 from rca.topology import Topology
 

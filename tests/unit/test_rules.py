@@ -11,7 +11,8 @@ import pytest
 from agents.rules import RuleFileError, RuleReasoner
 from models.alert import Alert, AlertmanagerAlert, Severity
 from models.catalog import Autonomy, Catalog, CatalogError
-from models.settings import PROJECT_ROOT
+from policies.catalog import load_catalog
+from runtime.settings import PROJECT_ROOT
 
 RULES_FILE = PROJECT_ROOT / "agents" / "rules.yaml"
 PLAYBOOKS = PROJECT_ROOT / "playbooks"
@@ -24,7 +25,7 @@ def reasoner() -> RuleReasoner:
 
 @pytest.fixture(scope="module")
 def catalog() -> Catalog:
-    return Catalog.load(PLAYBOOKS)
+    return load_catalog(PLAYBOOKS)
 
 
 def alert(labels: dict[str, str], summary: str = "") -> Alert:
@@ -459,7 +460,7 @@ actions:
 """
     )
     with pytest.raises(CatalogError, match=r"restart_service.*nowhere\.yml"):
-        Catalog.load(tmp_path)
+        load_catalog(tmp_path)
 
 
 def test_catalog_with_a_bad_schema(tmp_path: Path) -> None:
@@ -477,4 +478,4 @@ actions:
 """
     )
     with pytest.raises(CatalogError, match="scale_service"):
-        Catalog.load(tmp_path)
+        load_catalog(tmp_path)

@@ -1,0 +1,1 @@
+"""Agent evals: labelled incidents scored per reasoner (`python -m evals.agents.run`)."""

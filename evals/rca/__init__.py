@@ -1,0 +1,1 @@
+"""RCA tooling: the scenario format, the simulator, baselines and the evaluation harness."""
