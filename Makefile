@@ -18,7 +18,7 @@ help:
 	@echo "make dev     run Temporal, OpenBao, the worker and the API here (Ctrl-C stops)"
 	@echo "make demo    the same, then send a demo alert and follow its incident"
 	@echo "make test    lint, type-check and run every test (real servers, no skips)"
-	@echo "make lint    ruff and mypy only"
+	@echo "make lint    ruff, mypy and the layering contracts (lint-imports) only"
 	@echo "make clean   remove caches and build output (keeps .venv and data/)"
 
 $(PY):
@@ -49,10 +49,12 @@ demo: env
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 
 test: env sysdeps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 clean:

@@ -11,53 +11,37 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry.trace import TracerProvider
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
-from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from pydantic import BaseModel, ValidationError
 
 from api.approvals import ApproverTokensError, add_approval_routes
 from api.body import Problem, drain_then, problem, read_bounded_json
-from api.ingest import Coalescer, Overloaded, Unavailable
-from models.alert import Alert, AlertBatch, AlertmanagerPayload, GenericAlert
+from ingest.coalescer import Coalescer, Overloaded, Unavailable
+from ingest.delivery import DELIVERY_TIMEOUT, ClientFactory, TemporalGateway, signal_with_start
+from ingest.parsing import GENERIC, field_errors, parse_generic, refusal_text
+from models.alert import Alert, AlertBatch, AlertmanagerPayload
 from models.constants import (
-    INCIDENT_WORKFLOW,
-    SA_PHASE,
-    SA_SERVICE,
-    SIGNAL_ALERTS,
     incident_workflow_id,
 )
-from models.incident import IncidentWorkflowInput, Phase
 from policies.seals import SealError
 from runtime import metrics
 from runtime.settings import Settings
 
 logger = logging.getLogger("firebreak.api")
 
-RPC_TIMEOUT = timedelta(seconds=5)
-# The SDK retries an unreachable server for ~10 s inside one call; a sender should hear 503
-# sooner than that. Past this bound the batch counts as not accepted (a late success is
-# harmless: the retried delivery is deduplicated by fingerprint in the workflow).
-DELIVERY_TIMEOUT = RPC_TIMEOUT.total_seconds()
 RETRY_AFTER_SECONDS = "5"
-ClientFactory = Callable[[], Awaitable[Client]]
-_GenericList = Annotated[list[GenericAlert], Field(min_length=1)]
-_GENERIC = TypeAdapter(GenericAlert | _GenericList)  # what /alerts/generic documents
-_GENERIC_ONE = TypeAdapter(GenericAlert)
-_GENERIC_MANY = TypeAdapter(_GenericList)
 # Request bodies are documented by hand (the handlers read raw JSON to answer with our own
 # errors); their nested models go to components/schemas, where OpenAPI resolves `$ref`s.
 _COMPONENT_REF = "#/components/schemas/{model}"
 _ALERTMANAGER_SCHEMA = AlertmanagerPayload.model_json_schema(by_alias=True, ref_template=_COMPONENT_REF)
-_GENERIC_SCHEMA = _GENERIC.json_schema(ref_template=_COMPONENT_REF)
+_GENERIC_SCHEMA = GENERIC.json_schema(ref_template=_COMPONENT_REF)
 _BODY_COMPONENTS = {**_ALERTMANAGER_SCHEMA.pop("$defs", {}), **_GENERIC_SCHEMA.pop("$defs", {})}
 
 
@@ -99,30 +83,6 @@ def bearer_matches(request: Request, expected: str) -> bool:
     """Whether the request carries `Authorization: Bearer <expected>` (constant-time compare)."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return bool(expected) and scheme.lower() == "bearer" and secrets.compare_digest(token.strip(), expected)
-
-
-class TemporalGateway:
-    """Holds the Temporal client, reconnecting lazily after an outage."""
-
-    def __init__(self, factory: ClientFactory) -> None:
-        self._factory = factory
-        self._client: Client | None = None
-        self._lock = asyncio.Lock()
-
-    async def client(self) -> Client:
-        if self._client is None:
-            async with self._lock:
-                if self._client is None:
-                    self._client = await self._factory()
-        return self._client
-
-    async def reachable(self) -> tuple[bool, str]:
-        try:
-            client = await self.client()
-            await client.service_client.check_health(timeout=timedelta(seconds=2))
-        except (RPCError, RuntimeError, OSError) as exc:
-            return False, f"unreachable: {type(exc).__name__}"
-        return True, "reachable"
 
 
 def create_app(
@@ -321,50 +281,6 @@ def _document_bodies(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def parse_generic(raw: Any, now: datetime) -> list[Alert]:
-    """One generic alert or a list of them; a ValidationError names the field (`name`, `1.service`).
-
-    Validating against the union would report every branch ("GenericAlert.name ...;
-    list[GenericAlert]: Input should be a valid list"): the JSON's own shape picks the branch.
-    """
-    if isinstance(raw, list):
-        items = _GENERIC_MANY.validate_python(raw)
-    else:
-        items = [_GENERIC_ONE.validate_python(raw)]
-    return [item.to_alert(now) for item in items]
-
-
 def invalid(exc: ValidationError) -> JSONResponse:
-    detail = [
-        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"]}
-        for err in exc.errors(include_url=False)[:20]
-    ]
-    summary = "; ".join(f"{d['field']}: {d['message']}" for d in detail[:3])
-    return problem(422, f"invalid payload: {summary}", detail)
-
-
-async def signal_with_start(client: Client, settings: Settings, key: str, batch: AlertBatch) -> None:
-    first = batch.alerts[0]
-    service = first.service
-    await client.start_workflow(
-        INCIDENT_WORKFLOW,
-        IncidentWorkflowInput(
-            key=key,
-            settle_seconds=settings.settle_seconds,
-            approval_timeout_seconds=settings.approval_timeout_seconds,
-            verify_window_seconds=settings.verify_window_seconds,
-        ),
-        id=incident_workflow_id(key),
-        task_queue=settings.task_queue,
-        start_signal=SIGNAL_ALERTS,
-        start_signal_args=[batch],
-        search_attributes=TypedSearchAttributes(
-            [
-                SearchAttributePair(SA_SERVICE, service[:256]),
-                SearchAttributePair(SA_PHASE, Phase.SETTLING.value),
-            ]
-        ),
-        # The Temporal UI shows it in the workflow list and as the incident's Summary.
-        static_summary=f"{first.severity} {first.name} on {service}"[:200],
-        rpc_timeout=RPC_TIMEOUT,
-    )
+    detail = field_errors(exc)
+    return problem(422, refusal_text(detail), detail)

@@ -7,7 +7,7 @@ when a consumer dies. See the README, "Alerts from a message bus".
 
 Delivery, message by message:
 - validated exactly as the webhook validates (`consumer.messages`), then submitted to the
-  webhook's own coalescing ingest (`api.ingest.Coalescer`) with its signal-with-start;
+  webhook's own coalescing ingest (`ingest.coalescer.Coalescer`) with its signal-with-start;
 - acked only after every batch holding its alerts was accepted by Temporal;
 - Temporal unavailable or ingest full: `nak` with a delay, so it comes back; never dropped
   (`max_deliver` is unlimited);
@@ -38,9 +38,9 @@ from nats.js.errors import NotFoundError
 from prometheus_client import Counter, Gauge, Histogram
 from temporalio.client import Client
 
-from api.app import DELIVERY_TIMEOUT, TemporalGateway, signal_with_start
-from api.ingest import Coalescer, Overloaded, Unavailable
 from consumer.messages import Decoded, Rejected, decode, header_safe
+from ingest.coalescer import Coalescer, Overloaded, Unavailable
+from ingest.delivery import DELIVERY_TIMEOUT, TemporalGateway, signal_with_start
 from models.alert import AlertBatch
 from runtime.metrics import REGISTRY
 from runtime.settings import Settings

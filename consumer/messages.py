@@ -8,14 +8,13 @@ valid by being redelivered, so the consumer dead-letters it with `Rejected.reaso
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from pydantic import ValidationError
 
-from api.app import invalid, parse_generic
+from ingest.parsing import field_errors, parse_generic, refusal_text
 from models.alert import Alert, AlertmanagerPayload
 from runtime.bounded import BoundsError, parse_json
 
@@ -68,15 +67,10 @@ def decode(subject: str, data: bytes, *, prefix: str, max_bytes: int, now: datet
             alerts = parse_generic(raw, now)
     except ValidationError as exc:
         # The webhook's own 422 text, so a sender reads the same words on either path.
-        return Rejected(_error_text(invalid(exc).body))
+        return Rejected(refusal_text(field_errors(exc)))
     except ValueError as exc:
         return Rejected(f"invalid payload: {exc}")
     return Decoded(source=source, alerts=alerts)
-
-
-def _error_text(body: bytes | memoryview) -> str:
-    problem = json.loads(bytes(body))
-    return str(problem["error"])
 
 
 def header_safe(text: str) -> str:

@@ -1,5 +1,5 @@
 """Log sources for diagnosis: Grafana Loki (`query_range`, LogQL) and Elasticsearch/OpenSearch
-(`_search`) -> `rca.logmining.LogLine`.
+(`_search`) -> `models.rca.LogLine`.
 
 The telemetry activity mines the lines into Drain templates with `rca.logmining` (the same
 code the dataset converter uses). A source that is down, slow or answers nonsense raises
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from rca.logmining import LogLine
+from models.rca import LogLine
 
 MAX_LINES = 5000  # per window: enough to mine templates, bounded for memory
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")

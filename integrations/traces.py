@@ -1,4 +1,4 @@
-"""Trace sources for diagnosis: Jaeger's and Grafana Tempo's HTTP query APIs -> `rca.spans.Span`.
+"""Trace sources for diagnosis: Jaeger's and Grafana Tempo's HTTP query APIs -> `models.rca.Span`.
 
 Both fetch the traces that touched the incident's services in a time range; the telemetry
 activity aggregates them with `rca.spans.aggregate_spans` (the same code the dataset
@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from rca.spans import Span
+from models.rca import Span
 
 MAX_TRACES = 500  # per service and window: enough for percentiles, bounded for memory
 FETCH_CONCURRENCY = 8  # Tempo: trace fetches in flight at once, so a search does not flood the store

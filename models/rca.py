@@ -8,6 +8,7 @@ the observation implicates the service; z-scores stay in the summary.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -107,3 +108,24 @@ class TelemetryResult(BaseModel):
     def diagnosis_evidence(self, candidates: int = 3) -> list[Evidence]:
         """What to put in `DiagnosisInput.evidence`: the top candidates, then the telemetry."""
         return [c.as_evidence() for c in self.candidates[:candidates]] + list(self.evidence)
+
+
+# Raw observations from a trace or log source, before diagnosis aggregates them (rca.spans,
+# rca.logmining); plain dataclasses because there are many of them.
+@dataclass(frozen=True)
+class LogLine:
+    timestamp: float  # unix seconds
+    service: str
+    text: str
+
+
+@dataclass
+class Span:
+    trace_id: str
+    span_id: str
+    parent_id: str  # "" or an id not in the trace: a root
+    service: str
+    start_ns: int
+    end_ns: int
+    error: bool | None = None  # None: the source does not say
+    children: list[Span] = field(default_factory=list, repr=False)

@@ -14,12 +14,12 @@ import copy
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
+from models.rca import LogLine
 from rca.signals import LogStat
 
 WINDOW_SECONDS = 30
@@ -33,13 +33,6 @@ MASKS = [
 ]
 _LEVEL = re.compile(r"\b(ERROR|WARN(?:ING)?|INFO|DEBUG|TRACE|FATAL|SEVERE)\b", re.IGNORECASE)
 _CLOCK = re.compile(r"^\d{1,2}:\d{2}:\d{2}(\.\d+)?\s*")
-
-
-@dataclass(frozen=True)
-class LogLine:
-    timestamp: float  # unix seconds
-    service: str
-    text: str
 
 
 def level_of(text: str) -> str:

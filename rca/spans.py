@@ -16,23 +16,11 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
+from models.rca import Span
 from rca.signals import TraceStat
 
 WINDOW_SECONDS = 30
-
-
-@dataclass
-class Span:
-    trace_id: str
-    span_id: str
-    parent_id: str  # "" or an id not in the trace: a root
-    service: str
-    start_ns: int
-    end_ns: int
-    error: bool | None = None  # None: the source does not say
-    children: list[Span] = field(default_factory=list, repr=False)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # and then its body, within these; otherwise 408 and the connection is closed.
     api_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     api_body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
-    # Storm handling (api/ingest.py): alerts per incident within the delay share one RPC
+    # Storm handling (ingest/coalescer.py): alerts per incident within the delay share one RPC
     ingest_max_delay_ms: float = Field(default=20.0, ge=0, le=1000)
     ingest_max_batch: int = Field(default=500, ge=1, le=5000)
     ingest_max_pending: int = Field(default=50_000, ge=1, description="then 429 + Retry-After")

@@ -38,8 +38,9 @@ from typing import Any
 
 import yaml
 
-from rca.logmining import LogLine, LogMiner
-from rca.spans import Span, aggregate_spans
+from models.rca import LogLine, Span
+from rca.logmining import LogMiner
+from rca.spans import aggregate_spans
 
 logger = logging.getLogger("nezha_convert")
 

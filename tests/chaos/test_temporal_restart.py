@@ -24,7 +24,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from api.app import DELIVERY_TIMEOUT
+from ingest.delivery import DELIVERY_TIMEOUT
 from models.constants import SEARCH_ATTRIBUTES, SIGNAL_APPROVE
 from models.incident import ApprovalSignal, IncidentState, Outcome, Phase
 from runtime.settings import Settings

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.ingest import Coalescer
+from ingest.coalescer import Coalescer
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
 
 KEYS = ["cart", "search", "db"]

@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from api.app import invalid, parse_generic
+from api.app import invalid
+from ingest.parsing import parse_generic
 from models.alert import Alert, AlertBatch, AlertmanagerPayload
 from models.constants import incident_workflow_id
 

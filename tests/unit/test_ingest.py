@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.ingest import Coalescer, Overloaded, Unavailable
+from ingest.coalescer import Coalescer, Overloaded, Unavailable
 from models.alert import Alert, AlertBatch, AlertStatus, Severity
 
 

@@ -1,0 +1,1 @@
+"""Alert ingest shared by every door (webhook API, bus consumer)."""
