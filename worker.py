@@ -35,10 +35,13 @@ from activities.remediation import RemediationActivities
 from activities.telemetry import build_telemetry_activities
 from agents.factory import build_reasoner
 from agents.rules import RuleBook, RuleFileError
+from integrations.inventory import load_inventory
 from integrations.notify import NotifyConfig
+from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials
 from memory.service import Memory
 from models.catalog import CatalogError
+from models.inventory import InventoryError
 from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
@@ -157,6 +160,13 @@ def build_activities(
         raise ConfigurationError(str(exc)) from exc
     policy = PolicyActivities(policies, catalog, sealer, topology)
     admission = AdmissionActivities(sealer, codes)
+    try:
+        # With an inventory every target is a host reached over SSH, signed for by OpenBao's CA.
+        inventory = (
+            load_inventory(settings.inventory_file, set(catalog.actions)) if settings.inventory_file else None
+        )
+    except InventoryError as exc:
+        raise ConfigurationError(str(exc)) from exc
     remediation = RemediationActivities(
         catalog=catalog,
         sealer=sealer,
@@ -164,6 +174,8 @@ def build_activities(
         vault_addr=settings.vault_addr,
         target_state_dir=settings.resolved_target_state_dir(),
         runtime_dir=settings.ansible_runtime_dir,
+        inventory=inventory,
+        ssh_ca=SshCertificateAuthority(settings.vault_addr, settings.vault_token) if inventory else None,
     )
     try:
         telemetry = build_telemetry_activities(settings)

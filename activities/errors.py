@@ -8,12 +8,15 @@ Every class below can be imported from here.
 
     Exception
     ├── CatalogError (models.catalog)         unknown action, params that fail the schema
+    │   └── InventoryError (models.inventory) a bad inventory, a target not in it; the
+    │                                         activity reports a refused target as CatalogError
     ├── NotAdmitted (policies.admission)      the gate did not admit the run or the answer
     ├── PolicyError (here)                    the policy cannot decide, or the wrong workflow asks
     ├── IntegrationError (integrations.errors)
     │   ├── CredentialError
-    │   │   ├── VaultUnavailable              Vault did not answer                      retryable
-    │   │   └── CredentialDenied              Vault refused: role or policy missing
+    │   │   ├── VaultUnavailable              Vault (or its SSH CA) did not answer      retryable
+    │   │   └── CredentialDenied              Vault refused: role or policy missing (a token
+    │   │                                     or an SSH certificate, integrations.ssh_ca)
     │   ├── PlaybookError                     ansible-runner could not start a playbook retryable
     │   └── NotifyError
     │       ├── NotifyUnavailable             connection, 408/409/425/429, 5xx          retryable, benign

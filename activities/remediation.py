@@ -15,6 +15,15 @@ would need a read-only role of its own for that.
 The token is revoked in the same `finally` that deletes the run's private dir (see
 integrations/ansible.py), so a leftover is a dead token in RAM. A killed attempt leaves its
 accessor in its last heartbeat, and the next attempt revokes it first.
+
+Over SSH (an inventory is configured): the target must resolve to inventory hosts, or the
+run is refused before anything is signed. For each host a fresh ed25519 key pair is made in
+memory and OpenBao's SSH CA signs it for that action and host only, with a TTL of the action's
+timeout (integrations/ssh_ca.py); key and certificate are written only into the run's private
+dir (integrations/ansible_ssh.py) and die with it. A check-mode run over SSH gets a
+certificate too (it must log in to see what would change); the gate admitted that run.
+OpenBao cannot revoke SSH certificates: the result says `credential_revoked=False`, and the
+certificate expires at its TTL.
 """
 
 from __future__ import annotations
@@ -31,9 +40,12 @@ from temporalio import activity
 
 from activities.errors import DOMAIN_ERRORS, to_application_error
 from integrations.ansible import PlaybookProgress, PlaybookRunner, plain_identifiers
+from integrations.ansible_ssh import SshLogin
+from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials, action_secret_api_path
 from models.catalog import Catalog, CatalogError
 from models.incident import RemediationInput, RemediationResult
+from models.inventory import Inventory, InventoryError, InventoryHost
 from policies.admission import NotAdmitted, check_admission
 from policies.seals import Sealer
 
@@ -56,6 +68,8 @@ class RemediationActivities:
         vault_addr: str,
         target_state_dir: Path,
         runtime_dir: Path | None = None,
+        inventory: Inventory | None = None,
+        ssh_ca: SshCertificateAuthority | None = None,
     ) -> None:
         self._catalog = catalog
         self._sealer = sealer
@@ -63,6 +77,10 @@ class RemediationActivities:
         self._vault_addr = vault_addr
         self._target_state_dir = target_state_dir
         self._runner = PlaybookRunner(catalog.directory, runtime_dir)
+        if inventory is not None and ssh_ca is None:
+            raise ValueError("an inventory needs an SSH CA to sign its logins")
+        self._inventory = inventory
+        self._ssh_ca = ssh_ca
 
     @activity.defn
     async def run_playbook(self, input: RemediationInput) -> RemediationResult:
@@ -91,7 +109,21 @@ class RemediationActivities:
                 "action.target": action.target,
             }
         )
-        playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
+        hosts: list[tuple[str, InventoryHost]] | None = None
+        if self._inventory is None:
+            playbook = spec.playbook if input.rollback_of is None else str(spec.rollback)
+        else:
+            # Over SSH: refused here, before anything is signed, if the target is not a service
+            # in the inventory. To the workflow and its retry policy that is the same refusal as
+            # an unknown action: a CatalogError, never retried.
+            try:
+                hosts = self._inventory.resolve(action.target, spec.name)
+            except InventoryError as exc:
+                raise CatalogError(str(exc)) from None
+            ssh_playbook = spec.ssh_playbook if input.rollback_of is None else spec.ssh_rollback
+            if ssh_playbook is None:
+                raise CatalogError(f"action {spec.name!r} declares no SSH playbook for this run")
+            playbook = ssh_playbook
 
         started = time.monotonic()
         info = activity.info()
@@ -101,7 +133,10 @@ class RemediationActivities:
         if orphan is not None:
             await asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds)
         credential = None
-        if not input.check_mode:
+        logins: list[SshLogin] = []
+        if hosts is not None:
+            logins = await self._sign_logins(hosts, spec.name, spec.timeout_seconds, input)
+        elif not input.check_mode:
             credential = await asyncio.to_thread(
                 self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
             )
@@ -109,6 +144,7 @@ class RemediationActivities:
                 {"tasks_done": 0, "task": "credential issued", "accessor": credential.accessor}
             )
 
+        serials = [login.serial for _, _, login in logins]
         progress = PlaybookProgress()
         revoked = False
         try:
@@ -124,6 +160,12 @@ class RemediationActivities:
             }
             if input.rollback_of is not None:
                 extravars["rollback_of"] = input.rollback_of
+            if self._inventory is not None:
+                # The service's supervisor program and log dir come from the inventory, never
+                # from the alert.
+                service = self._inventory.services[action.target]
+                extravars["program"] = service.program or action.target
+                extravars["log_dir"] = service.log_dir
             runner_task = asyncio.ensure_future(
                 asyncio.to_thread(
                     self._runner.run,
@@ -132,6 +174,7 @@ class RemediationActivities:
                     credential.token if credential else None,
                     input.check_mode,
                     progress,
+                    logins,
                 )
             )
             try:
@@ -152,8 +195,12 @@ class RemediationActivities:
         finally:
             if credential is not None:
                 revoked = await asyncio.to_thread(self._credentials.revoke, credential)
+            logins.clear()  # the keys' last reference in this activity
 
         duration = time.monotonic() - started
+        # Over SSH the "accessor" is the certificates' serials (ids, not secrets), as sshd logs them.
+        ssh_serials = ("ssh-cert " + ",".join(serials)) if serials else None
+        ssh_ttl = spec.timeout_seconds if serials else None
         summary = (
             f"{spec.name}{' rollback' if input.rollback_of else ''} on {action.target}: {status}"
             f"{' (check mode)' if input.check_mode else ''}, "
@@ -169,8 +216,8 @@ class RemediationActivities:
             changed=changed,
             check_mode=input.check_mode,
             idempotency_key=input.idempotency_key,
-            credential_accessor=credential.accessor if credential else None,
-            credential_ttl_seconds=credential.ttl_seconds if credential else None,
+            credential_accessor=credential.accessor if credential else ssh_serials,
+            credential_ttl_seconds=credential.ttl_seconds if credential else ssh_ttl,
             credential_revoked=revoked,
             duration_seconds=round(duration, 3),
             summary=summary,
@@ -179,3 +226,25 @@ class RemediationActivities:
             rollback_of=input.rollback_of,
             rollback_available=spec.rollback is not None,
         )
+
+    async def _sign_logins(
+        self, hosts: list[tuple[str, InventoryHost]], action: str, ttl_seconds: int, input: RemediationInput
+    ) -> list[SshLogin]:
+        """One fresh key pair and certificate per host, for this action only; nothing is kept.
+
+        OpenBao down or refusing raises VaultUnavailable or CredentialDenied (integrations.errors).
+        """
+        assert self._ssh_ca is not None  # checked in __init__ when there is an inventory
+        logins: list[SshLogin] = []
+        for name, host in hosts:
+            login = await asyncio.to_thread(
+                self._ssh_ca.issue,
+                action,
+                name,
+                host.users[action],
+                ttl_seconds,
+                f"{input.incident_id}:{input.idempotency_key}:{activity.info().attempt}",
+            )
+            logins.append((name, host, login))
+        activity.heartbeat({"tasks_done": 0, "task": "ssh certificates signed", "accessor": None})
+        return logins

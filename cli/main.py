@@ -287,7 +287,17 @@ def vault_bootstrap(
     client = hvac.Client(url=addr, token=root_token)
     if not client.is_authenticated():
         raise fail(f"the root token is not valid at {addr}")
-    token = bootstrap_vault(client, load_catalog(settings.playbooks_dir))
+    catalog = load_catalog(settings.playbooks_dir)
+    token = bootstrap_vault(client, catalog)
+    if settings.inventory_file is not None:
+        from integrations.inventory import load_inventory
+        from integrations.ssh_ca import bootstrap_ssh_ca
+
+        ca_key = bootstrap_ssh_ca(
+            client, catalog, load_inventory(settings.inventory_file, set(catalog.actions))
+        )
+        typer.echo("SSH CA ready; each inventory host's TrustedUserCAKeys file holds:", err=True)
+        typer.echo(ca_key, err=True)
     typer.echo("Vault is configured. The worker's token (set FIREBREAK_VAULT_TOKEN):", err=True)
     typer.echo(token.get_secret_value())
 

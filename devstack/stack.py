@@ -62,11 +62,14 @@ from devstack.processes import (
     stop_group,
     url_host,
 )
+from integrations.inventory import load_inventory
+from integrations.ssh_ca import bootstrap_ssh_ca
 from integrations.vault import bootstrap_vault
 from models.catalog import Catalog, CatalogError
 from models.constants import (
     SEARCH_ATTRIBUTES,
 )
+from models.inventory import Inventory, InventoryError
 from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.codec import generate_key
@@ -79,6 +82,9 @@ WORKER_READY_TIMEOUT = 60.0
 API_READY_TIMEOUT = 30.0
 POLL_INTERVAL = 0.25
 DEMO_SETTLE_SECONDS = "5"
+# The SSH CA's public key, for the inventory hosts' TrustedUserCAKeys (with an inventory only).
+SSH_CA_FILE = "ssh-ca.pub"
+
 
 # --- the stack -------------------------------------------------------------------------------
 
@@ -158,6 +164,12 @@ class DevStack:
             catalog = load_catalog(self.settings.playbooks_dir)
         except CatalogError as exc:
             raise DevStackError(f"the action catalog does not load: {exc}") from None
+        inventory = None
+        if self.settings.inventory_file is not None:
+            try:
+                inventory = load_inventory(self.settings.inventory_file, set(catalog.actions))
+            except InventoryError as exc:
+                raise DevStackError(f"the inventory does not load: {exc}") from None
         common = {
             "TEMPORAL_ADDRESS": ep.temporal_address,
             "FIREBREAK_DATA_DIR": str(self.data_dir),
@@ -243,7 +255,9 @@ class DevStack:
         )
         self.say("  configuring OpenBao (action policies, token roles, worker token) ...")
         try:
-            worker_token = await asyncio.to_thread(_bootstrap, ep.vault_addr, root, catalog)
+            worker_token = await asyncio.to_thread(
+                _bootstrap, ep.vault_addr, root, catalog, inventory, self.data_dir / SSH_CA_FILE
+            )
         except (hvac.exceptions.VaultError, requests.RequestException) as exc:
             raise DevStackError(
                 f"configuring OpenBao failed: {type(exc).__name__}: {exc}; see {self.log_dir / 'openbao.log'}"
@@ -391,6 +405,7 @@ Firebreak dev stack is up.
   API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
   API token       {token_line}
   Approvals       {self.approvals_note}{self._bus_line()}
+  Remediation     {self._remediation_note()}
   Codec server    {codec_url}   (history is encrypted; the UI decodes here; key: {self.codec_note})
   Data            {self.data_dir}   (Temporal history: temporal.sqlite)
   Logs            {self.log_dir}/   ({logs})
@@ -408,6 +423,17 @@ Firebreak dev stack is up.
         """Send the demo alert and follow its incident (devstack.demo)."""
         assert self.client is not None and self.api_token is not None
         await follow_demo(self.client, self.endpoints, self.api_token, self.say)
+
+    def _remediation_note(self) -> str:
+        if self.settings.inventory_file is None:
+            return (
+                "local demo targets under the data dir; over SSH: set FIREBREAK_INVENTORY_FILE "
+                '(hosts need root to set up: README "Remediation over SSH")'
+            )
+        return (
+            f"over SSH to the hosts in {self.settings.inventory_file}; their TrustedUserCAKeys "
+            f"must hold {self.data_dir / SSH_CA_FILE} (a new CA each start in dev mode)"
+        )
 
     def _bus_line(self) -> str:
         if self.settings.bus_url is None:
@@ -472,7 +498,13 @@ def ingest_knowledge(settings: Settings, catalog: Catalog, log_path: Path) -> bo
         return not report.skipped
 
 
-def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:
+def _bootstrap(
+    vault_addr: str,
+    root: str,
+    catalog: Catalog,
+    inventory: Inventory | None = None,
+    ca_file: Path | None = None,
+) -> SecretStr:
     """Configure OpenBao with the root token, then revoke the root token itself.
 
     Revoking with orphaned children keeps the worker token valid while nothing (a log, a
@@ -482,6 +514,10 @@ def _bootstrap(vault_addr: str, root: str, catalog: Catalog) -> SecretStr:
     if not client.sys.is_initialized():
         raise DevStackError("OpenBao reports it is not initialised")
     worker_token = bootstrap_vault(client, catalog)
+    if inventory is not None and ca_file is not None:
+        # Dev mode keeps OpenBao in memory: a new CA each start, which each inventory host's
+        # TrustedUserCAKeys must hold (README "Remediation over SSH").
+        ca_file.write_text(bootstrap_ssh_ca(client, catalog, inventory) + "\n")
     client.auth.token.revoke_and_orphan_children(root)
     return worker_token
 

@@ -11,7 +11,8 @@ and records must also be plain tokens; the catalog's schema already bounds every
 Secrets: the Vault token reaches Ansible as `VAULT_TOKEN` in the child's environment, never
 on the command line or in extravars. ansible-runner still dumps the environment into its
 artifact dir, so the private data dir lives on tmpfs when there is one, is mode 0700 and is
-deleted in a `finally`.
+deleted in a `finally`. Over SSH the run's per-action keys and certificates are written
+into the same private dir, and nowhere else (integrations/ansible_ssh.py).
 
 Every run reports what it changed (or, in check mode, would change) task by task, from
 Ansible's `--diff`. Tasks that touch the credential are `no_log`, so Ansible censors their
@@ -28,7 +29,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import ansible_runner
 import yaml
 from pydantic import SecretStr
 
+from integrations.ansible_ssh import ANSIBLE_SSH_ENV, SshLogin, write_ansible_inventory
 from integrations.errors import PlaybookError
 from models.catalog import CatalogError
 from models.incident import PlannedChange
@@ -167,13 +169,19 @@ class PlaybookRunner:
         vault_token: SecretStr | None,
         check_mode: bool,
         progress: PlaybookProgress,
+        logins: Sequence[SshLogin] = (),
     ) -> tuple[str, bool]:
         """Run `playbook` with `extravars` as unsafe data; return (runner status, changed).
+
+        With `logins` the playbook runs over SSH on those hosts (integrations/ansible_ssh.py),
+        each with its own interpreter; without, on this host with this interpreter.
 
         Raises PlaybookError when ansible-runner could not run it at all, CatalogError when a
         value cannot be handed to Ansible. Cancelled through `progress.cancel`.
         """
-        values = {**extravars, "ansible_python_interpreter": sys.executable}
+        values = dict(extravars)
+        if not logins:
+            values["ansible_python_interpreter"] = sys.executable
         envvars = {
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
             "ANSIBLE_NOCOLOR": "1",
@@ -181,6 +189,8 @@ class PlaybookRunner:
         }
         if vault_token is not None:
             envvars["VAULT_TOKEN"] = vault_token.get_secret_value()
+        if logins:
+            envvars.update(ANSIBLE_SSH_ENV)
         private_dir = tempfile.mkdtemp(prefix="firebreak-run-", dir=_runtime_root(self._runtime_dir))
         try:
             os.chmod(private_dir, 0o700)
@@ -189,8 +199,11 @@ class PlaybookRunner:
             vars_file = Path(private_dir) / "firebreak-vars.yml"
             vars_file.write_text(unsafe_vars_yaml(values))
             cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
+            # Over SSH: the keys, certificates and inventory go into this private dir, only.
+            inventory = str(write_ansible_inventory(Path(private_dir), logins)) if logins else None
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
+                inventory=inventory,
                 project_dir=str(self._project_dir),
                 playbook=playbook,
                 envvars=envvars,

@@ -2,8 +2,9 @@
 
     IntegrationError
     ├── CredentialError
-    │   ├── VaultUnavailable     Vault did not answer (retryable)
-    │   └── CredentialDenied     Vault refused: role or policy missing (non-retryable)
+    │   ├── VaultUnavailable     Vault did not answer (retryable); also its SSH CA (ssh_ca.py)
+    │   └── CredentialDenied     Vault refused: role or policy missing (non-retryable); also
+    │                            an SSH certificate it will not sign
     ├── PlaybookError            ansible-runner could not start the playbook (retryable)
     └── NotifyError
         ├── NotifyUnavailable    connection errors, 408/409/425/429, 5xx (retryable, honouring

@@ -27,6 +27,7 @@ import requests
 from pydantic import SecretStr
 
 from integrations.errors import CredentialDenied, VaultUnavailable
+from integrations.ssh_ca import worker_sign_policy
 from models.catalog import ActionSpec, Catalog
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ def bootstrap_vault(
             for role in sorted(role_patterns)
         )
         + 'path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}\n'
+        # Over SSH: sign per-action certificates with the Firebreak roles (integrations/ssh_ca.py).
+        + worker_sign_policy()
     )
     root.sys.create_or_update_policy(name=WORKER_POLICY, policy=worker_policy)
     response = root.auth.token.create(

@@ -46,6 +46,10 @@ class ActionSpec(BaseModel):
     # A playbook that undoes this action (run when verification fails); same params, plus
     # `rollback_of`: the idempotency key of the run to undo.
     rollback: str | None = None
+    # The same action against a host in the inventory, over SSH with a per-action OpenBao
+    # certificate (README "Remediation over SSH"): the playbook, and its rollback if any.
+    ssh_playbook: str | None = None
+    ssh_rollback: str | None = None
 
     @field_validator("params_schema")
     @classmethod

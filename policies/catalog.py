@@ -31,5 +31,9 @@ def load_catalog(directory: Path) -> Catalog:
             raise CatalogError(f"{path}: action {name!r}: no playbook {spec.playbook}")
         if spec.rollback is not None and not (directory / spec.rollback).is_file():
             raise CatalogError(f"{path}: action {name!r}: no rollback playbook {spec.rollback}")
+        # Over SSH (an inventory is configured) the same action runs these instead.
+        for playbook in (spec.ssh_playbook, spec.ssh_rollback):
+            if playbook is not None and not (directory / playbook).is_file():
+                raise CatalogError(f"{path}: action {name!r}: no playbook {playbook}")
         actions[name] = spec
     return Catalog(actions=actions, directory=directory)

@@ -178,6 +178,11 @@ class Settings(BaseSettings):
         default=None,
         description="where the bundled demo playbooks keep the state of local demo targets",
     )
+    inventory_file: Path | None = Field(
+        default=None,
+        description="hosts to remediate over SSH with OpenBao-signed certificates (README); "
+        "unset: the bundled playbooks act on local demo targets",
+    )
 
     # Agents' LLM (Claude). Without a key every decision is made by the rules.
     anthropic_api_key: SecretStr | None = Field(

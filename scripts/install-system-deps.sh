@@ -12,6 +12,9 @@ PACKAGES=(
     chromium
     # nats-server: the JetStream broker the bus consumer's tests run against (tests/integration/test_bus.py).
     nats-server
+    # openssh-server, supervisor: the SSH test host (tests/sshhost.py): an sshd that trusts only
+    # OpenBao's SSH CA, in front of a small service run by supervisord.
+    openssh-server supervisor sudo
 )
 
 missing=()

