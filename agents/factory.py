@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import anthropic
+from typing import TYPE_CHECKING
+
 from opentelemetry.trace import TracerProvider
 
 from agents.budget import GlobalBudget, IncidentCaps, Pricing
-from agents.claude import ClaudeReasoner
 from agents.hybrid import HybridReasoner
 from agents.redact import Redactor
-from agents.transport import traced_llm_http_client
 from models.catalog import Catalog
 from runtime.settings import Settings
+
+if TYPE_CHECKING:
+    from agents.claude import ClaudeReasoner
 
 
 def build_reasoner(
@@ -22,11 +24,18 @@ def build_reasoner(
     Each Messages API request is a span (agents.transport.TracedTransport) of the
     given tracer provider, or of the global one.
     """
-    llm = None
+    llm: ClaudeReasoner | None = None
     disabled = "no LLM configured (FIREBREAK_ANTHROPIC_API_KEY unset)"
     if not settings.llm_enabled:
         disabled = "LLM disabled (FIREBREAK_LLM_ENABLED=false)"
     elif settings.anthropic_api_key is not None:
+        # Imported here: the SDK costs a worker ~1.8 s of start-up and its memory, and a
+        # worker without an LLM key never needs it.
+        import anthropic
+
+        from agents.claude import ClaudeReasoner
+        from agents.transport import traced_llm_http_client
+
         client = anthropic.AsyncAnthropic(
             api_key=settings.anthropic_api_key.get_secret_value(),
             base_url=settings.llm_base_url,
