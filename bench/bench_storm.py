@@ -211,18 +211,29 @@ async def wait_port(port: int, alive: Callable[[], bool], within: float, what: s
 def install_eda(eda_dir: Path, version: str) -> str:
     """ansible-rulebook in a scratch virtualenv (kept in `eda_dir` for the next run); its version."""
     python = eda_dir / "bin" / "python"
-    if not (eda_dir / "bin" / "ansible-rulebook").exists():
+    # ansible-core is not a dependency of ansible-rulebook, but it runs ansible-galaxy at start.
+    if not (eda_dir / "bin" / "ansible-galaxy").exists():
         uv = [sys.executable if _has_uv(sys.executable) else "python3", "-m", "uv"]
-        subprocess.run([*uv, "venv", "-q", str(eda_dir)], check=True)
+        subprocess.run([*uv, "venv", "-q", "--clear", str(eda_dir)], check=True)
         pinned = subprocess.run(
-            [*uv, "pip", "install", "-q", "--python", str(python), f"ansible-rulebook=={version}"]
+            [
+                *uv,
+                "pip",
+                "install",
+                "-q",
+                "--python",
+                str(python),
+                f"ansible-rulebook=={version}",
+                "ansible-core",
+            ]
         )
         if pinned.returncode != 0:
             print(
                 f"ansible-rulebook=={version} did not install; taking the newest that does", file=sys.stderr
             )
             subprocess.run(
-                [*uv, "pip", "install", "-q", "--python", str(python), "ansible-rulebook"], check=True
+                [*uv, "pip", "install", "-q", "--python", str(python), "ansible-rulebook", "ansible-core"],
+                check=True,
             )
     out = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('ansible-rulebook'))"],
