@@ -31,223 +31,31 @@ import os
 import secrets
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from bench_common import free_port, percentile, report
-from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from bench_common import (
+    alert_body,
+    closed_loop,
+    count_delivered,
+    free_port,
+    open_loop,
+    percentile,
+    raw_loop,
+    report,
+    storm_requests,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.alert import AlertBatch  # noqa: E402
 from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
-
-
-def alert_body(i: int, incidents: int, run: str) -> dict[str, object]:
-    return {
-        "name": "HighErrorRate",
-        "service": f"storm-{run}-{i % incidents}",
-        "severity": "warning",
-        "fingerprint": f"{run}-{i}",
-        "summary": f"5xx ratio above 5% (sample {i})",
-    }
-
-
-async def raw_loop(
-    client: Client, total: int, incidents: int, concurrency: int, queue: str
-) -> dict[str, float]:
-    run = secrets.token_hex(3)
-    sem = asyncio.Semaphore(concurrency)
-    from models.alert import GenericAlert
-    from models.incident import IncidentWorkflowInput
-
-    now = datetime.now(UTC)
-
-    async def one(i: int) -> None:
-        alert = GenericAlert.model_validate(alert_body(i, incidents, run)).to_alert(now)
-        async with sem:
-            await client.start_workflow(
-                "IncidentWorkflow",
-                IncidentWorkflowInput(key=alert.incident_key(), settle_seconds=3600),
-                id=f"raw-{alert.incident_key()}",
-                task_queue=queue,
-                start_signal="alerts",
-                start_signal_args=[AlertBatch(alerts=[alert], received_at=now)],
-            )
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(i) for i in range(total)))
-    elapsed = time.perf_counter() - started
-    return {"alerts_per_s": total / elapsed, "seconds": elapsed}
-
-
-async def count_delivered(client: Client, prefix: str, incidents: int, run: str) -> int:
-    fingerprints: set[str] = set()
-    for n in range(incidents):
-        handle = client.get_workflow_handle(f"{prefix}storm-{run}-{n}")
-        history = await handle.fetch_history()
-        for event in history.events:
-            if event.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-                continue
-            (batch,) = await client.data_converter.decode(
-                list(event.workflow_execution_signaled_event_attributes.input.payloads), [AlertBatch]
-            )
-            fingerprints.update(a.fingerprint for a in batch.alerts)
-    return len(fingerprints)
-
-
-class Connection:
-    """A minimal HTTP/1.1 keep-alive client: the load generator must not be the bottleneck.
-
-    httpx spends ~4 ms of CPU per request here, more than the API it measures; this writes
-    the request and parses the status line, headers and Content-Length body, nothing more.
-    """
-
-    def __init__(self, host: str, port: int, token: str) -> None:
-        self.host, self.port, self.token = host, port, token
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: bytes) -> tuple[int, dict[str, str]]:
-        if self.writer is None or self.reader is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + body)
-        status_line = await self.reader.readline()
-        if not status_line:
-            raise ConnectionError("server closed the connection")
-        headers: dict[str, str] = {}
-        while (line := await self.reader.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            headers[name.strip().lower()] = value.strip()
-        await self.reader.readexactly(int(headers.get("content-length", "0")))
-        if headers.get("connection", "").lower() == "close":
-            self.writer.close()
-        return int(status_line.split()[1]), headers
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def storm_requests(total: int, incidents: int, run: str, group: int) -> list[bytes]:
-    """Request bodies in storm order. group 1: one alert each; otherwise up to `group` alerts of
-    one incident each, the incidents' groups interleaved as their webhooks would be."""
-    if group == 1:
-        return [json.dumps(alert_body(i, incidents, run)).encode() for i in range(total)]
-    by_incident: list[list[int]] = [list(range(n, total, incidents)) for n in range(incidents)]
-    chunks = [[ids[k : k + group] for k in range(0, len(ids), group)] for ids in by_incident]
-    bodies = []
-    for round_ in range(max(len(c) for c in chunks)):
-        for incident_chunks in chunks:
-            if round_ < len(incident_chunks):
-                alerts = [alert_body(j, incidents, run) for j in incident_chunks[round_]]
-                bodies.append(json.dumps(alerts).encode())
-    return bodies
-
-
-class Sender:
-    """Posts one body until it is accepted, retrying 429/503 after Retry-After and dropped
-    connections at once; records the ack latency of the attempt that was accepted."""
-
-    def __init__(self, host: str, port: int, token: str) -> None:
-        self.host, self.port, self.token = host, port, token
-        self.latencies: list[float] = []
-        self.statuses: dict[int, int] = {}
-        self.retries = 0
-
-    async def send(self, connection: Connection, body: bytes) -> Connection:
-        while True:
-            t0 = time.perf_counter()
-            try:
-                status, headers = await connection.post("/alerts/generic", body)
-            except (ConnectionError, OSError, asyncio.IncompleteReadError):
-                self.retries += 1  # a dropped keep-alive connection: send again
-                connection.close()
-                connection = Connection(self.host, self.port, self.token)
-                continue
-            self.statuses[status] = self.statuses.get(status, 0) + 1
-            if status == 202:
-                self.latencies.append(time.perf_counter() - t0)
-                return connection
-            self.retries += 1  # a sender honours 429/503 by retrying: nothing is dropped
-            await asyncio.sleep(float(headers.get("retry-after", "1")))
-
-    def summary(self, alerts: int, elapsed: float) -> dict[str, float]:
-        return {
-            "alerts_per_s": alerts / elapsed,
-            "seconds": elapsed,
-            "ack_p50_ms": statistics.median(self.latencies) * 1000,
-            "ack_p99_ms": percentile(self.latencies, 0.99) * 1000,
-            "retries": self.retries,
-            "statuses": self.statuses,  # type: ignore[dict-item]
-        }
-
-
-async def closed_loop(
-    base_url: str, token: str, bodies: list[bytes], alerts: int, senders: int
-) -> dict[str, float]:
-    """`senders` senders, each posting its next body once the last was accepted: the ceiling."""
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    sender = Sender(host, int(port), token)
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-
-    async def one() -> None:
-        connection = Connection(host, int(port), token)
-        try:
-            while not queue.empty():
-                connection = await sender.send(connection, queue.get_nowait())
-        finally:
-            connection.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one() for _ in range(senders)))
-    return sender.summary(alerts, time.perf_counter() - started)
-
-
-async def open_loop(
-    base_url: str, token: str, bodies: list[bytes], alerts: int, rate: float
-) -> dict[str, float]:
-    """Bodies sent on a fixed schedule (`rate` alerts/s) whatever the answers: the latency a
-    sender sees at that load. Connections are pooled; a late answer never delays the next send."""
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    sender = Sender(host, int(port), token)
-    idle: list[Connection] = []
-    per_request = alerts / len(bodies)
-    interval = per_request / rate
-
-    async def one(body: bytes) -> None:
-        connection = idle.pop() if idle else Connection(host, int(port), token)
-        idle.append(await sender.send(connection, body))
-
-    started = time.perf_counter()
-    tasks = []
-    for n, body in enumerate(bodies):
-        delay = started + n * interval - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(body)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - started
-    for connection in idle:
-        connection.close()
-    return sender.summary(alerts, elapsed) | {"connections": len(idle)}
 
 
 async def _quiet(exc: Exception) -> None:
