@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import hvac
@@ -36,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from integrations.errors import CredentialDenied, VaultUnavailable
+from integrations.openbao import WorkerVault
 from models.catalog import Catalog
 from models.inventory import Inventory
 
@@ -43,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 SSH_MOUNT = "ssh-client-signer"
 SSH_ROLE_PREFIX = "firebreak-ssh-"
-VAULT_TIMEOUT_SECONDS = 10
 _KEY_ID = re.compile(r"[^A-Za-z0-9._:@-]")
 
 
@@ -99,22 +97,8 @@ class SshCredential:
         )
 
 
-class SshCertificateAuthority:
+class SshCertificateAuthority(WorkerVault):
     """Signs per-action keys with the worker's own (narrow) token; keeps nothing between calls."""
-
-    def __init__(self, addr: str, worker_token: SecretStr) -> None:
-        self._addr = addr
-        self._token = worker_token
-
-    @contextmanager
-    def _client(self) -> Iterator[hvac.Client]:
-        client = hvac.Client(
-            url=self._addr, token=self._token.get_secret_value(), timeout=VAULT_TIMEOUT_SECONDS
-        )
-        try:
-            yield client
-        finally:
-            client.adapter.close()
 
     def issue(self, action: str, host: str, user: str, ttl_seconds: int, key_id: str) -> SshCredential:
         """A new key pair and OpenBao's certificate for it: `action` on `host`, for `ttl_seconds`."""

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import hvac
@@ -27,6 +25,7 @@ import requests
 from pydantic import SecretStr
 
 from integrations.errors import CredentialDenied, VaultUnavailable
+from integrations.openbao import WorkerVault
 from integrations.ssh_ca import worker_sign_policy
 from models.catalog import ActionSpec, Catalog
 
@@ -34,7 +33,6 @@ logger = logging.getLogger(__name__)
 
 KV_MOUNT = "secret"
 WORKER_POLICY = "firebreak-worker"
-VAULT_TIMEOUT_SECONDS = 10
 
 
 def action_policy_name(action: str) -> str:
@@ -61,23 +59,8 @@ class ActionCredential:
         return f"ActionCredential(accessor={self.accessor!r}, ttl_seconds={self.ttl_seconds})"
 
 
-class ActionCredentials:
+class ActionCredentials(WorkerVault):
     """Mints and revokes per-action tokens with the worker's own (narrow) token."""
-
-    def __init__(self, addr: str, worker_token: SecretStr) -> None:
-        self._addr = addr
-        self._token = worker_token
-
-    @contextmanager
-    def _client(self) -> Iterator[hvac.Client]:
-        """A client whose HTTP session is closed after the call, so no socket outlives it."""
-        client = hvac.Client(
-            url=self._addr, token=self._token.get_secret_value(), timeout=VAULT_TIMEOUT_SECONDS
-        )
-        try:
-            yield client
-        finally:
-            client.adapter.close()
 
     def issue(
         self, spec: ActionSpec, incident_id: str, idempotency_key: str, attempt: int = 1
