@@ -46,6 +46,7 @@ from rca.signals import (
     SignalAnomaly,
     TraceStat,
     Window,
+    invocations,
     score_logs,
     score_traces,
 )
@@ -510,7 +511,9 @@ def rank_root_causes(
     fuse_signals(
         anomalies,
         score_traces(traces, trace_normal or normal, anomalous) if traces else {},
-        score_logs(logs, log_normal or normal, anomalous) if logs else {},
+        score_logs(logs, log_normal or normal, anomalous, invocations(traces, log_normal or normal, anomalous))
+        if logs
+        else {},
     )
     on_path: set[str] | None = None
     if symptom is not None and symptom.service in topo:

@@ -330,8 +330,18 @@ def _network(
     return out
 
 
-def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> dict[str, SignalAnomaly]:
-    """Per service: templates never seen in the normal window, or whose share of lines surged."""
+def score_logs(
+    stats: Sequence[LogStat],
+    normal: Window,
+    anomalous: Window,
+    invocations: dict[str, tuple[int, int]] | None = None,
+) -> dict[str, SignalAnomaly]:
+    """Per service: templates never seen in the normal window, whose share of lines surged, or that vanished.
+
+    `invocations` gives each service's calls received (normal, incident) over the same
+    windows, from traces; without it a template's disappearance is not scored, since fewer
+    requests reaching the service explain it as well as a failure in it does.
+    """
     counts: dict[str, dict[str, dict[str, int]]] = defaultdict(
         lambda: {"n": defaultdict(int), "a": defaultdict(int)}
     )
@@ -354,6 +364,12 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
         if total_a == 0:
             continue
         scored: list[tuple[float, float, str]] = []
+        calls = (invocations or {}).get(service)
+        if total_n and calls is not None and calls[0] > 0:
+            # The service must have been asked as often, and have logged as much, for the
+            # line to be due: the smaller of the two growths sets what is expected.
+            growth = min(total_a / total_n, calls[1] / calls[0])
+            scored.extend(_vanished(sides["n"], sides["a"], growth, meta, service, spread))
         for template_id, n_a in sides["a"].items():
             info = meta[(service, template_id)]
             weight = LEVEL_WEIGHT[info.level] / math.sqrt(spread[template_id])
@@ -389,6 +405,51 @@ def score_logs(stats: Sequence[LogStat], normal: Window, anomalous: Window) -> d
             intensity=max(i for _, i, _ in scored),
             findings=[text for _, _, text in scored[:5]],
         )
+    return out
+
+
+def invocations(stats: Sequence[TraceStat], normal: Window, anomalous: Window) -> dict[str, tuple[int, int]]:
+    """Per service: calls it received in the normal and in the incident window (the traces' edges into it)."""
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in stats:
+        if _in(s.timestamp, normal):
+            out[s.callee][0] += s.calls
+        elif _in(s.timestamp, anomalous):
+            out[s.callee][1] += s.calls
+    return {service: (n, a) for service, (n, a) in out.items()}
+
+
+def _vanished(
+    normal: dict[str, int],
+    incident: dict[str, int],
+    growth: float,
+    meta: dict[tuple[str, str], LogStat],
+    service: str,
+    spread: dict[str, int],
+) -> list[tuple[float, float, str]]:
+    """Templates the service printed in the normal window that it stopped printing while still serving.
+
+    A line on the normal path that is no longer reached, while requests keep arriving and
+    the service keeps logging its other lines, says the code now leaves that path early
+    (an exception thrown before it). Scored like a surge, on the ratio of expected to
+    observed lines (+1 each, so a template expected once is no evidence). Only info lines,
+    the normal path, and not discounted as new info lines are: a vanished one is that path
+    breaking, not a new request mix (fewer requests are ruled out by `growth`).
+    """
+    out: list[tuple[float, float, str]] = []
+    for template_id, n_n in normal.items():
+        expected = n_n * growth
+        ratio = (expected + 1.0) / (incident.get(template_id, 0) + 1.0)
+        if ratio <= 1.0:
+            continue
+        info = meta[(service, template_id)]
+        if info.level != "info":
+            continue  # an error or warning no longer printed is a failure gone, not one started
+        weight = 1.0 / math.sqrt(spread[template_id])
+        b = weight * _sigmoid(3.0 * (math.log2(ratio) - math.log2(LOG_SHARE_CENTER)))
+        intensity = weight * 4.0 * math.log2(ratio)
+        seen = incident.get(template_id, 0)
+        out.append((b, intensity, f"{info.level} template fell to {seen} lines of {expected:.0f} expected: {info.template}"))
     return out
 
 
