@@ -508,12 +508,11 @@ def rank_root_causes(
     if symptom is not None:
         universe.add(symptom.service)
     anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
+    log_window = log_normal or normal
     fuse_signals(
         anomalies,
         score_traces(traces, trace_normal or normal, anomalous) if traces else {},
-        score_logs(logs, log_normal or normal, anomalous, invocations(traces, log_normal or normal, anomalous))
-        if logs
-        else {},
+        score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous)) if logs else {},
     )
     on_path: set[str] | None = None
     if symptom is not None and symptom.service in topo:

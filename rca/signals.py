@@ -439,7 +439,7 @@ def _vanished(
     out: list[tuple[float, float, str]] = []
     for template_id, n_n in normal.items():
         expected = n_n * growth
-        ratio = (expected + 1.0) / (incident.get(template_id, 0) + 1.0)
+        ratio = (expected + LOG_NEW_MIN) / (incident.get(template_id, 0) + LOG_NEW_MIN)
         if ratio <= 1.0:
             continue
         info = meta[(service, template_id)]
@@ -449,7 +449,8 @@ def _vanished(
         b = weight * _sigmoid(3.0 * (math.log2(ratio) - math.log2(LOG_SHARE_CENTER)))
         intensity = weight * 4.0 * math.log2(ratio)
         seen = incident.get(template_id, 0)
-        out.append((b, intensity, f"{info.level} template fell to {seen} lines of {expected:.0f} expected: {info.template}"))
+        finding = f"info template fell to {seen} lines of {expected:.0f} expected: {info.template}"
+        out.append((b, intensity, finding))
     return out
 
 
