@@ -17,7 +17,15 @@ from evals.rca.baselines import bocpd_change_point, rank_baro, rank_pagerank
 from evals.rca.scenario import ScenarioError, load_scenario
 from rca.ranking import rank_root_causes
 from rca.series import Metrics
-from rca.signals import LogStat, SignalFileError, TraceStat, load_traces_csv, score_logs, score_traces
+from rca.signals import (
+    LogStat,
+    SignalFileError,
+    TraceStat,
+    invocations,
+    load_traces_csv,
+    score_logs,
+    score_traces,
+)
 from rca.topology import Topology
 
 NORMAL = (0.0, 100.0)
@@ -100,6 +108,32 @@ def test_logs_flag_new_error_templates_and_ignore_traffic() -> None:
     assert scored["api"].belief == 0.0  # more of the same lines is load, not a fault
     assert scored["db"].belief > 0.9
     assert scored["db"].findings[0].startswith("new error template")
+
+
+def test_a_normal_path_line_that_vanishes_while_calls_keep_coming_is_evidence() -> None:
+    """route's `#53` line stops while route is still called (an exception thrown before it);
+    seat's line stops because nobody calls seat any more, and api's error line stops: neither counts."""
+    stats: list[LogStat] = []
+    calls: list[TraceStat] = []
+    for ts in WINDOWS:
+        incident = ts >= 200
+        stats += [logs("route", "47", 10, ts), logs("api", "5", 10, ts), logs("seat", "7", 10, ts)]
+        if not incident:
+            stats += [logs("route", "53", 10, ts), logs("seat", "8", 10, ts)]
+            stats.append(logs("api", "6", 5, ts, level="error"))
+        calls += [
+            TraceStat(ts, "api", "route", 20, None, 0.01, 0.02, 0.03, 0.01, 0.02),
+            TraceStat(ts, "web", "api", 20, None, 0.01, 0.02, 0.03, 0.01, 0.02),
+        ]
+        if not incident:
+            calls.append(TraceStat(ts, "api", "seat", 20, None, 0.01, 0.02, 0.03, 0.01, 0.02))
+    scored = score_logs(stats, NORMAL, INCIDENT, invocations(calls, NORMAL, INCIDENT))
+    assert scored["route"].belief > 0.9
+    assert scored["route"].findings[0].startswith("info template fell to 0 lines")
+    assert scored["seat"].belief < 0.1
+    assert scored["api"].belief < 0.1
+    # Without traces nothing says the requests kept coming: a vanished line is not scored.
+    assert score_logs(stats, NORMAL, INCIDENT)["route"].belief < 0.1
 
 
 def flat_metrics(services: list[str], noisy: str | None = None) -> Metrics:
