@@ -16,6 +16,8 @@ service all of whose edges' gaps grew is the one whose network changed.
 
 Why templates as *shares* of a service's log volume: traffic moves every count; a template
 that appears, or whose share of the service's lines jumps, says the code took another path.
+A normal-path line that stops while traces show the service still called as often says the
+code now leaves that path early (an exception thrown before the line is reached).
 """
 
 from __future__ import annotations
