@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.remediation import RemediationActivities
@@ -24,10 +25,11 @@ from models.incident import RemediationInput, RemediationResult
 from policies.catalog import load_catalog
 from policies.seals import Sealer
 from runtime.settings import PROJECT_ROOT, Settings
-from tests.admitted import admission_key, admit
+from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from tests.integration.conftest import unique_service
 from tests.integration.test_gate_attacks import assert_no_canary, canary, hostile_values
+from worker import build_activities, build_worker
 
 pytestmark = pytest.mark.integration
 
@@ -99,6 +101,27 @@ async def test_same_playbook_previews_share_one_run_and_each_sees_only_its_own(
         assert leaked == [], f"{run.action.target}'s result holds other requests' values: {leaked}"
         # Check mode: nothing happened on the target.
         assert not (settings.resolved_target_state_dir() / run.action.target / "restarts.log").exists()
+
+
+async def test_approval_previews_of_a_storm_through_temporal_share_one_run(
+    client: Client, settings: Settings
+) -> None:
+    """Admitted check-mode RemediationWorkflow children of four incidents, on the real worker
+    (its settings, locks, heartbeats): one Ansible run, each child its own target's result."""
+    settings = settings.model_copy(update={"preview_gather_seconds": GATHER_SECONDS})
+    activity_set = build_activities(settings)
+    (run_playbook,) = [f for f in activity_set.functions if getattr(f, "__name__", "") == "run_playbook"]
+    activities: RemediationActivities = run_playbook.__self__  # type: ignore[attr-defined]
+    runs = [preview(settings, "restart_service", unique_service()) for _ in range(4)]
+    async with build_worker(client, settings, activity_set=activity_set), parent_worker(client) as parents:
+        handles = [await start_admitted(client, parents, run, settings.task_queue) for run in runs]
+        results = await asyncio.gather(*(handle.result() for handle in handles))
+
+    assert activities.runner.runs_started == 1
+    for run, result in zip(runs, results, strict=True):
+        assert (result.status, result.check_mode, result.target) == ("successful", True, run.action.target)
+        assert run.idempotency_key in "\n".join(change.diff for change in result.changes)
+        assert [value for value in others(runs, run) if value in result.model_dump_json()] == []
 
 
 async def test_a_hostile_value_in_one_preview_stays_data_and_stays_its_own(
