@@ -196,6 +196,15 @@ def _host_status(runner_status: str, stats: Mapping[str, Mapping[str, int]], hos
     return "successful"
 
 
+def _ansible_env() -> dict[str, str]:
+    """The child's environment before any credential: this interpreter's Ansible, plain output."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+
+
 def _runtime_root(configured: Path | None) -> Path:
     if configured is not None:
         configured.mkdir(parents=True, exist_ok=True)
@@ -240,11 +249,7 @@ class PlaybookRunner:
         values = dict(extravars)
         if not logins:
             values["ansible_python_interpreter"] = sys.executable
-        envvars = {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        }
+        envvars = _ansible_env()
         if vault_token is not None:
             envvars["VAULT_TOKEN"] = vault_token.get_secret_value()
         if logins:
@@ -307,11 +312,7 @@ class PlaybookRunner:
         value cannot be handed to Ansible.
         """
         values = {**shared_vars, "ansible_python_interpreter": sys.executable}
-        envvars = {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        }
+        envvars = _ansible_env()
         private_dir = tempfile.mkdtemp(prefix="firebreak-preview-", dir=_runtime_root(self._runtime_dir))
         try:
             os.chmod(private_dir, 0o700)
