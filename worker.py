@@ -37,6 +37,7 @@ from agents.factory import build_reasoner
 from agents.rules import RuleBook, RuleFileError
 from integrations.inventory import load_inventory
 from integrations.notify import NotifyConfig
+from integrations.previews import PreviewLimits
 from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials
 from memory.service import Memory
@@ -176,6 +177,7 @@ def build_activities(
         runtime_dir=settings.ansible_runtime_dir,
         inventory=inventory,
         ssh_ca=SshCertificateAuthority(settings.vault_addr, settings.vault_token) if inventory else None,
+        preview_limits=PreviewLimits.from_settings(settings),
     )
     try:
         telemetry = build_telemetry_activities(settings)

@@ -12,6 +12,15 @@ A check-mode run holds no credential at all: nothing is minted for a plan nobody
 (`ansible_check_mode`). A playbook whose dry run needs to read its target through an API
 would need a read-only role of its own for that.
 
+Check-mode runs on this machine share Ansible runs (integrations/previews.py): once its
+admission is verified and its values validated, a preview joins a batch of previews of the
+same playbook, as a host of its own whose vars are its own values only, and gets its own
+host's result. Sharing costs no privilege because there is none to share: no token is
+minted for a check-mode run, so the shared run's environment holds no credential at all.
+Those runs are capped per worker; real runs and rollbacks never wait for them. Over SSH a
+check-mode run needs its own certificates, so it stays one run per request (not shared, not
+capped): one Ansible process holding several actions' keys would widen what each can reach.
+
 The token is revoked in the same `finally` that deletes the run's private dir (see
 integrations/ansible.py), so a leftover is a dead token in RAM. A killed attempt leaves its
 accessor in its last heartbeat, and the next attempt revokes it first.
@@ -41,6 +50,7 @@ from temporalio import activity
 from activities.errors import DOMAIN_ERRORS, to_application_error
 from integrations.ansible import PlaybookProgress, PlaybookRunner, plain_identifiers
 from integrations.ansible_ssh import SshLogin
+from integrations.previews import PreviewBatcher, PreviewLimits
 from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials, action_secret_api_path
 from models.catalog import Catalog, CatalogError
@@ -50,6 +60,9 @@ from policies.admission import NotAdmitted, check_admission
 from policies.seals import Sealer
 
 HEARTBEAT_INTERVAL_SECONDS = 5.0
+# A check-mode run's values that are the same for every request of an action: a shared run's
+# extra vars. Everything else (params, incident, key, execution) is each request's own.
+SHARED_PREVIEW_VARS = ("target_state_dir", "vault_addr", "vault_secret_path")
 
 
 def _heartbeat_accessor(details: Sequence[Any]) -> str | None:
@@ -70,13 +83,16 @@ class RemediationActivities:
         runtime_dir: Path | None = None,
         inventory: Inventory | None = None,
         ssh_ca: SshCertificateAuthority | None = None,
+        preview_limits: PreviewLimits | None = None,
     ) -> None:
         self._catalog = catalog
         self._sealer = sealer
         self._credentials = credentials
         self._vault_addr = vault_addr
         self._target_state_dir = target_state_dir
-        self._runner = PlaybookRunner(catalog.directory, runtime_dir)
+        # Public for benches and tests: they count the Ansible runs and the shared ones at once.
+        self.runner = PlaybookRunner(catalog.directory, runtime_dir)
+        self.previews = PreviewBatcher(self.runner, preview_limits or PreviewLimits())
         if inventory is not None and ssh_ca is None:
             raise ValueError("an inventory needs an SSH CA to sign its logins")
         self._inventory = inventory
@@ -166,9 +182,14 @@ class RemediationActivities:
                 service = self._inventory.services[action.target]
                 extravars["program"] = service.program or action.target
                 extravars["log_dir"] = service.log_dir
-            runner_task = asyncio.ensure_future(
-                asyncio.to_thread(
-                    self._runner.run,
+            shared = input.check_mode and self._inventory is None
+            if shared:
+                # The values every preview of this action shares; the rest are this request's own.
+                common = {name: extravars.pop(name) for name in SHARED_PREVIEW_VARS}
+                work = self.previews.preview(playbook, common, extravars, progress)
+            else:
+                work = asyncio.to_thread(
+                    self.runner.run,
                     playbook,
                     extravars,
                     credential.token if credential else None,
@@ -176,20 +197,26 @@ class RemediationActivities:
                     progress,
                     logins,
                 )
-            )
+            runner_task = asyncio.ensure_future(work)
             try:
+                # Heartbeats go on while a preview waits for its batch or a free slot, too.
                 while not runner_task.done():
                     activity.heartbeat(
                         {
                             "tasks_done": progress.tasks_done,
-                            "task": progress.current_task,
+                            "task": progress.current_task or ("waiting for a preview slot" if shared else ""),
                             "accessor": credential.accessor if credential else None,
                         }
                     )
                     await asyncio.wait({runner_task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
             except asyncio.CancelledError:
                 progress.cancel.set()
-                await asyncio.shield(runner_task)
+                if shared:
+                    # Leaves its batch; a shared run goes on for the other previews in it.
+                    runner_task.cancel()
+                    await asyncio.wait({runner_task})
+                else:
+                    await asyncio.shield(runner_task)
                 raise
             status, changed = runner_task.result()
         finally:

@@ -17,6 +17,11 @@ into the same private dir, and nowhere else (integrations/ansible_ssh.py).
 Every run reports what it changed (or, in check mode, would change) task by task, from
 Ansible's `--diff`. Tasks that touch the credential are `no_log`, so Ansible censors their
 results and no diff of theirs ever exists.
+
+The local playbooks run on the group `firebreak_targets`, as the SSH ones do: a run on this
+machine gets an inventory whose one host is `localhost`; a shared check-mode run
+(`run_check_batch`, integrations/previews.py) gets one local host per preview, each with its
+own `!unsafe` host_vars file, so one Ansible process previews many incidents' actions.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +43,7 @@ import ansible_runner
 import yaml
 from pydantic import SecretStr
 
-from integrations.ansible_ssh import ANSIBLE_SSH_ENV, SshLogin, write_ansible_inventory
+from integrations.ansible_ssh import ANSIBLE_SSH_ENV, TARGETS_GROUP, SshLogin, write_ansible_inventory
 from integrations.errors import PlaybookError
 from models.catalog import CatalogError
 from models.incident import PlannedChange
@@ -145,6 +150,61 @@ class PlaybookProgress:
         return True  # keep the event (artifacts are deleted with the private dir anyway)
 
 
+def _route_by_host(progress: Mapping[str, PlaybookProgress]) -> Callable[[Mapping[str, Any]], bool]:
+    """An event handler giving each host's events to that host's progress only.
+
+    Playbook-level events (a task starting) name no host and go to all of them.
+    """
+
+    def on_event(event: Mapping[str, Any]) -> bool:
+        host = (event.get("event_data") or {}).get("host")
+        if host is None:
+            for each in progress.values():
+                each.on_event(event)
+        elif host in progress:
+            progress[host].on_event(event)
+        return True
+
+    return on_event
+
+
+def write_local_inventory(directory: Path, host_vars: Mapping[str, Mapping[str, Any]]) -> Path:
+    """An inventory of group `firebreak_targets` whose hosts all run on this machine; return its path.
+
+    Each host's own values go into its `host_vars` file as unsafe data, exactly as a single
+    run's go into its vars file: never into the inventory, never rendered.
+    """
+    inventory_dir = directory / "inventory"
+    (inventory_dir / "host_vars").mkdir(parents=True, mode=0o700)
+    for name, values in host_vars.items():
+        if values:
+            (inventory_dir / "host_vars" / f"{name}.yml").write_text(unsafe_vars_yaml(values))
+    hosts = {name: {"ansible_connection": "local"} for name in host_vars}
+    path = inventory_dir / "hosts.yml"
+    path.write_text(yaml.safe_dump({"all": {"children": {TARGETS_GROUP: {"hosts": hosts}}}}, sort_keys=True))
+    return path
+
+
+def _host_status(runner_status: str, stats: Mapping[str, Mapping[str, int]], host: str) -> str:
+    """One host's outcome in a shared run: its own failures only, never another host's."""
+    if runner_status in ("canceled", "timeout"):
+        return runner_status
+    if host not in (stats.get("processed") or {}):
+        return "failed"
+    if (stats.get("failures") or {}).get(host) or (stats.get("dark") or {}).get(host):
+        return "failed"
+    return "successful"
+
+
+def _ansible_env() -> dict[str, str]:
+    """The child's environment before any credential: this interpreter's Ansible, plain output."""
+    return {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_RETRY_FILES_ENABLED": "0",
+    }
+
+
 def _runtime_root(configured: Path | None) -> Path:
     if configured is not None:
         configured.mkdir(parents=True, exist_ok=True)
@@ -161,6 +221,13 @@ class PlaybookRunner:
     def __init__(self, project_dir: Path, runtime_dir: Path | None = None) -> None:
         self._project_dir = project_dir
         self._runtime_dir = runtime_dir
+        # ansible-runner runs started (each is one ansible-playbook process): benches and tests read it.
+        self.runs_started = 0
+        self._count_lock = threading.Lock()
+
+    def _count_run(self) -> None:
+        with self._count_lock:
+            self.runs_started += 1
 
     def run(
         self,
@@ -174,7 +241,7 @@ class PlaybookRunner:
         """Run `playbook` with `extravars` as unsafe data; return (runner status, changed).
 
         With `logins` the playbook runs over SSH on those hosts (integrations/ansible_ssh.py),
-        each with its own interpreter; without, on this host with this interpreter.
+        each with its own interpreter; without, on `localhost` with this interpreter.
 
         Raises PlaybookError when ansible-runner could not run it at all, CatalogError when a
         value cannot be handed to Ansible. Cancelled through `progress.cancel`.
@@ -182,11 +249,7 @@ class PlaybookRunner:
         values = dict(extravars)
         if not logins:
             values["ansible_python_interpreter"] = sys.executable
-        envvars = {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_RETRY_FILES_ENABLED": "0",
-        }
+        envvars = _ansible_env()
         if vault_token is not None:
             envvars["VAULT_TOKEN"] = vault_token.get_secret_value()
         if logins:
@@ -200,10 +263,15 @@ class PlaybookRunner:
             vars_file.write_text(unsafe_vars_yaml(values))
             cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
             # Over SSH: the keys, certificates and inventory go into this private dir, only.
-            inventory = str(write_ansible_inventory(Path(private_dir), logins)) if logins else None
+            inventory = (
+                write_ansible_inventory(Path(private_dir), logins)
+                if logins
+                else write_local_inventory(Path(private_dir), {"localhost": {}})
+            )
+            self._count_run()
             runner = ansible_runner.run(
                 private_data_dir=private_dir,
-                inventory=inventory,
+                inventory=str(inventory),
                 project_dir=str(self._project_dir),
                 playbook=playbook,
                 envvars=envvars,
@@ -219,5 +287,62 @@ class PlaybookRunner:
             stats = runner.stats or {}
             changed = any((stats.get("changed") or {}).values())
             return str(runner.status), changed
+        finally:
+            shutil.rmtree(private_dir, ignore_errors=True)
+
+    def run_check_batch(
+        self,
+        playbook: str,
+        shared_vars: Mapping[str, Any],
+        host_vars: Mapping[str, Mapping[str, Any]],
+        progress: Mapping[str, PlaybookProgress],
+        cancel: Callable[[], bool],
+        forks: int,
+    ) -> dict[str, tuple[str, bool]]:
+        """Preview `playbook` in check mode on this machine for many requests in ONE Ansible run.
+
+        Each request is a local host of its own: `shared_vars` (the same for all: paths, the
+        interpreter) are extra vars; each host's `host_vars` (its params, incident, key) are
+        its own unsafe host_vars file, so no request's value reaches another's host. Each
+        host's events go to its own `progress`. Returns (status, changed) per host: a host
+        that failed, was unreachable or never ran fails alone.
+
+        No credential: a check-mode run on this machine holds none (activities/remediation.py).
+        Raises PlaybookError when ansible-runner could not run it at all, CatalogError when a
+        value cannot be handed to Ansible.
+        """
+        values = {**shared_vars, "ansible_python_interpreter": sys.executable}
+        envvars = _ansible_env()
+        private_dir = tempfile.mkdtemp(prefix="firebreak-preview-", dir=_runtime_root(self._runtime_dir))
+        try:
+            os.chmod(private_dir, 0o700)
+            vars_file = Path(private_dir) / "firebreak-vars.yml"
+            vars_file.write_text(unsafe_vars_yaml(values))
+            inventory = write_local_inventory(Path(private_dir), host_vars)
+            self._count_run()
+            runner = ansible_runner.run(
+                private_data_dir=private_dir,
+                inventory=str(inventory),
+                project_dir=str(self._project_dir),
+                playbook=playbook,
+                envvars=envvars,
+                cmdline=f"-e @{shlex.quote(str(vars_file))} --check --diff",
+                forks=forks,
+                suppress_env_files=True,
+                quiet=True,
+                event_handler=_route_by_host(progress),
+                cancel_callback=cancel,
+                timeout=None,
+            )
+            if runner.status in ("error",) or runner.rc is None:
+                raise PlaybookError(f"ansible-runner could not run {playbook}: status {runner.status}")
+            stats = runner.stats or {}
+            results: dict[str, tuple[str, bool]] = {}
+            for host in host_vars:
+                status = _host_status(str(runner.status), stats, host)
+                if host not in (stats.get("processed") or {}):
+                    progress[host].failed_tasks.append("(the playbook did not run on this host)")
+                results[host] = (status, bool((stats.get("changed") or {}).get(host)))
+            return results
         finally:
             shutil.rmtree(private_dir, ignore_errors=True)

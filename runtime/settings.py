@@ -40,6 +40,14 @@ def operator_dir(name: str) -> Path:
     return (PROJECT_ROOT if IN_CHECKOUT else Path.cwd()) / name
 
 
+# Check-mode previews (integrations/previews.py); the defaults live here, the one place both the
+# settings and the previews' own defaults read them. 2 cores: 2 Ansible previews at once leave
+# room for ingestion and for real runs, which never wait for a preview slot.
+PREVIEW_MAX_CONCURRENT_RUNS = 2
+PREVIEW_GATHER_SECONDS = 0.25
+PREVIEW_MAX_BATCH_HOSTS = 50
+PREVIEW_MAX_FORKS = 10
+
 # JetStream stream/consumer names and subject tokens: no dots, wildcards or whitespace in names.
 _STREAM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _SUBJECT_PREFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
@@ -182,6 +190,33 @@ class Settings(BaseSettings):
         default=None,
         description="hosts to remediate over SSH with OpenBao-signed certificates (README); "
         "unset: the bundled playbooks act on local demo targets",
+    )
+    # Check-mode previews (approval previews, shadow mode) in a storm: same-playbook previews
+    # arriving within the gather window share one Ansible run, and at most this many check-mode
+    # Ansible runs go at once per worker; real runs and rollbacks are never held back by them.
+    preview_max_concurrent_runs: int = Field(
+        default=PREVIEW_MAX_CONCURRENT_RUNS,
+        ge=1,
+        le=64,
+        description="check-mode Ansible runs at once per worker",
+    )
+    preview_gather_seconds: float = Field(
+        default=PREVIEW_GATHER_SECONDS,
+        ge=0,
+        le=10,
+        description="how long a preview waits for others of the same playbook to share its run",
+    )
+    preview_max_batch_hosts: int = Field(
+        default=PREVIEW_MAX_BATCH_HOSTS,
+        ge=1,
+        le=1000,
+        description="previews per shared run; full: runs at once",
+    )
+    preview_max_forks: int = Field(
+        default=PREVIEW_MAX_FORKS,
+        ge=1,
+        le=200,
+        description="Ansible forks of a shared run (capped by its size)",
     )
 
     # Agents' LLM (Claude). Without a key every decision is made by the rules.
