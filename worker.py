@@ -393,13 +393,20 @@ def parse_role(argv: Sequence[str]) -> WorkerRole | None:
     return role
 
 
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]).upper() if loc else "settings"
+    return name if name.startswith(("FIREBREAK_", "ANTHROPIC_")) else f"FIREBREAK_{name}"
+
+
 async def main(argv: Sequence[str] = ()) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     role = parse_role(argv)
     try:
         settings = Settings() if role is None else Settings(worker_role=role)
     except ValidationError as exc:
-        logger.error("cannot start: invalid settings: %s", exc)
+        # Named as the environment spells them; the values are left out (a secret may be one).
+        problems = "; ".join(f"{_env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+        logger.error("cannot start: invalid settings: %s", problems)
         return 2
     install_tracing(settings, "worker")
     # Check configuration before touching the network: a broken policy must stop us here.
