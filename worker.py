@@ -93,6 +93,8 @@ class ActivitySet:
     def warm_in_background(self) -> None:
         """Run the warmers on a daemon thread: polling starts at once, and a stop is never
         held up by a load in progress. A failure is logged, never fatal (loads retry on use)."""
+        if not self.warmers:
+            return
 
         def run() -> None:
             for warmer in self.warmers:

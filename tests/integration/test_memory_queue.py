@@ -18,12 +18,14 @@ from models.constants import memory_task_queue
 from policies.catalog import load_catalog
 from runtime.settings import PROJECT_ROOT
 from tests.integration.conftest import StackFactory, awaiting, open_incident, unique_service
-from worker import build_worker
+from worker import FirebreakWorker, build_worker
 
 pytestmark = pytest.mark.integration
 
 
-async def pending_retrieval(client: Client, incident_id: str, timeout: float = 60) -> PendingActivityState.ValueType:
+async def pending_retrieval(
+    client: Client, incident_id: str, timeout: float = 60
+) -> PendingActivityState.ValueType:
     """The state of the incident's pending retrieve_context, once it is scheduled."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
@@ -39,6 +41,7 @@ async def test_an_incident_gets_its_memory_from_a_separate_memory_worker(
     make_stack: StackFactory, client: Client
 ) -> None:
     stack = await make_stack(worker_role="incident")
+    assert isinstance(stack.worker, FirebreakWorker)
     served = {activity._Definition.must_from_callable(f).name for f in stack.worker.activity_set.functions}
     assert "triage" in served and not served & {"retrieve_context", "record_incident", "action_track_record"}
     assert not stack.worker.companions
@@ -49,16 +52,17 @@ async def test_an_incident_gets_its_memory_from_a_separate_memory_worker(
 
     incident_id = await open_incident(stack, unique_service())
     # Scheduled on the memory queue, which no worker polls yet: it waits there, never started.
-    assert await pending_retrieval(client, incident_id) == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
+    state = await pending_retrieval(client, incident_id)
+    assert state == PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED
 
     memory_worker = build_worker(client, settings.model_copy(update={"worker_role": "memory"}))
     assert memory_worker.config()["task_queue"] == memory_task_queue(settings.task_queue)
     assert not memory_worker.config().get("workflows")
     async with memory_worker:
-        state = await stack.wait_for(incident_id, awaiting)
-    assert state.grounding is not None and state.grounding.unavailable_reason is None, state.degraded
-    assert any(item.kind == "runbook" for item in state.grounding.items), state.grounding
-    assert not [r for r in state.degraded if r.startswith("memory unavailable")], state.degraded
+        incident = await stack.wait_for(incident_id, awaiting)
+    assert incident.grounding is not None and incident.grounding.unavailable_reason is None, incident.degraded
+    assert any(item.kind == "runbook" for item in incident.grounding.items), incident.grounding
+    assert not [r for r in incident.degraded if r.startswith("memory unavailable")], incident.degraded
 
     history = await stack.handle(incident_id).fetch_history()
     scheduled = [
