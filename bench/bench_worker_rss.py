@@ -22,11 +22,13 @@ import os
 import secrets
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 from bench_common import report
 from bench_latency import Stack, alertmanager_payload, rss_mb
+from temporalio.service import RPCError
 
 from runtime.settings import Settings  # importable once bench_latency put the project on sys.path
 
@@ -46,6 +48,14 @@ async def warmed(stack: Stack) -> None:
             raise RuntimeError(f"the memory worker did not warm up; see {log}")
         await asyncio.sleep(0.5)
     await asyncio.sleep(2)
+
+
+async def count(stack: Stack, query: str) -> int:
+    """Workflows matching `query`; a visibility call that times out on a loaded box counts 0."""
+    try:
+        return (await stack.client.count_workflows(query, rpc_timeout=timedelta(seconds=30))).count
+    except RPCError:
+        return 0
 
 
 async def main() -> None:
@@ -72,6 +82,7 @@ async def main() -> None:
         memory_pid = stack.processes["memory-worker"].pid
         await warmed(stack)
         idle, memory_idle = rss_mb(worker_pid), rss_mb(memory_pid)
+        print(f"idle: incident worker {idle:.1f} MB, memory worker {memory_idle:.1f} MB", flush=True)
         run = secrets.token_hex(3)
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=60) as http:
@@ -84,7 +95,7 @@ async def main() -> None:
                 await stack.post(http, payload)
         query = f"TaskQueue = '{stack.task_queue}' AND FirebreakPhase = 'awaiting_approval'"
         peak, memory_peak = idle, memory_idle
-        while (waiting := (await stack.client.count_workflows(query)).count) < args.incidents:
+        while (waiting := await count(stack, query)) < args.incidents:
             peak, memory_peak = max(peak, rss_mb(worker_pid)), max(memory_peak, rss_mb(memory_pid))
             # Each incident runs a check-mode preview of its plan (~3 s of CPU) before it waits.
             if time.monotonic() - started > max(1800, 6 * args.incidents):
