@@ -272,24 +272,31 @@ class DevStack:
         # embedding model it warms at start) needs no Vault token; the incident worker (the
         # workflows and every other activity) gets only its own narrow one.
         worker_py = str(PROJECT_ROOT / "worker.py")
-        memory_env = child_env(os.environ, **common)
-        await self._step(
-            "memory worker",
-            lambda: self.spawn("memory-worker", [sys.executable, worker_py, "--role", "memory"], memory_env),
-            self._worker_ready(
-                memory_task_queue(self.settings.task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
-            ),
-            WORKER_READY_TIMEOUT,
-            stop,
+        # Both start at once (each spends seconds importing); the incident worker is waited
+        # for first, then the memory worker.
+        self.say("  starting memory worker ...")
+        started = time.monotonic()
+        memory = self.spawn(
+            "memory-worker", [sys.executable, worker_py, "--role", "memory"], child_env(os.environ, **common)
         )
         worker_env = child_env(os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value())
         await self._step(
             "incident worker",
             lambda: self.spawn("worker", [sys.executable, worker_py, "--role", "incident"], worker_env),
-            self._worker_ready(self.settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
+            self._worker_ready(None, self.settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
             WORKER_READY_TIMEOUT,
             stop,
         )
+        await self.wait_for(
+            "memory worker",
+            self._worker_ready(
+                memory, memory_task_queue(self.settings.task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+            ),
+            WORKER_READY_TIMEOUT,
+            stop,
+            memory.log_path,
+        )
+        self.say(f"  memory worker ready ({time.monotonic() - started:.1f}s)")
 
         # The API: the bearer token, no Vault token.
         if self.settings.api_token is not None:
@@ -364,12 +371,15 @@ class DevStack:
         """The consumer says so once its streams and durable consumer exist on the broker."""
         return b"firebreak.consumer: consuming " in self.children[-1].log_path.read_bytes()
 
-    def _worker_ready(self, task_queue: str, kind: TaskQueueType.ValueType) -> Callable[[], Awaitable[bool]]:
-        """Whether the child started last polls `task_queue` (the SDK's default identity is `pid@host`)."""
+    def _worker_ready(
+        self, child: Child | None, task_queue: str, kind: TaskQueueType.ValueType
+    ) -> Callable[[], Awaitable[bool]]:
+        """Whether `child` (None: the child started last) polls `task_queue` (the SDK's default
+        identity is `pid@host`)."""
 
         async def ready() -> bool:
             assert self.client is not None
-            pid = self.children[-1].process.pid
+            pid = (child or self.children[-1]).process.pid
             try:
                 response = await self.client.workflow_service.describe_task_queue(
                     DescribeTaskQueueRequest(
