@@ -1,7 +1,8 @@
 # The Firebreak worker and API (one image; the command picks the role).
 #
 #   docker build -t firebreak .
-#   docker run firebreak                      # python worker.py
+#   docker run firebreak                      # python worker.py (both task queues)
+#   docker run firebreak python worker.py --role incident   # or --role memory: one each
 #   docker run firebreak python -m api        # the webhook API
 #
 # Configuration is all environment: TEMPORAL_ADDRESS (and the SDK's other envconfig

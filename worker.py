@@ -3,12 +3,21 @@
 Everything it needs is checked at start — catalog, rules, policies, the Vault token — and
 a problem stops it with a message naming the file, never a worker that allows silently.
 
-    python worker.py            # connects per TEMPORAL_ADDRESS / temporal.toml profile
+    python worker.py                  # both task queues in one process (FIREBREAK_WORKER_ROLE=all)
+    python worker.py --role incident  # the workflows and every activity but memory's
+    python worker.py --role memory    # retrieval and episodic memory, on <task_queue>-memory
+
+Workflows schedule the memory activities on their own queue (activities/table.py), so the
+embedding model (torch, sentence-transformers) lives only in the process that serves it:
+an incident worker never imports it, nor qdrant-client. Connection per TEMPORAL_ADDRESS /
+temporal.toml profile.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
@@ -17,9 +26,10 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any, TypedDict, get_args
 
 from opentelemetry.trace import TracerProvider
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -28,7 +38,6 @@ from activities import table
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
 from activities.locks import LockActivities
-from activities.memory import MemoryActivities
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
 from activities.remediation import RemediationActivities
@@ -40,15 +49,15 @@ from integrations.notify import NotifyConfig
 from integrations.previews import PreviewLimits
 from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials
-from memory.service import Memory
 from models.catalog import CatalogError
+from models.constants import memory_task_queue
 from models.inventory import InventoryError
 from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
-from runtime.settings import Settings
+from runtime.settings import Settings, WorkerRole
 from runtime.temporal import connect
 from runtime.tracing import install_tracing, worker_interceptors
 from workflows.incident import IncidentWorkflow
@@ -63,6 +72,9 @@ WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow, ResourceLock
 UNSCHEDULED = frozenset({"record_feedback"})
 # Implemented with the worker's own Temporal client, so registered by build_worker.
 NEEDS_CLIENT = (table.REQUEST_LOCK,)
+ROLES: tuple[WorkerRole, ...] = get_args(WorkerRole)
+INCIDENT_SPECS = tuple(s for s in table.ACTIVITIES if s.queue == "incident" and s not in NEEDS_CLIENT)
+MEMORY_SPECS = tuple(s for s in table.ACTIVITIES if s.queue == "memory")
 
 
 class ConfigurationError(RuntimeError):
@@ -82,6 +94,8 @@ class ActivitySet:
     def warm_in_background(self) -> None:
         """Run the warmers on a daemon thread: polling starts at once, and a stop is never
         held up by a load in progress. A failure is logged, never fatal (loads retry on use)."""
+        if not self.warmers:
+            return
 
         def run() -> None:
             for warmer in self.warmers:
@@ -107,20 +121,59 @@ class ActivitySet:
             raise ExceptionGroup("closing the activities' connection pools", errors)
 
 
+@dataclass
+class WorkerActivities:
+    """What one worker process serves: the incident queue's activities, the memory queue's, or both."""
+
+    incident: ActivitySet | None
+    memory: ActivitySet | None
+
+    def warm_in_background(self) -> None:
+        for activity_set in (self.incident, self.memory):
+            if activity_set is not None:
+                activity_set.warm_in_background()
+
+    async def aclose(self) -> None:
+        """Close both sets' pools, even when one fails."""
+        errors: list[Exception] = []
+        for activity_set in (self.incident, self.memory):
+            if activity_set is not None:
+                try:
+                    await activity_set.aclose()
+                except Exception as exc:
+                    errors.append(exc)
+        if errors:
+            raise ExceptionGroup("closing the activities' connection pools", errors)
+
+
 class FirebreakWorker(Worker):
     """A Temporal worker that closes its activities' connection pools when it stops.
 
     `run()` is what `async with`, `shutdown()` and a fatal error all end, so the pools
-    close however the worker stops.
+    close however the worker stops. `companions` (the memory queue's worker, when one process
+    serves both queues) start and stop with it, and a fatal error in one stops this one too.
     """
 
-    def __init__(self, client: Client, *, activity_set: ActivitySet, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        activity_set: ActivitySet,
+        companions: Sequence[Worker] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(client, activities=activity_set.functions, **kwargs)
         self.activity_set = activity_set
+        self.companions = tuple(companions)
 
     async def run(self) -> None:
         try:
-            await super().run()
+            async with contextlib.AsyncExitStack() as running:
+                for companion in self.companions:
+                    # Worker's `async with` cancels this task on the companion's fatal error,
+                    # and its exit re-raises that error once this worker has shut down.
+                    await running.enter_async_context(companion)
+                await super().run()
         finally:
             await self.activity_set.aclose()
 
@@ -130,8 +183,42 @@ def build_activities(
     credentials: ActionCredentials | None = None,
     *,
     tracer_provider: TracerProvider | None = None,
+) -> WorkerActivities:
+    """The activities `settings.worker_role` serves, loaded and checked; ConfigurationError if not."""
+    # Memory first: its checks hold nothing open (Qdrant is opened per operation), so a failure
+    # in the incident activities' checks leaves nothing to close.
+    memory = build_memory_activities(settings) if settings.worker_role in ("all", "memory") else None
+    incident = (
+        build_incident_activities(settings, credentials, tracer_provider=tracer_provider)
+        if settings.worker_role in ("all", "incident")
+        else None
+    )
+    return WorkerActivities(incident=incident, memory=memory)
+
+
+def build_memory_activities(settings: Settings) -> ActivitySet:
+    """The memory queue's activities; the dense model is warmed at start, beside polling."""
+    # Imported here: qdrant-client, and the embedding model's torch on first use, load only
+    # in a process that serves memory.
+    from activities.memory import MemoryActivities
+    from memory.errors import MemoryStoreError
+    from memory.service import Memory
+
+    try:
+        memory_service = Memory.from_settings(settings)
+    except MemoryStoreError as exc:
+        raise ConfigurationError(str(exc)) from exc
+    functions = registration([MemoryActivities(memory_service)], MEMORY_SPECS)
+    return ActivitySet(functions, warmers=[memory_service.warm])
+
+
+def build_incident_activities(
+    settings: Settings,
+    credentials: ActionCredentials | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
 ) -> ActivitySet:
-    """Load and check everything the activities need; raise ConfigurationError if not."""
+    """The incident queue's activities (all but memory's and the lock request's)."""
     try:
         catalog = load_catalog(settings.playbooks_dir)
         book = RuleBook.load(settings.rules_file)
@@ -183,16 +270,9 @@ def build_activities(
         telemetry = build_telemetry_activities(settings)
     except TopologyError as exc:
         raise ConfigurationError(str(exc)) from exc
-    memory_service = Memory.from_settings(settings)
-    memory = MemoryActivities(memory_service)
     notify = NotifyActivities(NotifyConfig.from_settings(settings))
-    functions = registration(
-        [agents, policy, admission, remediation, telemetry, memory, notify],
-        [spec for spec in table.ACTIVITIES if spec not in NEEDS_CLIENT],
-    )
-    return ActivitySet(
-        functions, closers=[agents.aclose, telemetry.aclose, notify.aclose], warmers=[memory_service.warm]
-    )
+    functions = registration([agents, policy, admission, remediation, telemetry, notify], INCIDENT_SPECS)
+    return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose])
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:
@@ -218,6 +298,11 @@ def registration(
                 continue
             where = f"{type(implementation).__name__}.{attribute}"
             spec = wanted.get(defn.name)
+            if spec is None and defn.name in table.BY_NAME:
+                raise ConfigurationError(
+                    f"activity {defn.name} ({where}) is served on the {table.BY_NAME[defn.name].queue} "
+                    "task queue, not this worker's"
+                )
             if spec is None:
                 raise ConfigurationError(
                     f"activity {defn.name} ({where}) is not in the activity table (activities/table.py)"
@@ -244,19 +329,37 @@ def build_worker(
     credentials: ActionCredentials | None = None,
     *,
     tracer_provider: TracerProvider | None = None,
-    activity_set: ActivitySet | None = None,
+    activities: WorkerActivities | None = None,
 ) -> FirebreakWorker:
-    """The worker; traced when its client or `tracer_provider` traces (runtime.tracing).
+    """The worker for `settings.worker_role`; traced when its client or `tracer_provider` traces.
 
-    `activity_set` is for a caller that built (and so checked) the activities before connecting.
+    Role all: the incident queue's worker, running the memory queue's as its companion;
+    incident or memory: that queue's alone. `activities` is for a caller that built (and so
+    checked) them before connecting.
     """
-    if activity_set is None:
-        activity_set = build_activities(settings, credentials, tracer_provider=tracer_provider)
+    if activities is None:
+        activities = build_activities(settings, credentials, tracer_provider=tracer_provider)
+    memory_worker = None
+    if activities.memory is not None:
+        memory_worker = FirebreakWorker(
+            client,
+            activity_set=activities.memory,
+            task_queue=memory_task_queue(settings.task_queue),
+            interceptors=worker_interceptors(
+                client.config()["interceptors"], tracer_provider, table.result_types()
+            ),
+            max_concurrent_activities=settings.worker_max_concurrent_activities,
+        )
+    if activities.incident is None:
+        if memory_worker is None:
+            raise ConfigurationError("the worker serves neither the incident nor the memory task queue")
+        return memory_worker
     # The lock activity signals-with-start through this worker's own client.
-    activity_set.functions.extend(registration([LockActivities(client)], NEEDS_CLIENT))
+    activities.incident.functions.extend(registration([LockActivities(client)], NEEDS_CLIENT))
     return FirebreakWorker(
         client,
-        activity_set=activity_set,
+        activity_set=activities.incident,
+        companions=[memory_worker] if memory_worker is not None else [],
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
         interceptors=worker_interceptors(
@@ -281,9 +384,34 @@ def sizing(settings: Settings) -> WorkerSizing:
     )
 
 
-async def main() -> int:
+def parse_role(argv: Sequence[str]) -> WorkerRole | None:
+    """`--role` from the command line, if given (else FIREBREAK_WORKER_ROLE decides)."""
+    parser = argparse.ArgumentParser(prog="worker.py", description="Run a Firebreak worker.")
+    parser.add_argument(
+        "--role",
+        choices=ROLES,
+        help="all: both task queues in one process (default); incident: the workflows and every "
+        "activity but memory's; memory: the memory activities only (overrides FIREBREAK_WORKER_ROLE)",
+    )
+    role: WorkerRole | None = parser.parse_args(argv).role
+    return role
+
+
+def _env_name(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[0]).upper() if loc else "settings"
+    return name if name.startswith(("FIREBREAK_", "ANTHROPIC_")) else f"FIREBREAK_{name}"
+
+
+async def main(argv: Sequence[str] = ()) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = Settings()
+    role = parse_role(argv)
+    try:
+        settings = Settings() if role is None else Settings(worker_role=role)
+    except ValidationError as exc:
+        # Named as the environment spells them; the values are left out (a secret may be one).
+        problems = "; ".join(f"{_env_name(e['loc'])}: {e['msg']}" for e in exc.errors())
+        logger.error("cannot start: invalid settings: %s", problems)
+        return 2
     install_tracing(settings, "worker")
     # Check configuration before touching the network: a broken policy must stop us here.
     try:
@@ -294,19 +422,21 @@ async def main() -> int:
     runtime = None
     if settings.metrics_enabled:  # Firebreak's and Temporal's metrics on one /metrics
         runtime, temporal_metrics = metrics.temporal_runtime(settings.temporal_metrics_port)
-        metrics.serve(settings, temporal_metrics)
+        port = settings.memory_worker_metrics_port if settings.worker_role == "memory" else None
+        metrics.serve(settings, temporal_metrics, port)
     try:
         client = await connect(runtime=runtime)
     except RuntimeError as exc:
         logger.error("cannot connect to Temporal: %s", exc)
         await activities.aclose()
         return 3
-    worker = build_worker(client, settings, activity_set=activities)
+    worker = build_worker(client, settings, activities=activities)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    logger.info("worker polling task queue %s", settings.task_queue)
+    queues = [w.config()["task_queue"] for w in (worker, *worker.companions)]
+    logger.info("worker polling task queue %s (role %s)", " and ".join(queues), settings.worker_role)
     async with worker:  # closes the LLM's, Prometheus' and notifications' connection pools on exit
         activities.warm_in_background()
         await stop.wait()
@@ -315,4 +445,4 @@ async def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, TypeVar, Unpack
+from typing import Any, Generic, Literal, TypeVar, Unpack
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -38,6 +38,7 @@ from models.agents import (
     TriageResult,
 )
 from models.catalog import CatalogError
+from models.constants import memory_task_queue
 from models.incident import (
     AdmitInput,
     RemediationInput,
@@ -63,6 +64,12 @@ from rca.topology import TopologyError
 InputT = TypeVar("InputT")
 ResultT = TypeVar("ResultT")
 
+# Which worker serves an activity. "memory": the memory worker, on the queue beside the
+# calling workflow's own (models.constants.memory_task_queue), so the embedding model
+# never loads in the process that runs incidents.
+Queue = Literal["incident", "memory"]
+QUEUES: tuple[Queue, ...] = ("incident", "memory")
+
 
 @dataclass(frozen=True)
 class ActivitySpec(Generic[InputT, ResultT]):
@@ -73,6 +80,7 @@ class ActivitySpec(Generic[InputT, ResultT]):
     result_type: type[ResultT]
     config: workflow.ActivityConfig
     summary: str
+    queue: Queue = "incident"
 
 
 def _retry(
@@ -145,8 +153,9 @@ def _spec(
     result_type: type[ResultT],
     config: workflow.ActivityConfig,
     summary: str,
+    queue: Queue = "incident",
 ) -> ActivitySpec[InputT, ResultT]:
-    return ActivitySpec(name, input_type, result_type, config, summary)
+    return ActivitySpec(name, input_type, result_type, config, summary, queue)
 
 
 TRIAGE = _spec("triage", TriageInput, TriageResult, AGENT, "triage the alerts")
@@ -170,12 +179,19 @@ GATHER_TELEMETRY = _spec(
     "gather_telemetry", TelemetryInput, TelemetryResult, CONTEXT, "metrics, traces, logs and ranking"
 )
 RETRIEVE_CONTEXT = _spec(
-    "retrieve_context", RetrieveInput, RetrievedContext, CONTEXT, "runbooks and similar incidents"
+    "retrieve_context", RetrieveInput, RetrievedContext, CONTEXT, "runbooks and similar incidents", "memory"
 )
 ACTION_TRACK_RECORD = _spec(
-    "action_track_record", TrackRecordInput, TrackRecordResult, CONTEXT, "action classes' track record"
+    "action_track_record",
+    TrackRecordInput,
+    TrackRecordResult,
+    CONTEXT,
+    "action classes' track record",
+    "memory",
 )
-RECORD_INCIDENT = _spec("record_incident", IncidentRecord, RecordResult, CONTEXT, "write episodic memory")
+RECORD_INCIDENT = _spec(
+    "record_incident", IncidentRecord, RecordResult, CONTEXT, "write episodic memory", "memory"
+)
 NOTIFY_CHANNELS: ActivitySpec[None, ChannelsResult] = _spec(
     "notify_channels",
     None,
@@ -229,6 +245,8 @@ def _options(
     spec: ActivitySpec[Any, Any], config: workflow.ActivityConfig | None, overrides: workflow.ActivityConfig
 ) -> workflow.ActivityConfig:
     options: workflow.ActivityConfig = {"summary": spec.summary}
+    if spec.queue == "memory":
+        options["task_queue"] = memory_task_queue(workflow.info().task_queue)
     options.update(spec.config if config is None else config)
     options.update(overrides)
     return options

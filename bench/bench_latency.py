@@ -3,7 +3,8 @@
     .venv/bin/python bench/bench_latency.py [--incidents 20] [--embeddings sparse|auto]
 
 Starts a Temporal dev server (SQLite, WAL), OpenBao (bootstrapped like the dev stack), the
-worker (`python worker.py`) and the API (`python -m api`), with a copy of the action catalog
+workers as `make dev` runs them (`python worker.py --role incident` and `--role memory`) and
+the API (`python -m api`), with a copy of the action catalog
 in which `restart_service` is autonomous, so the Rego policy allows it without a human (a
 P3 alert, no track record). Then, one incident at a time, it POSTs an Alertmanager alert and
 reads from the histories when the remediation started:
@@ -59,10 +60,11 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class Stack:
-    """Temporal, OpenBao, the worker and the API as real processes, in a scratch directory."""
+    """Temporal, OpenBao, the two workers and the API as real processes, in a scratch directory."""
 
     workdir: Path
     worker_env: dict[str, str] = field(default_factory=dict)
+    memory_env: dict[str, str] = field(default_factory=dict)
     env: WorkflowEnvironment | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     api_url: str = ""
@@ -111,6 +113,7 @@ class Stack:
             "FIREBREAK_APPROVAL_TIMEOUT_SECONDS": "86400",
             **settings,
         }
+        self.memory_env = common
         self.worker_env = {**common, "FIREBREAK_VAULT_ADDR": vault_addr, "FIREBREAK_VAULT_TOKEN": vault_token}
         if worker:
             self.start_worker()
@@ -125,10 +128,27 @@ class Stack:
             await self._wait(lambda: _http_ok(f"{self.api_url}/healthz"), "api")
 
     def start_worker(self) -> None:
-        self._spawn("worker", [sys.executable, str(ROOT / "worker.py")], self.worker_env)
+        """The memory worker (`memory-worker`) and the incident worker (`worker`), as `make dev`."""
+        worker_py = str(ROOT / "worker.py")
+        self._spawn("memory-worker", [sys.executable, worker_py, "--role", "memory"], self.memory_env)
+        self._spawn("worker", [sys.executable, worker_py, "--role", "incident"], self.worker_env)
 
     async def worker_ready(self) -> None:
-        await self._wait(lambda: b"worker polling" in (self.workdir / "worker.log").read_bytes(), "worker")
+        for name in ("memory-worker", "worker"):
+            log = self.workdir / f"{name}.log"
+            await self._wait(lambda log=log: b"worker polling" in log.read_bytes(), name)
+
+    def ingest_knowledge(self) -> None:
+        """`firebreak kb ingest` into the workers' store, as `make dev` does before they start."""
+        with (self.workdir / "kb-ingest.log").open("ab") as log:
+            subprocess.run(
+                [sys.executable, "-c", "from cli.main import main; main()", "kb", "ingest"],
+                cwd=ROOT,
+                env=self.memory_env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+            )
 
     def _start_vault(self, playbooks: Path) -> tuple[str, str]:
         port = free_port()

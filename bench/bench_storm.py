@@ -14,8 +14,8 @@ One run, one box, one load generator (bench_common), three systems one after the
 2. The bare signal-with-start loop on the stack's Temporal, 32 in flight: the ceiling without
    batching (bench_ingest's), to a task queue no worker polls.
 3. Firebreak: `python -m devstack` (what `make dev` runs: codec server, Temporal on SQLite,
-   OpenBao, the knowledge ingest, the worker with memory and dense retrieval, the API) as a
-   subprocess with its own data dir and ports.
+   OpenBao, the knowledge ingest, the incident worker, the memory worker with dense
+   retrieval, the API) as a subprocess with its own data dir and ports.
 
 The same storms go to EDA and Firebreak: one alert per POST from `--senders` closed-loop
 senders; Alertmanager-shaped groups (`--group` alerts of one service per POST), closed loop;
@@ -447,7 +447,8 @@ async def firebreak_storms(
         keys = (stack.data_dir / "codec.keys").read_text().strip()
         client = await connect(stack.temporal_address, keys, interceptors=[])
         pids = {
-            "worker": stack.child("worker.py"),
+            "worker": stack.child("worker.py --role incident"),
+            "memory-worker": stack.child("worker.py --role memory"),
             "api": stack.child("-m api"),
             "temporal": stack.child("server start-dev"),
         }

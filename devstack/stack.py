@@ -1,4 +1,4 @@
-"""The embedded dev stack: Temporal, OpenBao, the worker and the API on one machine.
+"""The embedded dev stack: Temporal, OpenBao, the workers and the API on one machine.
 
     python -m devstack.stack            # or: make dev
     python -m devstack.stack --demo     # or: make demo; also sends a demo alert
@@ -66,9 +66,7 @@ from integrations.inventory import load_inventory
 from integrations.ssh_ca import bootstrap_ssh_ca
 from integrations.vault import bootstrap_vault
 from models.catalog import Catalog, CatalogError
-from models.constants import (
-    SEARCH_ATTRIBUTES,
-)
+from models.constants import SEARCH_ATTRIBUTES, memory_task_queue
 from models.inventory import Inventory, InventoryError
 from policies.catalog import load_catalog
 from policies.data import permissive_policies
@@ -125,7 +123,7 @@ class DevStack:
         return child
 
     def shutdown(self) -> None:
-        """Stop the children, newest first (API, worker, OpenBao, Temporal)."""
+        """Stop the children, newest first (API, workers, OpenBao, Temporal)."""
         for child in reversed(self.children):
             stop_group(child.process)
             if child.pump is not None:
@@ -270,18 +268,35 @@ class DevStack:
         if not await asyncio.to_thread(ingest_knowledge, settings, catalog, log_path):
             self.say(f"  warning: knowledge ingest reported problems; see {log_path}")
 
-        # The worker: only its own narrow Vault token.
+        # Two workers, as in production: the memory worker (retrieval, episodic memory, the
+        # embedding model it warms at start) needs no Vault token; the incident worker (the
+        # workflows and every other activity) gets only its own narrow one.
+        worker_py = str(PROJECT_ROOT / "worker.py")
+        # Both start at once (each spends seconds importing); the incident worker is waited
+        # for first, then the memory worker.
+        self.say("  starting memory worker ...")
+        started = time.monotonic()
+        memory = self.spawn(
+            "memory-worker", [sys.executable, worker_py, "--role", "memory"], child_env(os.environ, **common)
+        )
         worker_env = child_env(os.environ, **common, FIREBREAK_VAULT_TOKEN=worker_token.get_secret_value())
-        worker_child: list[Child] = []
         await self._step(
-            "worker",
-            lambda: worker_child.append(
-                self.spawn("worker", [sys.executable, str(PROJECT_ROOT / "worker.py")], worker_env)
-            ),
-            lambda: self._worker_ready(worker_child[0].process.pid),
+            "incident worker",
+            lambda: self.spawn("worker", [sys.executable, worker_py, "--role", "incident"], worker_env),
+            self._worker_ready(None, self.settings.task_queue, TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW),
             WORKER_READY_TIMEOUT,
             stop,
         )
+        await self.wait_for(
+            "memory worker",
+            self._worker_ready(
+                memory, memory_task_queue(self.settings.task_queue), TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY
+            ),
+            WORKER_READY_TIMEOUT,
+            stop,
+            memory.log_path,
+        )
+        self.say(f"  memory worker ready ({time.monotonic() - started:.1f}s)")
 
         # The API: the bearer token, no Vault token.
         if self.settings.api_token is not None:
@@ -356,21 +371,29 @@ class DevStack:
         """The consumer says so once its streams and durable consumer exist on the broker."""
         return b"firebreak.consumer: consuming " in self.children[-1].log_path.read_bytes()
 
-    async def _worker_ready(self, pid: int) -> bool:
-        """The worker polls its task queue (the SDK's default identity is `pid@host`)."""
-        assert self.client is not None
-        try:
-            response = await self.client.workflow_service.describe_task_queue(
-                DescribeTaskQueueRequest(
-                    namespace=self.client.namespace,
-                    task_queue=TaskQueue(name=self.settings.task_queue),
-                    task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                ),
-                timeout=timedelta(seconds=2),
-            )
-        except RPCError:
-            return False
-        return any(p.identity.startswith(f"{pid}@") for p in response.pollers)
+    def _worker_ready(
+        self, child: Child | None, task_queue: str, kind: TaskQueueType.ValueType
+    ) -> Callable[[], Awaitable[bool]]:
+        """Whether `child` (None: the child started last) polls `task_queue` (the SDK's default
+        identity is `pid@host`)."""
+
+        async def ready() -> bool:
+            assert self.client is not None
+            pid = (child or self.children[-1]).process.pid
+            try:
+                response = await self.client.workflow_service.describe_task_queue(
+                    DescribeTaskQueueRequest(
+                        namespace=self.client.namespace,
+                        task_queue=TaskQueue(name=task_queue),
+                        task_queue_type=kind,
+                    ),
+                    timeout=timedelta(seconds=2),
+                )
+            except RPCError:
+                return False
+            return any(p.identity.startswith(f"{pid}@") for p in response.pollers)
+
+        return ready
 
     # -- running --
 
@@ -401,7 +424,8 @@ Firebreak dev stack is up.
 
   Temporal gRPC   {ep.temporal_address}   (TEMPORAL_ADDRESS for workers, CLIs)
   Temporal UI     {ep.ui_url}
-  OpenBao         {ep.vault_addr}   (dev mode, in memory; the worker holds a narrow token)
+  OpenBao         {ep.vault_addr}   (dev mode, in memory; the incident worker holds a narrow token)
+  Workers         {self._workers_note()}
   API             {ep.api_url}   (OpenAPI docs at {ep.api_url}/docs)
   API token       {token_line}
   Approvals       {self.approvals_note}{self._bus_line()}
@@ -423,6 +447,13 @@ Firebreak dev stack is up.
         """Send the demo alert and follow its incident (devstack.demo)."""
         assert self.client is not None and self.api_token is not None
         await follow_demo(self.client, self.endpoints, self.api_token, self.say)
+
+    def _workers_note(self) -> str:
+        queue = self.settings.task_queue
+        return (
+            f"incident on {queue} (worker.log); memory on {memory_task_queue(queue)} "
+            f"(memory-worker.log; embeddings {self.settings.embeddings}, warmed at start)"
+        )
 
     def _remediation_note(self) -> str:
         if self.settings.inventory_file is None:

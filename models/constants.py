@@ -3,6 +3,9 @@
 from temporalio.common import SearchAttributeKey
 
 TASK_QUEUE = "firebreak-incidents"
+# Memory activities (retrieval, episodic memory, track records) run on their own queue, next
+# to whichever queue the incident runs on, so the dense model lives only in memory workers.
+MEMORY_TASK_QUEUE_SUFFIX = "-memory"
 
 # Workflow type names, so the API can start workflows without importing their code.
 INCIDENT_WORKFLOW = "IncidentWorkflow"
@@ -41,6 +44,11 @@ SA_SERVICE = SearchAttributeKey.for_keyword("FirebreakService")
 SA_PHASE = SearchAttributeKey.for_keyword("FirebreakPhase")
 SA_OUTCOME = SearchAttributeKey.for_keyword("FirebreakOutcome")
 SEARCH_ATTRIBUTES = (SA_SEVERITY, SA_SERVICE, SA_PHASE, SA_OUTCOME)
+
+
+def memory_task_queue(task_queue: str) -> str:
+    """The queue the memory activities of workflows on `task_queue` are scheduled on."""
+    return f"{task_queue}{MEMORY_TASK_QUEUE_SUFFIX}"
 
 
 def incident_workflow_id(key: str) -> str:

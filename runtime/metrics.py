@@ -265,10 +265,13 @@ class _Everything:
         return self._registry.collect()
 
 
-def serve(settings: Settings, temporal_url: str | None) -> tuple[WSGIServer, Thread]:
-    """The worker's /metrics: Firebreak's metrics plus Temporal's, on one port."""
+def serve(settings: Settings, temporal_url: str | None, port: int | None = None) -> tuple[WSGIServer, Thread]:
+    """The worker's /metrics: Firebreak's metrics plus Temporal's, on one port.
+
+    `port` defaults to the worker's setting; a memory worker passes its own.
+    """
     server, thread = start_http_server(
-        settings.worker_metrics_port,
+        settings.worker_metrics_port if port is None else port,
         addr=settings.metrics_host,
         registry=registry_with_temporal(temporal_url),
     )

@@ -52,6 +52,9 @@ PREVIEW_MAX_FORKS = 10
 _STREAM_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 _SUBJECT_PREFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
 
+# What a worker process serves (worker.py): both task queues, or one of them.
+WorkerRole = Literal["all", "incident", "memory"]
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -142,6 +145,14 @@ class Settings(BaseSettings):
     # incidents cost the worker.
     worker_max_cached_workflows: int = Field(
         default=250, ge=0, description="workflows kept in memory; 0 replays every task"
+    )
+    # The memory activities (retrieval, episodic memory, track records) have their own task
+    # queue, <task_queue>-memory, so the embedding model (torch, ~600 MB) can live in its own
+    # process. `python worker.py --role ...` overrides this.
+    worker_role: WorkerRole = Field(
+        default="all",
+        description="all: both queues in one process; incident: the workflows and every activity "
+        "but memory's (no embedding model); memory: the memory activities only",
     )
 
     # Vault / OpenBao
@@ -333,6 +344,9 @@ class Settings(BaseSettings):
         "must not be able to open incidents",
     )
     worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="the worker's /metrics port")
+    memory_worker_metrics_port: int = Field(
+        default=9466, ge=0, le=65535, description="/metrics of a worker with FIREBREAK_WORKER_ROLE=memory"
+    )
     temporal_metrics_port: int = Field(
         default=0,
         ge=0,

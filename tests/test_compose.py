@@ -110,6 +110,7 @@ def test_compose_has_the_scaled_out_services(compose: dict[str, Any]) -> None:
         "temporal-ui",
         "openbao",
         "firebreak-worker",
+        "firebreak-memory-worker",
         "firebreak-api",
     ):
         assert name in services, name
@@ -118,7 +119,14 @@ def test_compose_has_the_scaled_out_services(compose: dict[str, Any]) -> None:
     assert services["temporal-ui"]["image"].startswith("temporalio/ui:")
     assert services["openbao"]["image"].startswith("openbao/openbao:")
     assert "-dev" in services["openbao"]["command"]
-    for name in ("postgresql", "temporal", "openbao", "firebreak-worker", "firebreak-api"):
+    for name in (
+        "postgresql",
+        "temporal",
+        "openbao",
+        "firebreak-worker",
+        "firebreak-memory-worker",
+        "firebreak-api",
+    ):
         assert "healthcheck" in services[name], name
     for name in ("firebreak-worker", "firebreak-api"):
         service = services[name]
@@ -127,10 +135,17 @@ def test_compose_has_the_scaled_out_services(compose: dict[str, Any]) -> None:
         assert service["environment"]["FIREBREAK_VAULT_ADDR"] == "http://openbao:8200"
         assert service["depends_on"]["temporal-setup"]["condition"] == ("service_completed_successfully")
     worker = services["firebreak-worker"]
-    assert "worker.py" in " ".join(worker["command"])
+    assert "worker.py --role incident" in " ".join(worker["command"])
+    # The memory worker: its own queue and volume, and no Vault token or gate key at all.
+    memory = services["firebreak-memory-worker"]
+    assert memory["command"] == ["python", "worker.py", "--role", "memory"]
+    assert memory["volumes"] == ["firebreak-memory-data:/var/lib/firebreak"]
+    assert "memory_task_queue" in "\n".join(memory["healthcheck"]["test"])
+    for secret in ("worker-token", "FIREBREAK_VAULT_TOKEN", "ADMISSION_KEY", "APPROVAL_KEY"):
+        assert secret not in yaml.safe_dump(memory), secret
     assert services["firebreak-api"]["command"] == ["python", "-m", "api"]
     # The root token reaches only OpenBao and the one-shot bootstrap, never the worker/API.
-    for name in ("firebreak-worker", "firebreak-api"):
+    for name in ("firebreak-worker", "firebreak-memory-worker", "firebreak-api"):
         assert "OPENBAO_ROOT_TOKEN" not in yaml.safe_dump(services[name]), name
 
 

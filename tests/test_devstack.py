@@ -199,7 +199,7 @@ def stacks() -> Iterator[list[tuple[Stack, set[int]]]]:
 
 
 async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set[int]]]) -> None:
-    temporal_port, ui_port, vault_port, api_port, codec_port = free_ports(5)
+    temporal_port, ui_port, vault_port, api_port, codec_port, metrics_port, memory_metrics = free_ports(7)
     data_dir = tmp_path / "data"
     env = {
         k: v
@@ -213,6 +213,8 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         FIREBREAK_API_PORT=str(api_port),
         FIREBREAK_DATA_DIR=str(data_dir),
         FIREBREAK_CODEC_SERVER_PORT=str(codec_port),
+        FIREBREAK_WORKER_METRICS_PORT=str(metrics_port),
+        FIREBREAK_MEMORY_WORKER_METRICS_PORT=str(memory_metrics),
         FIREBREAK_EMBEDDINGS="sparse",
     )
     api = f"http://127.0.0.1:{api_port}"
@@ -228,17 +230,19 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         f"http://127.0.0.1:{vault_port}",
         api,
         str(data_dir / "logs"),
+        "memory on firebreak-incidents-memory (memory-worker.log",
         "curl",
     ):
         assert expected in first.output, expected
     children = children_of(first.process.pid)
     stacks[0] = (first, set(children))
     commands = " | ".join(children.values())
-    assert len(children) == 5, commands
+    assert len(children) == 6, commands
     for needle in (
         "temporal server start-dev",
         "bao server -dev",
-        "worker.py",
+        "worker.py --role incident",
+        "worker.py --role memory",
         "-m api",
         "-m runtime.codec_server",
         f"--ui-codec-endpoint http://127.0.0.1:{codec_port}",
@@ -301,7 +305,7 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
     assert listed == [incident_id]
 
     # --- a child that dies takes the stack down, with its name and log ---------------------------
-    (worker_pid,) = [pid for pid, cmd in children.items() if "worker.py" in cmd]
+    (worker_pid,) = [pid for pid, cmd in children.items() if "worker.py --role incident" in cmd]
     os.kill(worker_pid, signal.SIGKILL)
     code = await asyncio.to_thread(again.wait)
     assert code == 1, again.diagnostics()

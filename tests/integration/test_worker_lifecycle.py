@@ -70,3 +70,12 @@ async def test_pools_close_on_shutdown_and_every_closer_runs_when_one_fails(
     assert [str(e) for e in failed.value.exceptions] == ["socket already gone"]
     assert closed == ["recording"]
     assert all(closed() for closed in pools(list(worker.activity_set.functions)).values())
+
+
+async def test_one_process_serves_both_queues_and_stops_both(client: Client, settings: Settings) -> None:
+    worker = build_worker(client, settings)  # role all, the default
+    (memory,) = worker.companions
+    assert memory.config()["task_queue"] == f"{settings.task_queue}-memory"
+    async with worker:
+        pass
+    assert worker.is_shutdown and memory.is_shutdown, "the memory queue's worker outlived the worker"

@@ -6,8 +6,9 @@ import pytest
 from temporalio import activity
 
 from activities import table
+from models.memory import RetrievedContext, RetrieveInput
 from models.notify import ChannelsResult, NotifyInput, NotifyResult
-from worker import ConfigurationError, registration
+from worker import INCIDENT_SPECS, MEMORY_SPECS, ConfigurationError, registration
 
 
 class Channels:
@@ -74,3 +75,23 @@ def test_table_names_are_unique_and_non_retryable_types_are_class_names() -> Non
     assert table.LLM_FAULTS == ("LLMUnavailable", "LLMRequestRejected")
     assert table.result_types()["run_playbook"] is table.RUN_PLAYBOOK.result_type
     assert all(spec.summary and spec.config.get("retry_policy") for spec in table.ACTIVITIES)
+
+
+class Retrieval:
+    @activity.defn
+    async def retrieve_context(self, input: RetrieveInput) -> RetrievedContext:
+        raise NotImplementedError
+
+
+def test_each_role_registers_its_queues_activities_and_refuses_the_others() -> None:
+    assert {s.name for s in MEMORY_SPECS} == {"retrieve_context", "action_track_record", "record_incident"}
+    assert not {s.name for s in INCIDENT_SPECS} & {s.name for s in MEMORY_SPECS}
+    assert {s.name for s in INCIDENT_SPECS + MEMORY_SPECS} | {"request_lock"} == set(table.BY_NAME)
+    with pytest.raises(
+        ConfigurationError,
+        match=r"retrieve_context \(Retrieval.retrieve_context\) is served on the memory task queue, not this",
+    ):
+        registration([Channels(), Retrieval()], [table.NOTIFY_CHANNELS])
+    missing = "retrieve_context, action_track_record, record_incident: in the activity table"
+    with pytest.raises(ConfigurationError, match=missing):
+        registration([], MEMORY_SPECS)
