@@ -109,11 +109,14 @@ async def test_approval_previews_of_a_storm_through_temporal_share_one_run(
     """Admitted check-mode RemediationWorkflow children of four incidents, on the real worker
     (its settings, locks, heartbeats): one Ansible run, each child its own target's result."""
     settings = settings.model_copy(update={"preview_gather_seconds": GATHER_SECONDS})
-    activity_set = build_activities(settings)
-    (run_playbook,) = [f for f in activity_set.functions if getattr(f, "__name__", "") == "run_playbook"]
+    worker_activities = build_activities(settings)
+    assert worker_activities.incident is not None
+    (run_playbook,) = [
+        f for f in worker_activities.incident.functions if getattr(f, "__name__", "") == "run_playbook"
+    ]
     activities: RemediationActivities = run_playbook.__self__  # type: ignore[attr-defined]
     runs = [preview(settings, "restart_service", unique_service()) for _ in range(4)]
-    async with build_worker(client, settings, activity_set=activity_set), parent_worker(client) as parents:
+    async with build_worker(client, settings, activities=worker_activities), parent_worker(client) as parents:
         handles = [await start_admitted(client, parents, run, settings.task_queue) for run in runs]
         results = await asyncio.gather(*(handle.result() for handle in handles))
 
