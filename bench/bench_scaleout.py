@@ -5,10 +5,11 @@ N workers + M APIs on one Temporal, in the same run; lost alerts and double effe
     smoke: --workers 2 --apis 2 --alerts 100 --incidents 2 --settle 0 --storms grouped --no-eda
 
 Each shape gets a fresh dev stack (`python -m devstack`, as `make dev` runs it, so both shapes
-start alike); for the NxM shape the benchmark then starts N-1 more `python worker.py` and M-1
-more `python -m api` beside the stack's own, each with its sibling's environment (read from
-/proc, as the same user: the same Temporal, data dir, codec and gate keys and Vault token, as
-replicas of one deployment share them) and its own port. The load generator posts to the
+start alike); for the NxM shape the benchmark then starts N-1 more incident workers and M-1
+more `python -m api` beside the stack's own, each with its sibling's command line and
+environment (read from /proc, as the same user: the same Temporal, data dir, codec and gate
+keys and Vault token, as replicas of one deployment share them) and its own port. A memory
+worker, when the stack runs one, stays single (its RSS and CPU are reported). The load generator posts to the
 APIs in turn, request by request, as a round-robin load balancer would; the storms, payloads,
 senders and decision wait are bench_storm's (EDA too, unless --no-eda). Then every incident
 of the shape's storms that waits at its approval gate is approved (an `approve_plan` update,
@@ -53,6 +54,7 @@ from bench_storm import (
     start_stack,
     storm_arguments,
     storm_rows,
+    tree,
     wait_port,
 )
 from temporalio.api.enums.v1 import TaskQueueType
@@ -86,6 +88,24 @@ def environment_of(pid: int) -> dict[str, str]:
     """A process's environment as it was started (same user: /proc/<pid>/environ)."""
     entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def argv_of(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().rstrip("\0").split("\0")
+
+
+def stack_workers(stack: Stack) -> dict[str, int]:
+    """The stack's workers: `worker` serves incidents; `memory-worker`, when the stack runs
+    one (`worker.py --role memory`), serves memory on its own task queue."""
+    workers: dict[str, int] = {}
+    for pid in tree(stack.process.pid):
+        with contextlib.suppress(OSError):
+            argv = argv_of(pid)
+            if any(arg.endswith("worker.py") for arg in argv):
+                workers["memory-worker" if "memory" in argv else "worker"] = pid
+    if "worker" not in workers:
+        raise SystemExit("the dev stack runs no incident worker")
+    return workers
 
 
 @dataclass
@@ -137,16 +157,13 @@ async def polls(client: Client, queue: str, pid: int) -> bool:
 
 
 async def add_workers(stack: Stack, client: Client, count: int, log_dir: Path) -> list[Replica]:
-    """`count` more `worker.py` with the stack worker's environment and their own metrics port."""
-    env = environment_of(stack.child("worker.py"))
+    """`count` more incident workers: the stack's own command line and environment, each with
+    its own metrics port."""
+    pid = stack_workers(stack)["worker"]
+    argv, env = argv_of(pid), environment_of(pid)
     queue = env.get("FIREBREAK_TASK_QUEUE", TASK_QUEUE)
     replicas = [
-        spawn_replica(
-            f"worker_{n}",
-            [sys.executable, str(ROOT / "worker.py")],
-            env | {"FIREBREAK_WORKER_METRICS_PORT": str(free_port())},
-            log_dir,
-        )
+        spawn_replica(f"worker_{n}", argv, env | {"FIREBREAK_WORKER_METRICS_PORT": str(free_port())}, log_dir)
         for n in range(2, count + 2)
     ]
     deadline = time.monotonic() + REPLICA_READY_TIMEOUT
@@ -283,7 +300,7 @@ async def shape_storms(
     try:
         keys = (stack.data_dir / "codec.keys").read_text().strip()
         client = await connect(stack.temporal_address, keys, interceptors=[])
-        pids = {"worker": stack.child("worker.py"), "api": stack.child("-m api")}
+        pids = stack_workers(stack) | {"api": stack.child("-m api")}
         replicas += await add_workers(stack, client, workers - 1, shape_dir)
         extra_apis, extra_urls = await add_apis(stack, apis - 1, shape_dir)
         replicas += extra_apis
