@@ -4,12 +4,13 @@ N workers + M APIs on one Temporal, in the same run; lost alerts and double effe
     .venv/bin/python bench/bench_scaleout.py --workers 2 --apis 2 --alerts 4000 --incidents 40 --no-eda
     smoke: --workers 2 --apis 2 --alerts 100 --incidents 2 --settle 0 --storms grouped --no-eda
 
-Each shape gets a fresh dev stack (`python -m devstack`, as `make dev` runs it, so both shapes
-start alike); for the NxM shape the benchmark then starts N-1 more incident workers and M-1
-more `python -m api` beside the stack's own, each with its sibling's command line and
-environment (read from /proc, as the same user: the same Temporal, data dir, codec and gate
-keys and Vault token, as replicas of one deployment share them) and its own port. A memory
-worker, when the stack runs one, stays single (its RSS and CPU are reported). The load generator posts to the
+One dev stack (`python -m devstack`, as `make dev` runs it) serves both shapes: first with
+its own worker and API (1x1), then with N-1 more incident workers and M-1 more `python -m api`
+beside them, each with its sibling's command line and environment (read from /proc, as the
+same user: the same Temporal, data dir, codec and gate keys and Vault token, as replicas of
+one deployment share them) and its own port. So the NxM shape runs second, on a Temporal that
+already holds the 1x1 shape's incidents. A memory worker, when the stack runs one, stays
+single (its RSS and CPU are reported). The load generator posts to the
 APIs in turn, request by request, as a round-robin load balancer would; the storms, payloads,
 senders and decision wait are bench_storm's (EDA too, unless --no-eda). Then every incident
 of the shape's storms that waits at its approval gate is approved (an `approve_plan` update,
@@ -267,6 +268,7 @@ class Shape:
     apis: int
     storms: dict[str, dict[str, object]]
     effects: dict[str, float]
+    remediation_runs: dict[str, int]  # forward runs of the approved incidents, by how they ended
     first_incident_decided_s: float | None
     rss_mb_idle_at_start: dict[str, int]
     whole_shape_rss_peak_mb: dict[str, int]
@@ -283,60 +285,92 @@ class Shape:
         return float(str(self.storms[storm]["alerts_per_s"]))
 
 
-# --- one shape ------------------------------------------------------------------------------
+# --- the shapes ------------------------------------------------------------------------------
 
 
-async def shape_storms(
-    args: argparse.Namespace, storms: list[Storm], workdir: Path, workers: int, apis: int
+async def remediation_outcomes(client: Client, approved: list[Approved]) -> dict[str, int]:
+    """How each approved incident's forward remediation runs ended, from its state
+    (`none`: no run recorded), so an effect missing from a target has its reason beside it."""
+    outcomes: dict[str, int] = {}
+    for incident in approved:
+        handle = client.get_workflow_handle(f"{INCIDENT_WORKFLOW_ID_PREFIX}{incident.service}")
+        state = await handle.query(QUERY_STATE, result_type=IncidentState)
+        runs = [r.status for r in state.remediations if not r.check_mode and r.rollback_of is None]
+        for status in runs or ["none"]:
+            outcomes[status] = outcomes.get(status, 0) + 1
+    return outcomes
+
+
+async def run_shape(
+    args: argparse.Namespace,
+    storms: list[Storm],
+    stack: Stack,
+    client: Client,
+    pids: dict[str, int],
+    api_urls: list[str],
+    workers: int,
 ) -> Shape:
-    """The storms against a fresh dev stack with `workers` workers and `apis` APIs."""
-    from runtime.temporal import connect
-
-    label = f"{workers}x{apis}"
-    shape_dir = workdir / label
-    shape_dir.mkdir()
-    stack = await start_stack(shape_dir, args.settle)
-    replicas: list[Replica] = []
-    try:
-        keys = (stack.data_dir / "codec.keys").read_text().strip()
-        client = await connect(stack.temporal_address, keys, interceptors=[])
-        pids = stack_workers(stack) | {"api": stack.child("-m api")}
-        replicas += await add_workers(stack, client, workers - 1, shape_dir)
-        extra_apis, extra_urls = await add_apis(stack, apis - 1, shape_dir)
-        replicas += extra_apis
-        pids |= {r.name: r.process.pid for r in replicas}
-        pids["temporal"] = stack.child("server start-dev")
-        api_urls = [stack.api_url, *extra_urls]
-        print(f"  {label}: workers and APIs up ({', '.join(pids)})", flush=True)
-        idle_mb = {k: round(rss_mb(p)) for k, p in pids.items()}
-        first = await first_incident_decided(client, api_urls, stack.token, args.decision_timeout)
-        with Usage(pids) as whole:
-            rows = await storm_rows(args, storms, client, api_urls, stack.token, pids, f"Firebreak {label}")
-            services = [f"storm-{r['run']}-{n}" for r in rows.values() for n in range(args.incidents)]
-            started = time.perf_counter()
-            approved = await approve_waiting(client, services)
-            unremediated = await wait_remediated(client, approved, args.decision_timeout)
-            remediated_s = round(time.perf_counter() - started, 1)
-        # The dev stack's default target state dir (start_stack passes no FIREBREAK_TARGET_STATE_DIR).
-        effects: dict[str, float] = count_effects(stack.data_dir / "targets", approved) | {
-            "not_remediated_in_time": unremediated,
-            "approve_to_remediated_s": remediated_s,
-        }
-        print(f"  {label} effects: {effects}", flush=True)
-    finally:
-        for replica in reversed(replicas):
-            replica.stop()
-        stack.stop()
+    """The storms against the stack as it now runs, then every gated incident approved."""
+    label = f"{workers}x{len(api_urls)}"
+    print(f"  {label}: {', '.join(pids)}", flush=True)
+    idle_mb = {k: round(rss_mb(p)) for k, p in pids.items()}
+    first = await first_incident_decided(client, api_urls, stack.token, args.decision_timeout)
+    with Usage(pids) as whole:
+        rows = await storm_rows(args, storms, client, api_urls, stack.token, pids, f"Firebreak {label}")
+        services = [f"storm-{r['run']}-{n}" for r in rows.values() for n in range(args.incidents)]
+        started = time.perf_counter()
+        approved = await approve_waiting(client, services)
+        unremediated = await wait_remediated(client, approved, args.decision_timeout)
+        remediated_s = round(time.perf_counter() - started, 1)
+    # The dev stack's default target state dir (start_stack passes no FIREBREAK_TARGET_STATE_DIR).
+    effects: dict[str, float] = count_effects(stack.data_dir / "targets", approved) | {
+        "not_remediated_in_time": unremediated,
+        "approve_to_remediated_s": remediated_s,
+    }
+    outcomes = await remediation_outcomes(client, approved)
+    print(f"  {label} effects: {effects}; remediation runs: {outcomes}", flush=True)
     return Shape(
         workers=workers,
-        apis=apis,
+        apis=len(api_urls),
         storms=rows,
         effects=effects,
+        remediation_runs=outcomes,
         first_incident_decided_s=first,
         rss_mb_idle_at_start=idle_mb,
         whole_shape_rss_peak_mb={k: round(v) for k, v in whole.peak_mb.items()},
         whole_shape_cpu_pct={k: round(v) for k, v in whole.cpu_pct.items()},
     )
+
+
+async def scale_out(
+    args: argparse.Namespace, storms: list[Storm], workdir: Path, workers: int, apis: int
+) -> list[Shape]:
+    """One dev stack: the storms with its own worker and API (1x1), then again once the extra
+    workers and APIs run beside them."""
+    from runtime.temporal import connect
+
+    stack = await start_stack(workdir, args.settle)
+    replicas: list[Replica] = []
+    try:
+        keys = (stack.data_dir / "codec.keys").read_text().strip()
+        client = await connect(stack.temporal_address, keys, interceptors=[])
+        pids = stack_workers(stack) | {
+            "api": stack.child("-m api"),
+            "temporal": stack.child("server start-dev"),
+        }
+        shapes = [await run_shape(args, storms, stack, client, pids, [stack.api_url], 1)]
+        replicas += await add_workers(stack, client, workers - 1, workdir)
+        extra_apis, extra_urls = await add_apis(stack, apis - 1, workdir)
+        replicas += extra_apis
+        pids |= {r.name: r.process.pid for r in replicas}
+        shapes.append(
+            await run_shape(args, storms, stack, client, pids, [stack.api_url, *extra_urls], workers)
+        )
+    finally:
+        for replica in reversed(replicas):
+            replica.stop()
+        stack.stop()
+    return shapes
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -372,14 +406,14 @@ def print_tables(shapes: list[Shape], eda: dict[str, dict[str, object]]) -> None
             )
     print(
         "\n| shape | approved incidents | effects | double effects | missing effects "
-        "| approve → all remediated s | whole shape: RSS peak MB | whole shape: CPU % |"
+        "| remediation runs | approve → all remediated s | whole shape: RSS peak MB | whole shape: CPU % |"
     )
-    print("|---" * 8 + "|")
+    print("|---" * 9 + "|")
     for shape in shapes:
         e = shape.effects
         print(
             f"| {shape.label} | {e['approved_incidents']:g} | {e['effects']:g} | {e['double_effects']:g} "
-            f"| {e['missing_effects']:g} | {e['approve_to_remediated_s']} "
+            f"| {e['missing_effects']:g} | {kv(shape.remediation_runs)} | {e['approve_to_remediated_s']} "
             f"| {kv(shape.whole_shape_rss_peak_mb)} | {kv(shape.whole_shape_cpu_pct)} |"
         )
     print()
@@ -403,16 +437,15 @@ async def main() -> None:
     loads = [os.getloadavg()]
     eda_version: str | None = None
     eda: dict[str, dict[str, object]] = {}
-    shapes: list[Shape] = []
+    shapes: list[Shape]
     try:
         if not args.no_eda:
             print("Event-Driven Ansible ...", flush=True)
             eda_version, eda = await eda_storms(args, storms, workdir)
             loads.append(os.getloadavg())
-        for workers, apis in ((1, 1), (args.workers, args.apis)):
-            print(f"Firebreak {workers} worker(s) x {apis} API(s) ...", flush=True)
-            shapes.append(await shape_storms(args, storms, workdir, workers, apis))
-            loads.append(os.getloadavg())
+        print(f"Firebreak 1x1, then {args.workers} worker(s) x {args.apis} API(s) ...", flush=True)
+        shapes = await scale_out(args, storms, workdir, args.workers, args.apis)
+        loads.append(os.getloadavg())
     finally:
         if args.keep:
             print(f"kept {workdir}")
