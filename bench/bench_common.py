@@ -1,16 +1,18 @@
 """What the benchmarks share: a free loopback port, a percentile, how results are printed,
-and the storm load generator (payloads, a lean HTTP client, closed- and open-loop senders,
-the bare signal-with-start loop and the count of alerts delivered to the workflows)."""
+and the storm load generator (payloads, a lean HTTP client, closed- and open-loop senders
+that spread posts over one or more API replicas, the bare signal-with-start loop and the
+count of alerts delivered to the workflows)."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import secrets
 import socket
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from temporalio.api.enums.v1 import EventType
@@ -156,12 +158,14 @@ def storm_requests(total: int, incidents: int, run: str, group: int) -> list[byt
 
 class Sender:
     """Posts one body until it is accepted (any 2xx), retrying 429/503 after Retry-After and
-    dropped connections at once; records the ack latency of the attempt that was accepted."""
+    dropped connections at once; records the ack latency of the attempt that was accepted and
+    which replica accepted it."""
 
-    def __init__(self, host: str, port: int, token: str, path: str = "/alerts/generic") -> None:
-        self.host, self.port, self.token, self.path = host, port, token, path
+    def __init__(self, path: str = "/alerts/generic") -> None:
+        self.path = path
         self.latencies: list[float] = []
         self.statuses: dict[int, int] = {}
+        self.accepted_by: dict[str, int] = {}  # "host:port" -> posts that replica accepted
         self.retries = 0
 
     async def send(self, connection: Connection, body: bytes) -> Connection:
@@ -172,11 +176,13 @@ class Sender:
             except (ConnectionError, OSError, asyncio.IncompleteReadError):
                 self.retries += 1  # a dropped keep-alive connection: send again
                 connection.close()
-                connection = Connection(self.host, self.port, self.token)
+                connection = Connection(connection.host, connection.port, connection.token)
                 continue
             self.statuses[status] = self.statuses.get(status, 0) + 1
             if 200 <= status < 300:
                 self.latencies.append(time.perf_counter() - t0)
+                replica = f"{connection.host}:{connection.port}"
+                self.accepted_by[replica] = self.accepted_by.get(replica, 0) + 1
                 return connection
             self.retries += 1  # a sender honours 429/503 by retrying: nothing is dropped
             await asyncio.sleep(float(headers.get("retry-after", "1")))
@@ -189,26 +195,58 @@ class Sender:
             "ack_p99_ms": percentile(self.latencies, 0.99) * 1000,
             "retries": self.retries,
             "statuses": self.statuses,  # type: ignore[dict-item]
+            "accepted_by": self.accepted_by,  # type: ignore[dict-item]
         }
 
 
+class Replicas:
+    """The API replicas a load balancer would front: each post goes to the next one in turn
+    (round-robin per request, as an L7 balancer spreads keep-alive traffic)."""
+
+    def __init__(self, base_urls: str | Sequence[str], token: str) -> None:
+        urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not urls:
+            raise ValueError("base_urls: at least one API replica")
+        self.token = token
+        self.addresses = [
+            (host, int(port)) for host, port in (u.removeprefix("http://").rsplit(":", 1) for u in urls)
+        ]
+        self._turn = itertools.cycle(range(len(self.addresses)))
+
+    def next(self) -> int:
+        return next(self._turn)
+
+    def connect(self, replica: int) -> Connection:
+        host, port = self.addresses[replica]
+        return Connection(host, port, self.token)
+
+
 async def closed_loop(
-    base_url: str, token: str, bodies: list[bytes], alerts: int, senders: int, path: str = "/alerts/generic"
+    base_urls: str | Sequence[str],
+    token: str,
+    bodies: list[bytes],
+    alerts: int,
+    senders: int,
+    path: str = "/alerts/generic",
 ) -> dict[str, float]:
-    """`senders` senders, each posting its next body once the last was accepted: the ceiling."""
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    sender = Sender(host, int(port), token, path)
+    """`senders` senders, each posting its next body once the last was accepted: the ceiling.
+    Each sender keeps one connection per replica; the bodies go to the replicas in turn."""
+    replicas = Replicas(base_urls, token)
+    sender = Sender(path)
     queue: asyncio.Queue[bytes] = asyncio.Queue()
     for body in bodies:
         queue.put_nowait(body)
 
     async def one() -> None:
-        connection = Connection(host, int(port), token)
+        connections = [replicas.connect(n) for n in range(len(replicas.addresses))]
         try:
             while not queue.empty():
-                connection = await sender.send(connection, queue.get_nowait())
+                body = queue.get_nowait()
+                n = replicas.next()
+                connections[n] = await sender.send(connections[n], body)
         finally:
-            connection.close()
+            for connection in connections:
+                connection.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(senders)))
@@ -216,29 +254,36 @@ async def closed_loop(
 
 
 async def open_loop(
-    base_url: str, token: str, bodies: list[bytes], alerts: int, rate: float, path: str = "/alerts/generic"
+    base_urls: str | Sequence[str],
+    token: str,
+    bodies: list[bytes],
+    alerts: int,
+    rate: float,
+    path: str = "/alerts/generic",
 ) -> dict[str, float]:
     """Bodies sent on a fixed schedule (`rate` alerts/s) whatever the answers: the latency a
-    sender sees at that load. Connections are pooled; a late answer never delays the next send."""
-    host, port = base_url.removeprefix("http://").rsplit(":", 1)
-    sender = Sender(host, int(port), token, path)
-    idle: list[Connection] = []
+    sender sees at that load. Connections are pooled per replica and the bodies go to the
+    replicas in turn; a late answer never delays the next send."""
+    replicas = Replicas(base_urls, token)
+    sender = Sender(path)
+    idle: list[list[Connection]] = [[] for _ in replicas.addresses]
     per_request = alerts / len(bodies)
     interval = per_request / rate
 
-    async def one(body: bytes) -> None:
-        connection = idle.pop() if idle else Connection(host, int(port), token)
-        idle.append(await sender.send(connection, body))
+    async def one(body: bytes, n: int) -> None:
+        connection = idle[n].pop() if idle[n] else replicas.connect(n)
+        idle[n].append(await sender.send(connection, body))
 
     started = time.perf_counter()
     tasks = []
-    for n, body in enumerate(bodies):
-        delay = started + n * interval - time.perf_counter()
+    for k, body in enumerate(bodies):
+        delay = started + k * interval - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(body)))
+        tasks.append(asyncio.create_task(one(body, replicas.next())))
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - started
-    for connection in idle:
+    pooled = [connection for pool in idle for connection in pool]
+    for connection in pooled:
         connection.close()
-    return sender.summary(alerts, elapsed) | {"connections": len(idle)}
+    return sender.summary(alerts, elapsed) | {"connections": len(pooled)}

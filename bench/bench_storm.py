@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,9 +165,16 @@ class Storm:
 
 
 async def send_storm(
-    storm: Storm, base: str, token: str, path: str, alerts: int, incidents: int, senders: int
+    storm: Storm,
+    base: str | Sequence[str],
+    token: str,
+    path: str,
+    alerts: int,
+    incidents: int,
+    senders: int,
 ) -> tuple[str, dict[str, float], float]:
-    """Send one storm; (its run id, the sender's numbers, when the last alert was acked)."""
+    """Send one storm (to the replicas in turn when `base` lists several); (its run id, the
+    sender's numbers, when the last alert was acked)."""
     run = secrets.token_hex(3)
     bodies = storm_requests(alerts, incidents, run, storm.group)
     if storm.rate is None:
@@ -177,7 +184,7 @@ async def send_storm(
     return run, numbers, time.perf_counter()
 
 
-async def warm_up(base: str, token: str, path: str) -> tuple[str, float]:
+async def warm_up(base: str | Sequence[str], token: str, path: str) -> tuple[str, float]:
     """WARM_UP_ALERTS single-alert POSTs to one service, so no storm pays the first request's
     cost (class loading, JIT, connections); (their run id, when the last was acked)."""
     run = secrets.token_hex(3)
@@ -442,7 +449,6 @@ async def firebreak_storms(
     from runtime.temporal import connect
 
     stack = await start_stack(workdir, args.settle)
-    rows: dict[str, dict[str, object]] = {}
     try:
         keys = (stack.data_dir / "codec.keys").read_text().strip()
         client = await connect(stack.temporal_address, keys, interceptors=[])
@@ -461,34 +467,8 @@ async def firebreak_storms(
             "cpu_pct": {k: round(v) for k, v in usage.cpu_pct.items()},
         }
         print(f"  raw signal-with-start: {raw_row}", flush=True)
-        # The first incident after start pays the cold start (the embedding model loads on
-        # first use): measured here, on its own, so that no storm's numbers carry it.
-        run, last_ack = await warm_up(stack.api_url, stack.token, "/alerts/generic")
-        deadline = time.monotonic() + args.decision_timeout
-        while (left := await undecided(client, run, 1)) and time.monotonic() < deadline:
-            await asyncio.sleep(0.5)
-        first = None if left else round(time.perf_counter() - last_ack, 1)
-        print(f"  first incident decided {first}s after its last alert", flush=True)
-        for storm in storms:
-            with Usage(pids) as usage:
-                run, numbers, last_ack = await send_storm(
-                    storm,
-                    stack.api_url,
-                    stack.token,
-                    "/alerts/generic",
-                    args.alerts,
-                    args.incidents,
-                    args.senders,
-                )
-            deadline = time.monotonic() + args.decision_timeout
-            while (left := await undecided(client, run, args.incidents)) and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)
-            decided_s = None if left else time.perf_counter() - last_ack
-            lost = args.alerts - await count_delivered(
-                client, INCIDENT_WORKFLOW_ID_PREFIX, args.incidents, run
-            )
-            rows[storm.name] = row(numbers, usage, lost, decided_s) | {"undecided": left}
-            print(f"  Firebreak {storm.name}: {rows[storm.name]}", flush=True)
+        first = await first_incident_decided(client, [stack.api_url], stack.token, args.decision_timeout)
+        rows = await storm_rows(args, storms, client, [stack.api_url], stack.token, pids, "Firebreak")
         idle_mb_after = {k: round(rss_mb(p)) for k, p in pids.items()}
     finally:
         stack.stop()
@@ -498,6 +478,50 @@ async def firebreak_storms(
         "rss_mb_at_end": idle_mb_after,
     }
     return raw_row, stack_info, rows
+
+
+async def first_incident_decided(
+    client: Client, api_urls: Sequence[str], token: str, timeout: float
+) -> float | None:
+    """Seconds from the warm-up's last ack until its incident is decided (None: not within
+    `timeout`). The first incident after start pays the cold start (the embedding model loads
+    on first use): measured here, on its own, so that no storm's numbers carry it."""
+    run, last_ack = await warm_up(api_urls, token, "/alerts/generic")
+    deadline = time.monotonic() + timeout
+    while (left := await undecided(client, run, 1)) and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    first = None if left else round(time.perf_counter() - last_ack, 1)
+    print(f"  first incident decided {first}s after its last alert", flush=True)
+    return first
+
+
+async def storm_rows(
+    args: argparse.Namespace,
+    storms: list[Storm],
+    client: Client,
+    api_urls: Sequence[str],
+    token: str,
+    pids: dict[str, int],
+    label: str,
+) -> dict[str, dict[str, object]]:
+    """Each storm sent to the API replicas in turn, then waited for until every incident of it
+    is decided: a row per storm, with the storm's run id (`run`) for what is counted later."""
+    rows: dict[str, dict[str, object]] = {}
+    for storm in storms:
+        with Usage(pids) as usage:
+            run, numbers, last_ack = await send_storm(
+                storm, api_urls, token, "/alerts/generic", args.alerts, args.incidents, args.senders
+            )
+        deadline = time.monotonic() + args.decision_timeout
+        while (left := await undecided(client, run, args.incidents)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+        decided_s = None if left else time.perf_counter() - last_ack
+        lost = args.alerts - await count_delivered(client, INCIDENT_WORKFLOW_ID_PREFIX, args.incidents, run)
+        rows[storm.name] = row(numbers, usage, lost, decided_s) | {"undecided": left, "run": run}
+        if len(api_urls) > 1:
+            rows[storm.name]["accepted_posts_by_api"] = numbers["accepted_by"]
+        print(f"  {label} {storm.name}: {rows[storm.name]}", flush=True)
+    return rows
 
 
 # --- the table ------------------------------------------------------------------------------
@@ -526,22 +550,23 @@ def print_table(
                 f"| {name} | {system} | {r['alerts_per_s']} | {ratio} "
                 f"| {r['ack_p50_ms']} | {r['ack_p99_ms']} "
                 f"| {r['refusals_429_503']} | {r['lost']} | {r['decided_s_after_last_ack']} "
-                f"| {_kv(r['rss_peak_mb'])} | {_kv(r['cpu_pct'])} |"
+                f"| {kv(r['rss_peak_mb'])} | {kv(r['cpu_pct'])} |"
             )
     print(
         f"| signal-with-start ceiling | bare loop, 32 in flight | {raw['alerts_per_s']} | | | | | "
-        f"| | {_kv(raw['rss_peak_mb'])} | {_kv(raw['cpu_pct'])} |\n"
+        f"| | {kv(raw['rss_peak_mb'])} | {kv(raw['cpu_pct'])} |\n"
     )
 
 
-def _kv(values: object) -> str:
+def kv(values: object) -> str:
     assert isinstance(values, dict)
     return " ".join(f"{k} {v}" for k, v in values.items())
 
 
-async def main() -> None:
+def storm_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The storm's options, shared with bench_scaleout."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--alerts", type=int, default=10_000, help="alerts per storm")
     parser.add_argument("--incidents", type=int, default=50, help="services (incidents) per storm")
@@ -557,14 +582,21 @@ async def main() -> None:
     parser.add_argument("--no-eda", action="store_true", help="skip the peer")
     parser.add_argument("--storms", default="per_alert,grouped,paced", help="which storms, comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, data)")
-    args = parser.parse_args()
+    return parser
 
+
+def chosen_storms(args: argparse.Namespace) -> list[Storm]:
     every = (
         Storm("per_alert", 1, None),
         Storm("grouped", args.group, None),
         Storm("paced", args.group, args.rate),
     )
-    storms = [storm for storm in every if storm.name in args.storms.split(",")]
+    return [storm for storm in every if storm.name in args.storms.split(",")]
+
+
+async def main() -> None:
+    args = storm_arguments(__doc__).parse_args()
+    storms = chosen_storms(args)
     workdir = Path(tempfile.mkdtemp(prefix="firebreak-storm-"))
     load_before = os.getloadavg()[0]
     eda_version: str | None = None
@@ -584,8 +616,8 @@ async def main() -> None:
     print(
         f"Firebreak's first incident after start: decided "
         f"{stack_info['first_incident_decided_s']}s after its last alert (cold start); "
-        f"RSS MB idle at start {_kv(stack_info['rss_mb_idle_at_start'])}, "
-        f"at the end {_kv(stack_info['rss_mb_at_end'])}\n"
+        f"RSS MB idle at start {kv(stack_info['rss_mb_idle_at_start'])}, "
+        f"at the end {kv(stack_info['rss_mb_at_end'])}\n"
     )
     result = {
         "alerts": args.alerts,
