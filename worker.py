@@ -265,6 +265,7 @@ def build_incident_activities(
         inventory=inventory,
         ssh_ca=SshCertificateAuthority(settings.vault_addr, settings.vault_token) if inventory else None,
         preview_limits=PreviewLimits.from_settings(settings),
+        max_concurrent_runs=settings.remediation_max_concurrent_runs,
     )
     try:
         telemetry = build_telemetry_activities(settings)

@@ -21,6 +21,12 @@ Those runs are capped per worker; real runs and rollbacks never wait for them. O
 check-mode run needs its own certificates, so it stays one run per request (not shared, not
 capped): one Ansible process holding several actions' keys would widen what each can reach.
 
+Real runs (and SSH dry runs) take a run slot first (`max_concurrent_runs` per worker) and
+only then mint their credential, so a queued run holds no token and a token's TTL is not
+spent waiting. Their Ansible threads have an executor of their own, so the short OpenBao
+calls never queue behind long playbooks in the default thread pool; and every wait (a slot,
+OpenBao) heartbeats, so a slow step under load is not mistaken for a dead worker.
+
 The token is revoked in the same `finally` that deletes the run's private dir (see
 integrations/ansible.py), so a leftover is a dead token in RAM. A killed attempt leaves its
 accessor in its last heartbeat, and the next attempt revokes it first.
@@ -38,12 +44,14 @@ certificate expires at its TTL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import activity
 
@@ -53,16 +61,36 @@ from integrations.ansible_ssh import SshLogin
 from integrations.previews import PreviewBatcher, PreviewLimits
 from integrations.ssh_ca import SshCertificateAuthority
 from integrations.vault import ActionCredentials, action_secret_api_path
-from models.catalog import Catalog, CatalogError
+from models.catalog import ActionSpec, Catalog, CatalogError
 from models.incident import RemediationInput, RemediationResult
 from models.inventory import Inventory, InventoryError, InventoryHost
 from policies.admission import NotAdmitted, check_admission
 from policies.seals import Sealer
 
 HEARTBEAT_INTERVAL_SECONDS = 5.0
+# Real runs (and SSH dry runs) at once per worker unless configured.
+DEFAULT_MAX_CONCURRENT_RUNS = 4
+T = TypeVar("T")
 # A check-mode run's values that are the same for every request of an action: a shared run's
 # extra vars. Everything else (params, incident, key, execution) is each request's own.
 SHARED_PREVIEW_VARS = ("target_state_dir", "vault_addr", "vault_secret_path")
+
+
+async def _beating(step: Awaitable[T], details: Callable[[], dict[str, Any]]) -> T:
+    """Await `step`, heartbeating `details()` every interval meanwhile.
+
+    Cancellation cancels the step as a plain await would (a thread keeps running to its end).
+    """
+    task = asyncio.ensure_future(step)
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_INTERVAL_SECONDS)
+            if done:
+                return task.result()
+            activity.heartbeat(details())
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
 
 
 def _heartbeat_accessor(details: Sequence[Any]) -> str | None:
@@ -84,7 +112,10 @@ class RemediationActivities:
         inventory: Inventory | None = None,
         ssh_ca: SshCertificateAuthority | None = None,
         preview_limits: PreviewLimits | None = None,
+        max_concurrent_runs: int = DEFAULT_MAX_CONCURRENT_RUNS,
     ) -> None:
+        if max_concurrent_runs < 1:
+            raise ValueError("max_concurrent_runs must be at least 1")
         self._catalog = catalog
         self._sealer = sealer
         self._credentials = credentials
@@ -93,6 +124,8 @@ class RemediationActivities:
         # Public for benches and tests: they count the Ansible runs and the shared ones at once.
         self.runner = PlaybookRunner(catalog.directory, runtime_dir)
         self.previews = PreviewBatcher(self.runner, preview_limits or PreviewLimits())
+        self._run_slots = asyncio.Semaphore(max_concurrent_runs)
+        self._run_threads = ThreadPoolExecutor(max_concurrent_runs, thread_name_prefix="firebreak-ansible")
         if inventory is not None and ssh_ca is None:
             raise ValueError("an inventory needs an SSH CA to sign its logins")
         self._inventory = inventory
@@ -147,14 +180,51 @@ class RemediationActivities:
         # last heartbeat, so this attempt revokes it before minting its own.
         orphan = _heartbeat_accessor(info.heartbeat_details)
         if orphan is not None:
-            await asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds)
+            # Heartbeats name the orphan until it is gone: a kill now leaves it to the next attempt.
+            await _beating(
+                asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds),
+                lambda: {"tasks_done": 0, "task": "revoking an earlier attempt's token", "accessor": orphan},
+            )
+        shared = input.check_mode and self._inventory is None
+        if shared:
+            return await self._run(input, spec, playbook, hosts, started, shared=True)
+        slot = asyncio.ensure_future(self._run_slots.acquire())
+        try:
+            await _beating(
+                slot, lambda: {"tasks_done": 0, "task": "waiting for a run slot", "accessor": None}
+            )
+        except asyncio.CancelledError:
+            if slot.done() and not slot.cancelled():  # got it just as the cancel came
+                self._run_slots.release()
+            raise
+        try:
+            return await self._run(input, spec, playbook, hosts, started, shared=False)
+        finally:
+            self._run_slots.release()
+
+    async def _run(
+        self,
+        input: RemediationInput,
+        spec: ActionSpec,
+        playbook: str,
+        hosts: list[tuple[str, InventoryHost]] | None,
+        started: float,
+        *,
+        shared: bool,
+    ) -> RemediationResult:
+        """Mint what the run needs, run it (heartbeating), revoke, and describe the result."""
+        action = input.action
+        info = activity.info()
         credential = None
         logins: list[SshLogin] = []
         if hosts is not None:
             logins = await self._sign_logins(hosts, spec.name, spec.timeout_seconds, input)
         elif not input.check_mode:
-            credential = await asyncio.to_thread(
-                self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
+            credential = await _beating(
+                asyncio.to_thread(
+                    self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
+                ),
+                lambda: {"tasks_done": 0, "task": "asking OpenBao for a credential", "accessor": None},
             )
             activity.heartbeat(
                 {"tasks_done": 0, "task": "credential issued", "accessor": credential.accessor}
@@ -182,20 +252,24 @@ class RemediationActivities:
                 service = self._inventory.services[action.target]
                 extravars["program"] = service.program or action.target
                 extravars["log_dir"] = service.log_dir
-            shared = input.check_mode and self._inventory is None
             if shared:
                 # The values every preview of this action shares; the rest are this request's own.
                 common = {name: extravars.pop(name) for name in SHARED_PREVIEW_VARS}
-                work = self.previews.preview(playbook, common, extravars, progress)
+                work: Awaitable[tuple[str, bool]] = self.previews.preview(
+                    playbook, common, extravars, progress
+                )
             else:
-                work = asyncio.to_thread(
-                    self.runner.run,
-                    playbook,
-                    extravars,
-                    credential.token if credential else None,
-                    input.check_mode,
-                    progress,
-                    logins,
+                work = asyncio.get_running_loop().run_in_executor(
+                    self._run_threads,
+                    functools.partial(
+                        self.runner.run,
+                        playbook,
+                        extravars,
+                        credential.token if credential else None,
+                        input.check_mode,
+                        progress,
+                        logins,
+                    ),
                 )
             runner_task = asyncio.ensure_future(work)
             try:
@@ -221,7 +295,15 @@ class RemediationActivities:
             status, changed = runner_task.result()
         finally:
             if credential is not None:
-                revoked = await asyncio.to_thread(self._credentials.revoke, credential)
+                held = credential  # heartbeats name it until it is revoked
+                revoked = await _beating(
+                    asyncio.to_thread(self._credentials.revoke, held),
+                    lambda: {
+                        "tasks_done": progress.tasks_done,
+                        "task": "revoking",
+                        "accessor": held.accessor,
+                    },
+                )
             logins.clear()  # the keys' last reference in this activity
 
         duration = time.monotonic() - started

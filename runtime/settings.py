@@ -202,6 +202,12 @@ class Settings(BaseSettings):
         description="hosts to remediate over SSH with OpenBao-signed certificates (README); "
         "unset: the bundled playbooks act on local demo targets",
     )
+    # Real runs and rollbacks (and SSH dry runs) at once per worker: the rest wait for a slot,
+    # heartbeating and holding no credential, so a storm of approvals does not start dozens of
+    # Ansible processes on one machine nor mint tokens that expire while they queue.
+    remediation_max_concurrent_runs: int = Field(
+        default=4, ge=1, le=64, description="real Ansible runs at once per worker"
+    )
     # Check-mode previews (approval previews, shadow mode) in a storm: same-playbook previews
     # arriving within the gather window share one Ansible run, and at most this many check-mode
     # Ansible runs go at once per worker; real runs and rollbacks are never held back by them.
