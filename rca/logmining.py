@@ -108,8 +108,11 @@ class LogMiner:
         return stats, [LogPairStat(float(w), s, a, b, n) for (w, s, a, b), n in sorted(pairs.items())]
 
 
-def mine_logs(normal: Iterable[LogLine], incident: Iterable[LogLine]) -> list[LogStat]:
-    """Train on the normal lines, then count both windows' lines by template."""
+def mine_logs(
+    normal: Iterable[LogLine], incident: Iterable[LogLine]
+) -> tuple[list[LogStat], list[LogPairStat]]:
+    """Train on the normal lines, then count both windows' lines by template, and their pairs."""
     miner = LogMiner()
-    base = miner.count(normal, learn=True)
-    return base + miner.count(incident, learn=False)
+    base, base_pairs = miner.mine(normal, learn=True)
+    during, during_pairs = miner.mine(incident, learn=False)
+    return base + during, base_pairs + during_pairs
