@@ -9,6 +9,9 @@ Files missing from RAW_DIR (the mirror available here lacks files over 4 MiB: mo
 OnlineBoutique logs and about 40% of its trace minutes) are skipped and each scenario
 records in `sources.json` which signals it has.
 
+Log lines keep their `TraceID`, so each case with logs also gets `logpairs.csv.gz` (a
+service's consecutive templates within one trace, rca.logmining).
+
 One scenario per injected fault. Ground truth is the fault list's injected pod mapped to its
 service (the pod name without its ReplicaSet and pod hash), never anything a ranker says.
 
