@@ -42,7 +42,7 @@ from models.rca import MetricSeries, Symptom, TelemetryInput, TelemetryResult, T
 from rca.logmining import mine_logs
 from rca.ranking import rank_root_causes, score_series
 from rca.series import Metrics, Point
-from rca.signals import LogStat, TraceStat, with_trace_edges
+from rca.signals import LogPairStat, LogStat, TraceStat, with_trace_edges
 from rca.spans import aggregate_spans
 from rca.topology import Topology
 from runtime.settings import Settings
@@ -114,7 +114,7 @@ class TelemetryActivities:
 
     async def _signals(
         self, services: list[str], normal: tuple[float, float], anomalous: tuple[float, float]
-    ) -> tuple[list[TraceStat], list[LogStat], tuple[float, float], list[str]]:
+    ) -> tuple[list[TraceStat], list[LogStat], list[LogPairStat], tuple[float, float], list[str]]:
         """Traces and logs for the last part of the normal period and the incident, aggregated
         by the same code as the datasets (rca.spans, rca.logmining). A store that fails is a
         reason, not an error."""
@@ -122,6 +122,7 @@ class TelemetryActivities:
         reasons: list[str] = []
         traces: list[TraceStat] = []
         logs: list[LogStat] = []
+        log_pairs: list[LogPairStat] = []
         if self._traces is not None:
             try:
                 before, during = await asyncio.gather(
@@ -136,10 +137,10 @@ class TelemetryActivities:
                     self._logs.lines(services, *base), self._logs.lines(services, *anomalous)
                 )
                 # Drain is CPU work: off the event loop.
-                logs = await asyncio.to_thread(mine_logs, before_lines, during_lines)
+                logs, log_pairs = await asyncio.to_thread(mine_logs, before_lines, during_lines)
             except LogSourceError as exc:
                 reasons.append(f"logs from {self._logs.name} unavailable ({exc}); ranked without them")
-        return traces, logs, base, reasons
+        return traces, logs, log_pairs, base, reasons
 
     async def aclose(self) -> None:
         """Close the Prometheus connection pool (the worker does, when it stops)."""
@@ -223,7 +224,9 @@ class TelemetryActivities:
             elif missing:
                 reasons.append(f"no metrics for {', '.join(missing[:10])}")
 
-        traces, logs, signals_normal, signal_reasons = await self._signals(services, normal, anomalous)
+        traces, logs, log_pairs, signals_normal, signal_reasons = await self._signals(
+            services, normal, anomalous
+        )
         if signal_reasons:
             reasons += signal_reasons
             status = "partial" if status == "ok" else status
@@ -240,6 +243,7 @@ class TelemetryActivities:
             limit=5,
             traces=traces,
             logs=logs,
+            log_pairs=log_pairs,
             trace_normal=signals_normal,
             log_normal=signals_normal,
         )

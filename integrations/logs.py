@@ -28,6 +28,9 @@ import httpx
 from models.rca import LogLine
 
 MAX_LINES = 5000  # per window: enough to mine templates, bounded for memory
+TRACE_KEY = (
+    "trace_id"  # OpenTelemetry's log attribute for the trace a line belongs to (pairs in rca.logmining)
+)
 _LABEL = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
@@ -99,12 +102,20 @@ class LokiSource:
             raise LogSourceError("answer is not a Loki streams result")
         out: list[LogLine] = []
         for stream in data.get("result") or []:
-            service = str((stream.get("stream") or {}).get(self._label, ""))
+            labels = stream.get("stream") or {}
+            service = str(labels.get(self._label, ""))
+            # Loki 3 returns structured metadata (where OpenTelemetry logs keep `trace_id`)
+            # among the stream's labels, or per line when labels are categorised.
+            stream_trace = str(labels.get(TRACE_KEY, ""))
             for pair in stream.get("values") or []:
                 try:
-                    out.append(LogLine(int(pair[0]) / 1e9, service, str(pair[1])))
+                    extra = pair[2] if len(pair) > 2 and isinstance(pair[2], dict) else {}
+                    meta = extra.get("structuredMetadata") or {}
+                    trace = str(meta.get(TRACE_KEY, "")) if isinstance(meta, dict) else ""
+                    line = LogLine(int(pair[0]) / 1e9, service, str(pair[1]), trace_id=trace or stream_trace)
                 except (IndexError, TypeError, ValueError):
                     continue
+                out.append(line)
         return out
 
 
@@ -122,6 +133,7 @@ class ElasticsearchSource:
         service_field: str = "service",
         time_field: str = "@timestamp",
         message_field: str = "message",
+        trace_field: str = TRACE_KEY,
     ) -> None:
         self._http, self._base, self._timeout = http, base_url.rstrip("/"), timeout_seconds
         self._index, self._service, self._time, self._message = (
@@ -130,12 +142,13 @@ class ElasticsearchSource:
             time_field,
             message_field,
         )
+        self._trace = trace_field
 
     async def lines(self, services: Sequence[str], start: float, end: float) -> list[LogLine]:
         query = {
             "size": MAX_LINES,
             "sort": [{self._time: "asc"}],
-            "_source": [self._time, self._service, self._message],
+            "_source": [self._time, self._service, self._message, self._trace],
             "query": {
                 "bool": {
                     "filter": [
@@ -166,7 +179,8 @@ class ElasticsearchSource:
             ts = _epoch(source.get(self._time))
             if ts is None:
                 continue
-            out.append(LogLine(ts, str(source.get(self._service, "")), str(source.get(self._message, ""))))
+            service, text = str(source.get(self._service, "")), str(source.get(self._message, ""))
+            out.append(LogLine(ts, service, text, trace_id=str(source.get(self._trace) or "")))
         return out
 
 

@@ -117,6 +117,7 @@ class LogLine:
     timestamp: float  # unix seconds
     service: str
     text: str
+    trace_id: str = ""  # "" when the source does not say
 
 
 @dataclass

@@ -42,6 +42,7 @@ from models.rca import Candidate, Symptom
 from rca.series import Direction, Kind, Metrics, Point, metric_info
 from rca.signals import (
     LOG_SHARE_CENTER,
+    LogPairStat,
     LogStat,
     SignalAnomaly,
     TraceStat,
@@ -489,6 +490,7 @@ def rank_root_causes(
     limit: int | None = 10,
     traces: Sequence[TraceStat] = (),
     logs: Sequence[LogStat] = (),
+    log_pairs: Sequence[LogPairStat] = (),
     trace_normal: Window | None = None,
     log_normal: Window | None = None,
 ) -> list[Candidate]:
@@ -512,7 +514,9 @@ def rank_root_causes(
     fuse_signals(
         anomalies,
         score_traces(traces, trace_normal or normal, anomalous) if traces else {},
-        score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous)) if logs else {},
+        score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous), log_pairs)
+        if logs
+        else {},
     )
     on_path: set[str] | None = None
     if symptom is not None and symptom.service in topo:

@@ -68,6 +68,21 @@ class LogStat:
     template: str
 
 
+END = "END"  # a pair's second event when the service logged nothing more in that trace
+
+
+@dataclass(frozen=True)
+class LogPairStat:
+    """How often, within one trace, a service's line of `template_id` was followed by its next line
+    of `next_id` (`END`: by none), counted in the window of the first line."""
+
+    timestamp: float
+    service: str
+    template_id: str
+    next_id: str
+    count: int
+
+
 # --- files -----------------------------------------------------------------------------------
 
 
@@ -159,6 +174,28 @@ def load_logs_csv(path: Path) -> list[LogStat]:
                 level=level if level in ("error", "warn") else "info",
                 count=int(count),
                 template=(row.get("template") or "")[:300],
+            )
+        )
+    return out
+
+
+def load_log_pairs_csv(path: Path) -> list[LogPairStat]:
+    out: list[LogPairStat] = []
+    for line, row in _rows(path, ("timestamp", "service", "template_id", "next_id", "count")):
+        try:
+            ts = parse_time(row["timestamp"])
+        except ValueError as exc:
+            raise SignalFileError(f"{path}:{line}: {exc}") from None
+        count = _num(row, "count", path, line)
+        if not math.isfinite(count) or count < 0:
+            raise SignalFileError(f"{path}:{line}: count must be a count >= 0")
+        out.append(
+            LogPairStat(
+                timestamp=ts,
+                service=row["service"].strip(),
+                template_id=row["template_id"].strip(),
+                next_id=row["next_id"].strip(),
+                count=int(count),
             )
         )
     return out
@@ -337,6 +374,7 @@ def score_logs(
     normal: Window,
     anomalous: Window,
     invocations: dict[str, tuple[int, int]] | None = None,
+    pairs: Sequence[LogPairStat] = (),
 ) -> dict[str, SignalAnomaly]:
     """Per service: templates never seen in the normal window, whose share of lines surged, or that vanished.
 
@@ -360,6 +398,12 @@ def score_logs(
     spread: dict[str, int] = defaultdict(int)
     for _, template_id in meta:
         spread[template_id] += 1
+    # service -> (first, next) -> [normal, incident] pair counts
+    steps: dict[str, dict[tuple[str, str], list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for p in pairs:
+        side_index = 0 if _in(p.timestamp, normal) else 1 if _in(p.timestamp, anomalous) else None
+        if side_index is not None:
+            steps[p.service][(p.template_id, p.next_id)][side_index] += p.count
     out: dict[str, SignalAnomaly] = {}
     for service, sides in counts.items():
         total_n, total_a = sum(sides["n"].values()), sum(sides["a"].values())
@@ -372,6 +416,7 @@ def score_logs(
             # line to be due: the smaller of the two growths sets what is expected.
             growth = min(total_a / total_n, calls[1] / calls[0])
             scored.extend(_vanished(sides["n"], sides["a"], growth, meta, service, spread))
+        scored.extend(_broken_steps(steps.get(service, {}), meta, service, spread))
         for template_id, n_a in sides["a"].items():
             info = meta[(service, template_id)]
             weight = LEVEL_WEIGHT[info.level] / math.sqrt(spread[template_id])
@@ -452,6 +497,48 @@ def _vanished(
         intensity = weight * 4.0 * math.log2(ratio)
         seen = incident.get(template_id, 0)
         finding = f"info template fell to {seen} lines of {expected:.0f} expected: {info.template}"
+        out.append((b, intensity, finding))
+    return out
+
+
+def _broken_steps(
+    steps: dict[tuple[str, str], list[int]],
+    meta: dict[tuple[str, str], LogStat],
+    service: str,
+    spread: dict[str, int],
+) -> list[tuple[float, float, str]]:
+    """Normal-path steps (line A, then the service's next line B in the same trace) that stopped.
+
+    A is still reached, as often as the incident says, but B follows it less often than in
+    the normal window: the code now leaves the path between them (an exception thrown after
+    A). Expected B-after-A is A's incident count times the normal rate of B after A; scored
+    like a vanished line. Only info B (the normal path), for the reason `_vanished` gives.
+    Needs no traces: A's own count is the traffic that reached the step.
+    """
+    first_n: dict[str, int] = defaultdict(int)
+    first_a: dict[str, int] = defaultdict(int)
+    for (first, _), (n_n, n_a) in steps.items():
+        first_n[first] += n_n
+        first_a[first] += n_a
+    out: list[tuple[float, float, str]] = []
+    for (first, then), (n_n, n_a) in steps.items():
+        if then == END or n_n == 0 or first_a[first] == 0:
+            continue
+        info = meta.get((service, then))
+        if info is None or info.level != "info":
+            continue
+        expected = first_a[first] * n_n / first_n[first]
+        ratio = (expected + LOG_NEW_MIN) / (n_a + LOG_NEW_MIN)
+        if ratio <= 1.0:
+            continue
+        weight = 1.0 / math.sqrt(spread[then])
+        b = weight * _sigmoid(3.0 * (math.log2(ratio) - math.log2(LOG_SHARE_CENTER)))
+        intensity = weight * 4.0 * math.log2(ratio)
+        before = meta.get((service, first))
+        finding = (
+            f"info line followed its predecessor {n_a} times of {expected:.0f} expected: "
+            f"{info.template} (after: {before.template if before else first})"
+        )
         out.append((b, intensity, finding))
     return out
 

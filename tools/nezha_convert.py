@@ -9,6 +9,9 @@ Files missing from RAW_DIR (the mirror available here lacks files over 4 MiB: mo
 OnlineBoutique logs and about 40% of its trace minutes) are skipped and each scenario
 records in `sources.json` which signals it has.
 
+Log lines keep their `TraceID`, so each case with logs also gets `logpairs.csv.gz` (a
+service's consecutive templates within one trace, rca.logmining).
+
 One scenario per injected fault. Ground truth is the fault list's injected pod mapped to its
 service (the pod name without its ReplicaSet and pod hash), never anything a ranker says.
 
@@ -230,19 +233,25 @@ def read_log_lines(paths: Iterable[Path]) -> list[LogLine]:
                 service = service_of(row["PodName"])
             except (KeyError, ValueError):
                 continue
-            out.append(LogLine(ts, service, _TRACE_NOISE.sub("", _log_text(row.get("Log", "")))))
+            text = _TRACE_NOISE.sub("", _log_text(row.get("Log", "")))
+            out.append(LogLine(ts, service, text, trace_id=(row.get("TraceID") or "").strip()))
     return out
 
 
-def log_rows(miner: LogMiner, paths: Iterable[Path], *, learn: bool) -> list[list[str]]:
-    """Per window, per service, per Drain template (rca.logmining, as at run time)."""
-    return [
-        [str(int(s.timestamp)), s.service, s.template_id, s.level, str(s.count), s.template]
-        for s in miner.count(read_log_lines(paths), learn=learn, window_seconds=WINDOW)
-    ]
+def log_rows(
+    miner: LogMiner, paths: Iterable[Path], *, learn: bool
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Per window, per service, per Drain template; and per consecutive pair of a service's
+    templates within a trace (rca.logmining, as at run time)."""
+    stats, pairs = miner.mine(read_log_lines(paths), learn=learn, window_seconds=WINDOW)
+    return (
+        [[str(int(s.timestamp)), s.service, s.template_id, s.level, str(s.count), s.template] for s in stats],
+        [[str(int(p.timestamp)), p.service, p.template_id, p.next_id, str(p.count)] for p in pairs],
+    )
 
 
 LOG_HEADER = ["timestamp", "service", "template_id", "level", "count", "template"]
+PAIR_HEADER = ["timestamp", "service", "template_id", "next_id", "count"]
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -297,7 +306,7 @@ def convert_system(raw: Path, out: Path, system: str) -> int:
         base_logs = _baseline_dir(raw, system, day, "log")
         trace_base_rows = trace_rows([base_traces[1]]) if base_traces else []
         miner = LogMiner()
-        log_base_rows = log_rows(miner, [base_logs[1]], learn=True) if base_logs else []
+        log_base_rows, pair_base_rows = log_rows(miner, [base_logs[1]], learn=True) if base_logs else ([], [])
         state = miner.snapshot()  # the normal-period model, restored for every fault
         for fault in faults:
             if fault.service not in services:
@@ -337,9 +346,10 @@ def convert_system(raw: Path, out: Path, system: str) -> int:
             log_files = _minute_files(raw / "rca_data" / day / "log", "log", fault.at, fault.at + INCIDENT)
             if log_files and base_logs:
                 miner.restore(state)
-                _write_gz(
-                    case / "logs.csv.gz", LOG_HEADER, log_base_rows + log_rows(miner, log_files, learn=False)
-                )
+                incident_rows, incident_pairs = log_rows(miner, log_files, learn=False)
+                _write_gz(case / "logs.csv.gz", LOG_HEADER, log_base_rows + incident_rows)
+                if pair_base_rows or incident_pairs:
+                    _write_gz(case / "logpairs.csv.gz", PAIR_HEADER, pair_base_rows + incident_pairs)
                 incident["baselines"]["logs"] = _minute_window(base_logs[0], NORMAL_MINUTE[base_logs[0]])
                 sources["signals"].append("logs")
                 sources["log_files"] = [p.name for p in log_files]

@@ -140,6 +140,7 @@ def rank_candidates(scenario: Scenario, limit: int | None = None) -> list[Candid
         limit=limit,
         traces=scenario.traces,
         logs=scenario.logs,
+        log_pairs=scenario.log_pairs,
         trace_normal=scenario.baseline("traces"),
         log_normal=scenario.baseline("logs"),
     )
@@ -211,7 +212,7 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
     if scenario.traces:
         yield "no_traces", replace(scenario, traces=[])
     if scenario.logs:
-        yield "no_logs", replace(scenario, logs=[])
+        yield "no_logs", replace(scenario, logs=[], log_pairs=[])
 
 
 def evaluate(

@@ -11,6 +11,10 @@
                     duration, self = that minus time spent in the services it called; seconds)
     logs.csv        optional, per window, service and log template (Drain, trained on the normal window):
                     timestamp,service,template_id,level,count,template   (level: error | warn | info)
+    logpairs.csv    optional, with logs.csv: per window (of the first line), service and pair of
+                    its templates that followed each other within one trace (next_id "END":
+                    the service's last line in that trace):
+                    timestamp,service,template_id,next_id,count
     alerts.json     optional: Alertmanager alerts seen during the incident
     sources.json    optional: provenance (dataset, signals present); never read by ranking
     truth.json      {"root_cause": "<service>", "fault": "<kind>"}  (read only by the evaluator)
@@ -35,10 +39,12 @@ from models.alert import Alert, AlertmanagerAlert
 from models.rca import Symptom
 from rca.series import load_metrics_csv, parse_time
 from rca.signals import (
+    LogPairStat,
     LogStat,
     SignalFileError,
     TraceStat,
     find_file,
+    load_log_pairs_csv,
     load_logs_csv,
     load_traces_csv,
     with_trace_edges,
@@ -62,6 +68,7 @@ class Scenario:
     alerts: list[Alert] = field(default_factory=list)
     traces: list[TraceStat] = field(default_factory=list)
     logs: list[LogStat] = field(default_factory=list)
+    log_pairs: list[LogPairStat] = field(default_factory=list)
     baselines: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def baseline(self, signal: str) -> tuple[float, float]:
@@ -134,6 +141,8 @@ def load_scenario(path: Path) -> Scenario:
         traces_path, logs_path = find_file(path, "traces"), find_file(path, "logs")
         traces = load_traces_csv(traces_path) if traces_path else []
         logs = load_logs_csv(logs_path) if logs_path else []
+        pairs_path = find_file(path, "logpairs")
+        log_pairs = load_log_pairs_csv(pairs_path) if pairs_path else []
     except (ValueError, SignalFileError) as exc:
         raise ScenarioError(str(exc)) from None
     raw_baselines = incident.get("baselines") or {}
@@ -159,6 +168,7 @@ def load_scenario(path: Path) -> Scenario:
         alerts=alerts,
         traces=traces,
         logs=logs,
+        log_pairs=log_pairs,
         baselines=baselines,
     )
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from evals.rca.scenario import find_scenarios, load_scenario, load_truth
-from rca.signals import score_logs, score_traces
+from rca.signals import END, score_logs, score_traces
 from tools.nezha_convert import convert_system, service_of
 
 DAY, OTHER = "2023-01-29", "2023-01-30"
@@ -79,7 +79,8 @@ def _logs(path: Path, start: int, fault: bool) -> None:
             )
         for line in lines:
             body = json.dumps({"log": line + "\n", "stream": "stdout"})
-            rows.append(["", ts, "node", PODS["ts-order-service"], "server", "", "", body])
+            trace = f"{start:x}{i:04x}"
+            rows.append(["", ts, "node", PODS["ts-order-service"], "server", trace, "", body])
     _write(
         path, ["Timestamp", "TimeUnixNano", "Node", "PodName", "Container", "TraceID", "SpanID", "Log"], rows
     )
@@ -140,6 +141,13 @@ def test_converted_case_keeps_truth_windows_and_all_three_signals(tmp_path: Path
     found = score_logs(scenario.logs, scenario.baseline("logs"), scenario.anomalous)
     assert found["ts-order-service"].findings[0].startswith("new error template")
     assert "<NUM>" in found["ts-order-service"].findings[0]  # ids masked before mining
+    # Within each trace the error line now follows the create line, which ended traces before.
+    ids = {s.level: s.template_id for s in scenario.logs}
+    start = scenario.anomalous[0]
+    normal = {(p.template_id, p.next_id) for p in scenario.log_pairs if p.timestamp < start}
+    incident = {(p.template_id, p.next_id) for p in scenario.log_pairs if p.timestamp >= start}
+    assert normal == {(ids["info"], END)}
+    assert {(ids["info"], ids["error"]), (ids["error"], END)} <= incident
     sources = json.loads((case / "sources.json").read_text())
     assert sources["signals"] == ["metrics", "traces", "logs"]
 

@@ -8,10 +8,14 @@ helps one system and hurts the other fails here.
 
     measured                          AC@1    AC@3
     online-boutique (56 faults)       0.750   0.857   (AC@3 floor kept at 0.875 - 0.05)
-    train-ticket (45 faults)          0.844   0.889
+    train-ticket (45 faults)          0.844   0.933   (with logpairs.csv: a line that stops
+                                                       following its predecessor in a trace)
     window opened 5 / 15 min early (AC@1):
     online-boutique                   0.732 / 0.643   (15 min floor kept at 0.661 - 0.05)
-    train-ticket                      0.689 / 0.689   (15 min floor kept at 0.733 - 0.05)
+    train-ticket                      0.667 / 0.667   (LOWERED from 0.689 / 0.733 with logpairs.csv:
+        one case, food-service `return`, ranked first by 0.01 before, loses to a spurious step in
+        travel-service whose Drain template carries request content (a train number); the same
+        variants gain two travel2 cases at top 3. A trade for the lead to accept or revert.)
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
 MARGIN = 0.05
 MEASURED = {
     "nezha/online-boutique": {"ac1": 0.750, "ac3": 0.875},  # ac3 measured 0.857; the earlier floor stays
-    "nezha/train-ticket": {"ac1": 0.844, "ac3": 0.889},
+    "nezha/train-ticket": {"ac1": 0.844, "ac3": 0.933},
 }
 # An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
 MEASURED_SHIFTED = {
-    "shift-5m": {"nezha/online-boutique": 0.732, "nezha/train-ticket": 0.689},
-    # measured 0.643 / 0.689 with the consecutive-run level; the earlier floors stay
-    "shift-15m": {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.733},
+    "shift-5m": {"nezha/online-boutique": 0.732, "nezha/train-ticket": 0.667},
+    # OnlineBoutique measured 0.643 with the consecutive-run level; the earlier floor stays.
+    # TrainTicket lowered with logpairs.csv (see the module docstring).
+    "shift-15m": {"nezha/online-boutique": 0.661, "nezha/train-ticket": 0.667},
 }
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
 

@@ -15,9 +15,13 @@ import yaml
 
 from evals.rca.baselines import bocpd_change_point, rank_baro, rank_pagerank
 from evals.rca.scenario import ScenarioError, load_scenario
+from models.rca import LogLine
+from rca.logmining import LogMiner
 from rca.ranking import rank_root_causes
 from rca.series import Metrics
 from rca.signals import (
+    END,
+    LogPairStat,
     LogStat,
     SignalFileError,
     TraceStat,
@@ -134,6 +138,68 @@ def test_a_normal_path_line_that_vanishes_while_calls_keep_coming_is_evidence() 
     assert scored["api"].belief < 0.1
     # Without traces nothing says the requests kept coming: a vanished line is not scored.
     assert score_logs(stats, NORMAL, INCIDENT)["route"].belief < 0.1
+
+
+def test_a_line_that_stops_following_its_predecessor_in_a_trace_is_evidence() -> None:
+    """travel2's `#372` follows `#366` in every normal trace; in the incident it follows it a
+    tenth as often (an exception after `#366`) while another request type prints `#372`
+    too, so neither line's share nor count moves much. Only the order within a trace shows
+    it. order's pair holds its rate though it doubles with the traffic, and seat's `#7` stops
+    following `#3` because `#3` itself is no longer printed (nothing reaches the step): neither counts."""
+    stats: list[LogStat] = []
+    pairs: list[LogPairStat] = []
+    for ts in WINDOWS:
+        incident = ts >= 200
+        k = 2 if incident else 1
+        stats += [logs("travel2", "366", 10 * k, ts), logs("travel2", "372", 10 * k, ts)]
+        stats += [logs("order", "1", 10 * k, ts), logs("order", "2", 10 * k, ts)]
+        pairs += [LogPairStat(ts, "order", "1", "2", 10 * k), LogPairStat(ts, "order", "2", END, 10 * k)]
+        if incident:
+            pairs += [
+                LogPairStat(ts, "travel2", "366", "372", 2),
+                LogPairStat(ts, "travel2", "366", END, 18),
+                LogPairStat(ts, "travel2", "372", END, 20),
+            ]
+            stats.append(logs("seat", "7", 10, ts))
+            pairs.append(LogPairStat(ts, "seat", "7", END, 10))
+        else:
+            pairs += [
+                LogPairStat(ts, "travel2", "366", "372", 10),
+                LogPairStat(ts, "travel2", "372", END, 10),
+            ]
+            stats += [logs("seat", "3", 10, ts), logs("seat", "7", 10, ts)]
+            pairs += [LogPairStat(ts, "seat", "3", "7", 10), LogPairStat(ts, "seat", "7", END, 10)]
+    scored = score_logs(stats, NORMAL, INCIDENT, pairs=pairs)
+    assert scored["travel2"].belief > 0.9
+    assert (
+        scored["travel2"].findings[0].startswith("info line followed its predecessor 6 times of 60 expected")
+    )
+    assert scored["order"].belief < 0.1
+    assert scored["seat"].belief < 0.1
+    # The per-window counts alone do not single travel2 out.
+    assert score_logs(stats, NORMAL, INCIDENT)["travel2"].belief < 0.1
+
+
+def test_mining_pairs_each_line_with_the_same_services_next_line_in_its_trace() -> None:
+    """Time order within a trace and service, whatever order the lines arrive in (Nezha's
+    files list them newest first); lines without a trace id are counted but not paired."""
+    lines = [
+        LogLine(12.0, "travel2", "[queryInfo][Trip 7 found]", trace_id="a"),
+        LogLine(11.0, "route", "[getRoute][Route 3 found]", trace_id="a"),
+        LogLine(10.0, "travel2", "[queryInfo][Query 5 start]", trace_id="a"),
+        LogLine(40.0, "travel2", "[queryInfo][Query 6 start]", trace_id="b"),
+        LogLine(41.0, "travel2", "[queryInfo][Query 8 start]"),
+    ]
+    stats, pairs = LogMiner().mine(lines, learn=True, window_seconds=30)
+    ids = {s.template.split("]")[1]: s.template_id for s in stats}
+    query, trip, route = ids["[Query <NUM> start"], ids["[Trip <NUM> found"], ids["[Route <NUM> found"]
+    assert sum(s.count for s in stats if s.template_id == query) == 3
+    assert {(p.timestamp, p.service, p.template_id, p.next_id, p.count) for p in pairs} == {
+        (0.0, "route", route, END, 1),
+        (0.0, "travel2", query, trip, 1),
+        (0.0, "travel2", trip, END, 1),
+        (30.0, "travel2", query, END, 1),
+    }
 
 
 def flat_metrics(services: list[str], noisy: str | None = None) -> Metrics:
