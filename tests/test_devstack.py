@@ -214,6 +214,8 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         FIREBREAK_DATA_DIR=str(data_dir),
         FIREBREAK_CODEC_SERVER_PORT=str(codec_port),
         FIREBREAK_EMBEDDINGS="sparse",
+        # The worker's /metrics on a free port: 9464 may be another stack's (or another test's).
+        FIREBREAK_WORKER_METRICS_PORT="0",
     )
     api = f"http://127.0.0.1:{api_port}"
 
