@@ -9,6 +9,7 @@ A missing binary fails the session loudly; nothing here is skipped.
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import json
 import os
@@ -40,7 +41,7 @@ from models.constants import SEARCH_ATTRIBUTES
 from policies.catalog import load_catalog
 from policies.data import permissive_policies
 from runtime.settings import PROJECT_ROOT, Settings
-from tests.sshhost import SshTestbed
+from tests.sshhost import HOSTS_BASE, SshTestbed
 
 BIN_DIR = Path(sys.executable).parent
 
@@ -236,10 +237,31 @@ def settings(tmp_path: Path, vault: VaultServer, permissive_policies_dir: Path) 
     )
 
 
+@contextmanager
+def machine_wide_lock(path: Path) -> Iterator[None]:
+    """An exclusive flock on `path`, waited for: one holder on the machine, across processes
+    (xdist workers, other pytest runs); the kernel drops it if the holder dies."""
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def ssh_testbed(vault: VaultServer) -> Iterator[SshTestbed]:
     """The SSH test host (tests/sshhost.py) trusting the session OpenBao's SSH CA, whose roles
-    for each action and inventory host are bootstrapped as `firebreak vault-bootstrap` does."""
+    for each action and inventory host are bootstrapped as `firebreak vault-bootstrap` does.
+
+    The host's unix users (fbt-*) and sudoers file are machine-wide, so a second testbed (in
+    another xdist worker or another run) waits for this one to be gone before it starts."""
+    with machine_wide_lock(HOSTS_BASE / ".lock"):
+        yield from _ssh_testbed(vault)
+
+
+def _ssh_testbed(vault: VaultServer) -> Iterator[SshTestbed]:
     catalog = load_catalog(PROJECT_ROOT / "playbooks")
     with vault.root() as root:
         if f"{SSH_MOUNT}/" not in root.sys.list_mounted_secrets_engines()["data"]:

@@ -268,18 +268,20 @@ def files_holding(needle: str) -> list[str]:
     roots += [Path.home() / ".ansible", Path.home() / ".ssh"]
     found = []
     for root in roots:
-        if not root.is_dir():
-            continue
-        for path in root.rglob("*"):
-            try:
-                if (
-                    path.is_file()
-                    and path.stat().st_size < 1_000_000
-                    and needle in path.read_text(errors="ignore")
-                ):
-                    found.append(str(path))
-            except OSError:
-                continue
+        # os.walk, not rglob: other tests (xdist workers) create and remove directories under
+        # /tmp meanwhile, and os.walk skips one that vanished where rglob raises.
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = Path(directory) / name
+                try:
+                    if (
+                        path.is_file()
+                        and path.stat().st_size < 1_000_000
+                        and needle in path.read_text(errors="ignore")
+                    ):
+                        found.append(str(path))
+                except OSError:
+                    continue
     return found
 
 
