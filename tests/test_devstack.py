@@ -216,8 +216,6 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         FIREBREAK_WORKER_METRICS_PORT=str(metrics_port),
         FIREBREAK_MEMORY_WORKER_METRICS_PORT=str(memory_metrics),
         FIREBREAK_EMBEDDINGS="sparse",
-        # The worker's /metrics on a free port: 9464 may be another stack's (or another test's).
-        FIREBREAK_WORKER_METRICS_PORT="0",
     )
     api = f"http://127.0.0.1:{api_port}"
 

@@ -44,8 +44,9 @@ async def test_dev_stack_runs_the_bus_consumer_when_configured(
             FIREBREAK_DATA_DIR=str(data_dir),
             FIREBREAK_CODEC_SERVER_PORT=str(codec_port),
             FIREBREAK_EMBEDDINGS="sparse",
-            # The worker's /metrics on a free port: 9464 may be another stack's (or another test's).
+            # The workers' /metrics on free ports: 9464/9466 may be another stack's (or test's).
             FIREBREAK_WORKER_METRICS_PORT="0",
+            FIREBREAK_MEMORY_WORKER_METRICS_PORT="0",
             FIREBREAK_BUS_URL=f"nats://bus-user:bus-secret@127.0.0.1:{broker.port}",
             FIREBREAK_BUS_METRICS_PORT=str(metrics_port),
         )
