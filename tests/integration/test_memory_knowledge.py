@@ -326,7 +326,9 @@ def test_cli_ingest_reports_bad_files_and_shows_progress(corpus: Path, tmp_path:
         "HOME": str(tmp_path),
         "FIREBREAK_QDRANT_PATH": str(tmp_path / "q"),
         "FIREBREAK_EMBEDDINGS": "sparse",
-        "COLUMNS": "120",
+        # Wide enough for the bar's description (the corpus path, long under xdist's tmp dirs):
+        # a narrower line squeezes the "125/125 chunks" column out of the last frame.
+        "COLUMNS": "400",
     }
 
     def ingest() -> subprocess.CompletedProcess[str]:
