@@ -50,7 +50,7 @@ def policy_document(input: PolicyInput, topology: Topology | None) -> dict[str, 
     document["now"] = now.isoformat()  # "+00:00", which regopy's RFC3339 parser accepts
     document["time"] = {
         "weekday": now.strftime("%A"),
-        "minute_of_day": now.hour * 60 + now.minute,
+        "clock": now.strftime("%H:%M"),
     }
     document["blast_radius"] = blast_radius(topology, input.action.target).model_dump(mode="json")
     return document

@@ -3,7 +3,7 @@
 # input (activities/policy.py builds it from models.incident.PolicyInput):
 #   incident_id, severity ("P1".."P4"), services, now (RFC3339),
 #   action: {action, params, target, risk, autonomy (the catalog's level), timeout_seconds},
-#   time: {weekday: "Monday".."Sunday", minute_of_day: 0..1439}, in UTC. Computed by the
+#   time: {weekday: "Monday".."Sunday", clock: "00:00".."23:59"}, in UTC. Computed by the
 #         activity: regopy 1.5's time.parse_rfc3339_ns rejects the "Z" suffix Python writes.
 #   blast_radius: {known, size, services}: who depends on the target (rca/topology.py);
 #         known is false without a topology or when the target is not in it.
@@ -140,10 +140,11 @@ mode := "check" if effective == "recommend"
 open_windows contains w.name if {
 	some w in data.firebreak.maintenance.windows
 	input.time.weekday in w.days
-	start := split(w.start, ":")
-	end := split(w.end, ":")
-	input.time.minute_of_day >= (to_number(start[0]) * 60) + to_number(start[1])
-	input.time.minute_of_day < (to_number(end[0]) * 60) + to_number(end[1])
+	# Zero-padded "HH:MM" (policies/data.py checks it; "24:00" ends a day) orders as text, so
+	# nothing is parsed: comparing the input's minute number with parsed "HH:MM" numbers kept
+	# the weekend window shut before ~01:40 under regopy 1.5 (tests/unit/test_policy_property.py).
+	w.start <= input.time.clock
+	input.time.clock < w.end
 }
 
 default outside_window := "allow"

@@ -55,9 +55,9 @@ rules := {
 	"demote": {"min_failures": 1, "max_failure_rate": 0.2, "floor": "approve"},
 }
 
-wednesday_noon := {"weekday": "Wednesday", "minute_of_day": 720}
+wednesday_noon := {"weekday": "Wednesday", "clock": "12:00"}
 
-wednesday_3am := {"weekday": "Wednesday", "minute_of_day": 180}
+wednesday_3am := {"weekday": "Wednesday", "clock": "03:00"}
 
 restart_checkout := {
 	"action": "restart_service",
@@ -665,7 +665,7 @@ test_window_end_is_exclusive if {
 	w := windows
 	b := no_limits
 	au := no_rules
-	t := {"weekday": "Monday", "minute_of_day": 300}
+	t := {"weekday": "Monday", "clock": "05:00"}
 	ag := {}
 	act := object.union(restart_checkout, {"autonomy": "autonomous"})
 	d := remediation.decision
@@ -689,7 +689,7 @@ test_window_start_is_inclusive if {
 	w := windows
 	b := no_limits
 	au := no_rules
-	t := {"weekday": "Monday", "minute_of_day": 120}
+	t := {"weekday": "Monday", "clock": "02:00"}
 	ag := {}
 	act := object.union(restart_checkout, {"autonomy": "autonomous"})
 	d := remediation.decision
@@ -713,7 +713,7 @@ test_window_only_on_its_days if {
 	w := {"windows": [{"name": "weekend", "days": ["Saturday", "Sunday"], "start": "00:00", "end": "24:00"}], "outside_window": {"restart_service": {"P4": "deny"}}}
 	b := no_limits
 	au := no_rules
-	t := {"weekday": "Friday", "minute_of_day": 1439}
+	t := {"weekday": "Friday", "clock": "23:59"}
 	ag := {}
 	act := object.union(restart_checkout, {"autonomy": "autonomous"})
 	d := remediation.decision
@@ -737,7 +737,7 @@ test_weekend_window_covers_the_whole_day if {
 	w := {"windows": [{"name": "weekend", "days": ["Saturday", "Sunday"], "start": "00:00", "end": "24:00"}], "outside_window": {"restart_service": {"P4": "deny"}}}
 	b := no_limits
 	au := no_rules
-	t := {"weekday": "Sunday", "minute_of_day": 1439}
+	t := {"weekday": "Sunday", "clock": "23:59"}
 	ag := {}
 	act := object.union(restart_checkout, {"autonomy": "autonomous"})
 	d := remediation.decision
@@ -1464,7 +1464,7 @@ test_shipped_restart_at_p1_outside_windows_only_needs_approval if {
 
 test_shipped_weekend_is_a_window if {
 	act := restart_checkout
-	t := {"weekday": "Saturday", "minute_of_day": 720}
+	t := {"weekday": "Saturday", "clock": "12:00"}
 	d := remediation.decision
 		with input.severity as "P4"
 		with input.action as act

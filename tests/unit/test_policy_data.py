@@ -121,7 +121,7 @@ def test_time_is_computed_in_utc() -> None:
     # 01:30 on Thursday in UTC+5 is 20:30 on Wednesday in UTC.
     local = datetime(2026, 11, 19, 1, 30, tzinfo=timezone(timedelta(hours=5)))
     document = policy_document(request(now=local), None)
-    assert document["time"] == {"weekday": "Wednesday", "minute_of_day": 20 * 60 + 30}
+    assert document["time"] == {"weekday": "Wednesday", "clock": "20:30"}
     assert document["now"] == "2026-11-18T20:30:00+00:00"
 
 

@@ -221,3 +221,29 @@ def test_the_property_reaches_every_verdict(policy: tuple[PolicyEngine, dict[str
             raw = engine.decide(policy_document(request, TOPOLOGY))
             seen.add(f"{raw['verdict']}/{raw['mode']}")
     assert seen == {"deny/apply", "allow/check", "needs_approval/apply", "allow/apply"}
+
+
+def test_the_weekend_window_is_open_every_minute_of_the_weekend(
+    policy: tuple[PolicyEngine, dict[str, Any]],
+) -> None:
+    """The counterexample the property above found, pinned: the shipped windows (a nightly one
+    and a whole-day weekend one) left the weekend shut before ~01:40, so a P4 restart there was
+    denied. Every quarter hour of Saturday and Sunday, the window is open."""
+    engine, data = policy
+    assert data["maintenance"]["outside_window"]["restart_service"]["P4"] == "deny"
+    shut = []
+    for day in (datetime(2026, 11, 21, tzinfo=UTC), datetime(2026, 11, 22, tzinfo=UTC)):
+        for minute in range(0, 24 * 60, 15):
+            request = PolicyInput(
+                incident_id="incident-weekend",
+                severity=Severity.P4,
+                services=["api"],
+                action=ProposedAction(
+                    action="restart_service", params={"service": "api"}, target="api", autonomy="approve"
+                ),
+                now=day + timedelta(minutes=minute),
+            )
+            decision = engine.decide(policy_document(request, TOPOLOGY))
+            if decision["verdict"] == "deny":
+                shut.append(f"{request.now:%A %H:%M}: {decision['reasons']}")
+    assert shut == []
