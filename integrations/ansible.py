@@ -257,38 +257,67 @@ class PlaybookRunner:
         private_dir = tempfile.mkdtemp(prefix="firebreak-run-", dir=_runtime_root(self._runtime_dir))
         try:
             os.chmod(private_dir, 0o700)
-            # Every value reaches Ansible as data: a vars file whose strings are all `!unsafe`,
-            # never ansible-runner's extravars (which Ansible would render as templates).
-            vars_file = Path(private_dir) / "firebreak-vars.yml"
-            vars_file.write_text(unsafe_vars_yaml(values))
-            cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
             # Over SSH: the keys, certificates and inventory go into this private dir, only.
             inventory = (
                 write_ansible_inventory(Path(private_dir), logins)
                 if logins
                 else write_local_inventory(Path(private_dir), {"localhost": {}})
             )
-            self._count_run()
-            runner = ansible_runner.run(
-                private_data_dir=private_dir,
-                inventory=str(inventory),
-                project_dir=str(self._project_dir),
-                playbook=playbook,
-                envvars=envvars,
-                cmdline=cmdline,
-                suppress_env_files=True,
-                quiet=True,
+            runner = self._execute(
+                Path(private_dir),
+                playbook,
+                inventory,
+                envvars,
+                values,
+                check_mode=check_mode,
                 event_handler=progress.on_event,
-                cancel_callback=progress.cancel.is_set,
-                timeout=None,
+                cancel=progress.cancel.is_set,
             )
-            if runner.status in ("error",) or runner.rc is None:
-                raise PlaybookError(f"ansible-runner could not run {playbook}: status {runner.status}")
             stats = runner.stats or {}
             changed = any((stats.get("changed") or {}).values())
             return str(runner.status), changed
         finally:
             shutil.rmtree(private_dir, ignore_errors=True)
+
+    def _execute(
+        self,
+        private_dir: Path,
+        playbook: str,
+        inventory: Path,
+        envvars: dict[str, str],
+        values: Mapping[str, Any],
+        *,
+        check_mode: bool,
+        event_handler: Callable[[Mapping[str, Any]], bool],
+        cancel: Callable[[], bool],
+        forks: int | None = None,
+    ) -> Any:
+        """One ansible-runner run from `private_dir`; raises PlaybookError if it could not run.
+
+        Every value reaches Ansible as data: a vars file whose strings are all `!unsafe`, never
+        ansible-runner's extravars (which Ansible would render as templates).
+        """
+        vars_file = private_dir / "firebreak-vars.yml"
+        vars_file.write_text(unsafe_vars_yaml(values))
+        cmdline = f"-e @{shlex.quote(str(vars_file))}" + (" --check --diff" if check_mode else "")
+        self._count_run()
+        runner = ansible_runner.run(
+            private_data_dir=str(private_dir),
+            inventory=str(inventory),
+            project_dir=str(self._project_dir),
+            playbook=playbook,
+            envvars=envvars,
+            cmdline=cmdline,
+            suppress_env_files=True,
+            quiet=True,
+            event_handler=event_handler,
+            cancel_callback=cancel,
+            timeout=None,
+            **({"forks": forks} if forks is not None else {}),
+        )
+        if runner.status in ("error",) or runner.rc is None:
+            raise PlaybookError(f"ansible-runner could not run {playbook}: status {runner.status}")
+        return runner
 
     def run_check_batch(
         self,
@@ -316,26 +345,18 @@ class PlaybookRunner:
         private_dir = tempfile.mkdtemp(prefix="firebreak-preview-", dir=_runtime_root(self._runtime_dir))
         try:
             os.chmod(private_dir, 0o700)
-            vars_file = Path(private_dir) / "firebreak-vars.yml"
-            vars_file.write_text(unsafe_vars_yaml(values))
             inventory = write_local_inventory(Path(private_dir), host_vars)
-            self._count_run()
-            runner = ansible_runner.run(
-                private_data_dir=private_dir,
-                inventory=str(inventory),
-                project_dir=str(self._project_dir),
-                playbook=playbook,
-                envvars=envvars,
-                cmdline=f"-e @{shlex.quote(str(vars_file))} --check --diff",
-                forks=forks,
-                suppress_env_files=True,
-                quiet=True,
+            runner = self._execute(
+                Path(private_dir),
+                playbook,
+                inventory,
+                envvars,
+                values,
+                check_mode=True,
                 event_handler=_route_by_host(progress),
-                cancel_callback=cancel,
-                timeout=None,
+                cancel=cancel,
+                forks=forks,
             )
-            if runner.status in ("error",) or runner.rc is None:
-                raise PlaybookError(f"ansible-runner could not run {playbook}: status {runner.status}")
             stats = runner.stats or {}
             results: dict[str, tuple[str, bool]] = {}
             for host in host_vars:

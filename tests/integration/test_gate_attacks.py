@@ -99,14 +99,18 @@ def assert_no_canary(canary: Path) -> None:
 # --- Door 1: the activity itself, with a valid admission (the last line of defence) ---------
 
 
-def remediation_activities(settings: Settings, vault: VaultServer) -> RemediationActivities:
-    """The real activity, with the worker's key and credentials, as the worker builds it."""
+def remediation_activities(
+    settings: Settings, vault: VaultServer, credentials: ActionCredentials | None = None, **options: Any
+) -> RemediationActivities:
+    """The real activity, with the worker's key and credentials, as the worker builds it;
+    `options` are RemediationActivities' own (preview limits, run slots)."""
     return RemediationActivities(
         catalog=load_catalog(PROJECT_ROOT / "playbooks"),
         sealer=Sealer(admission_key(settings)),
-        credentials=ActionCredentials(vault.addr, vault.worker_token),
+        credentials=credentials or ActionCredentials(vault.addr, vault.worker_token),
         vault_addr=vault.addr,
         target_state_dir=settings.resolved_target_state_dir(),
+        **options,
     )
 
 

@@ -27,12 +27,11 @@ from integrations.vault import ActionCredential, ActionCredentials
 from models.agents import ProposedAction
 from models.catalog import ActionSpec
 from models.incident import RemediationInput, RemediationResult
-from policies.catalog import load_catalog
-from policies.seals import Sealer
-from runtime.settings import PROJECT_ROOT, Settings
+from runtime.settings import Settings
 from tests.admitted import admission_key, admit
 from tests.conftest import VaultServer
 from tests.integration.conftest import unique_service
+from tests.integration.test_gate_attacks import remediation_activities
 
 pytestmark = pytest.mark.integration
 
@@ -81,14 +80,7 @@ def real_run(settings: Settings, service: str) -> RemediationInput:
 def activities_with(
     settings: Settings, vault: VaultServer, credentials: ActionCredentials, slots: int
 ) -> RemediationActivities:
-    return RemediationActivities(
-        catalog=load_catalog(PROJECT_ROOT / "playbooks"),
-        sealer=Sealer(admission_key(settings)),
-        credentials=credentials,
-        vault_addr=vault.addr,
-        target_state_dir=settings.resolved_target_state_dir(),
-        max_concurrent_runs=slots,
-    )
+    return remediation_activities(settings, vault, credentials, max_concurrent_runs=slots)
 
 
 async def run_watched(

@@ -19,16 +19,18 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.remediation import RemediationActivities
 from integrations.previews import PreviewLimits
-from integrations.vault import ActionCredentials
 from models.agents import ProposedAction
 from models.incident import RemediationInput, RemediationResult
-from policies.catalog import load_catalog
-from policies.seals import Sealer
-from runtime.settings import PROJECT_ROOT, Settings
+from runtime.settings import Settings
 from tests.admitted import admission_key, admit, parent_worker, start_admitted
 from tests.conftest import VaultServer
 from tests.integration.conftest import unique_service
-from tests.integration.test_gate_attacks import assert_no_canary, canary, hostile_values
+from tests.integration.test_gate_attacks import (
+    assert_no_canary,
+    canary,
+    hostile_values,
+    remediation_activities,
+)
 from worker import build_activities, build_worker
 
 pytestmark = pytest.mark.integration
@@ -40,14 +42,7 @@ GATHER_SECONDS = 2.0
 
 
 def activities_with(settings: Settings, vault: VaultServer, limits: PreviewLimits) -> RemediationActivities:
-    return RemediationActivities(
-        catalog=load_catalog(PROJECT_ROOT / "playbooks"),
-        sealer=Sealer(admission_key(settings)),
-        credentials=ActionCredentials(vault.addr, vault.worker_token),
-        vault_addr=vault.addr,
-        target_state_dir=settings.resolved_target_state_dir(),
-        preview_limits=limits,
-    )
+    return remediation_activities(settings, vault, preview_limits=limits)
 
 
 def preview(settings: Settings, action: str, service: str, **params: Any) -> RemediationInput:
