@@ -66,10 +66,13 @@ class NatsServer:
     def start(self) -> None:
         argv = [require_binary("nats-server"), "-js", "-a", "127.0.0.1", "-p", str(self.port)]
         argv += ["-sd", str(self.store)]
+        # A restart appends to the same log: only what this start wrote counts, or the first
+        # start's "Server is ready" lets a restart return before the new server listens.
+        offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
-        while b"Server is ready" not in self.log.read_bytes():
+        while b"Server is ready" not in self.log.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"nats-server did not start:\n{self.log.read_text()[-2000:]}")
             time.sleep(0.05)
