@@ -120,10 +120,11 @@ def _approval_request(state: IncidentState) -> list[str]:
         "### Pending: approval" + (f" (group `{group}`)" if group else ""),
         f"**May approve:** {who}",
     ]
-    if state.previews:
-        lines += ["", "**Check mode (`--check --diff`): what would change**"]
-        for preview in state.previews:
-            lines += _change_block(preview)
+    lines += ["", "**Check mode (`--check --diff`): what would change**"]
+    for preview in state.previews:
+        lines += _change_block(preview)
+    if not state.previews:
+        lines.append("The check-mode run is still going; what it finds appears here, before anything runs.")
     lines += [
         "",
         f"More Actions → Send a Signal → `{SIGNAL_APPROVE}` (or `{SIGNAL_REJECT}`) with data:",

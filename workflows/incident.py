@@ -15,11 +15,12 @@ Governance. The policy (Rego) decides per action: deny, allow, or needs approval
 group whose members it names; the action class's autonomy level is the catalog's, moved by
 its track record from memory. The gate (`policies.gate`) is the only place that turns
 decisions and answers into "run": shadow mode (autonomy `recommend`) runs the plan in
-check mode and closes as `recommended`; needing approval, the plan first runs in check
-mode so the request shows exactly what would change, and an answer must name the plan's
-hash and come from the approver group; after the action the alerts must resolve within
-the verify window, or applied actions with a rollback playbook are rolled back and the
-incident escalates.
+check mode and closes as `recommended`; needing approval, the plan also runs in check
+mode so the request shows exactly what would change (the request goes out at the verdict,
+the preview follows into its details, and nothing runs before the preview has), and an
+answer must name the plan's hash and come from the approver group; after the action the
+alerts must resolve within the verify window, or applied actions with a rollback playbook
+are rolled back and the incident escalates.
 
 Bounded history: at each wait (settle, approval, verify), after `max_signals_per_run`
 alert signals in one run or when Temporal suggests it, the run continues as new carrying
@@ -31,6 +32,7 @@ details show the incident as it is now, including how to answer a pending approv
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -94,6 +96,10 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
+# workflow.patched ids: histories recorded before a change replay on its old branch.
+PATCH_GATE_OPENS_BEFORE_PREVIEW = "gate-opens-before-preview"
+
+
 @workflow.defn(name=INCIDENT_WORKFLOW)
 class IncidentWorkflow:
     @workflow.init
@@ -113,6 +119,7 @@ class IncidentWorkflow:
         self._signals_this_run = 0
         self._notifier = resumed_notifier(resume)
         self._runs = RemediationRuns(self._state, input.remediation_task_queue)
+        self._preview: asyncio.Task[None] | None = None  # the approval request's check-mode run
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -321,8 +328,13 @@ class IncidentWorkflow:
             return await self._close(*await self._runs.shadow())
         if verdict == Gate.WAIT:
             asking = deadline is None  # False: a continued run, whose request is already out
-            if deadline is None:  # ask now, showing what would change
-                await self._runs.preview()
+            if deadline is None:  # ask now; the check-mode preview of what would change follows
+                if workflow.patched(PATCH_GATE_OPENS_BEFORE_PREVIEW):
+                    # The approver is asked at the verdict, not after a storm's queue of previews;
+                    # the preview lands in the request's details while they read it.
+                    self._preview = asyncio.create_task(self._preview_into_request())
+                else:
+                    await self._runs.preview()
                 deadline = workflow.now() + timedelta(seconds=input.approval_timeout_seconds)
             self._approvals.awaiting = True
             self._set_phase(Phase.AWAITING_APPROVAL)
@@ -332,6 +344,7 @@ class IncidentWorkflow:
                 lambda: self._approvals.answered or state.all_resolved, deadline, Stage.APPROVAL
             )
             self._approvals.awaiting = False
+            await self._preview_done()  # nothing runs, and nothing closes, before its preview
             verdict = gate(gate_decisions(state), state.plan_hash, state.approvals)
             if verdict == Gate.WAIT:
                 if state.all_resolved:
@@ -393,6 +406,15 @@ class IncidentWorkflow:
             if not condition() and self._history_full():
                 await self._continue_as_new(stage, deadline)
 
+    async def _preview_into_request(self) -> None:
+        await self._runs.preview()
+        self._refresh_details()
+
+    async def _preview_done(self) -> None:
+        if self._preview is not None:
+            await self._preview
+            self._preview = None
+
     def _history_full(self) -> bool:
         return (
             self._signals_this_run >= self._input.max_signals_per_run
@@ -408,7 +430,8 @@ class IncidentWorkflow:
             f"history bounded: run {state.runs} continues as new while waiting ({stage.value})",
             [f"{self._signals_this_run} alert signal(s) in this run, {state.alert_signals} in all"],
         )
-        # Notifications in flight would be abandoned with this run: let them land first.
+        # Notifications and a preview in flight would be abandoned with this run: let them land.
+        await self._preview_done()
         await self._notifier.flush()
         await workflow.wait_condition(workflow.all_handlers_finished)
         state.runs += 1

@@ -159,7 +159,10 @@ async def resolve(stack: Stack, service: str, alertname: str = "KubePodCrashLoop
 
 
 def awaiting(state: IncidentState) -> bool:
-    return state.phase == Phase.AWAITING_APPROVAL
+    """At the gate with the whole request: the check-mode preview follows the verdict and lands
+    in the request while the gate is already open."""
+    previewed = state.plan is not None and len(state.previews) == len(state.plan.actions)
+    return state.phase == Phase.AWAITING_APPROVAL and previewed
 
 
 # --- The Messages API stand-in (the only one: there is no network here) ---------------------

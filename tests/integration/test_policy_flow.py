@@ -24,6 +24,10 @@ from tests.integration.conftest import StackFactory, awaiting, open_incident, re
 
 pytestmark = pytest.mark.integration
 
+# The preview waits this long for others to share its Ansible run: long enough to be seen
+# still going at the gate and to answer before it is back, as in a storm.
+PREVIEW_HELD_SECONDS = 8.0
+
 
 def policies_with(directory: Path, **patch: Any) -> Path:
     """A copy of the shipped policies whose data.firebreak has `patch` merged in."""
@@ -109,6 +113,37 @@ async def test_an_approver_outside_the_group_is_refused_and_the_gate_stays_open(
     )
     assert "approver group sre" in text and "runs only with approval (autonomy: approve)" in text
     assert "approve by mallory" in text and "approve by Alice@Example.com" in text
+
+
+async def test_the_request_goes_out_at_the_verdict_and_nothing_runs_before_its_preview(
+    make_stack: StackFactory,
+) -> None:
+    """A storm's previews queue behind each other; the approver is asked at the verdict, and an
+    answer given while the preview is still going runs only after the preview has finished."""
+    stack = await make_stack(preview_gather_seconds=PREVIEW_HELD_SECONDS)
+    service = unique_service()
+    incident_id = await open_incident(stack, service)
+    handle = stack.handle(incident_id)
+    state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.AWAITING_APPROVAL)
+    assert state.previews == [], "the gate opened before the preview came back"
+    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    assert "The check-mode run is still going" in metadata.current_details
+
+    await handle.signal(SIGNAL_APPROVE, ApprovalSignal(by="oncall", reason="go", plan_hash=state.plan_hash))
+    state = await stack.wait_for(incident_id, lambda s: s.approvals != [])
+    assert [a.decision for a in state.approvals] == ["approved"]
+    assert state.previews == [] and state.remediations == [] and stack.restarts(service) == []
+    assert stack.credentials.issued == [], "no credential while the preview is still going"
+
+    state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING, timeout=120)
+    (preview,) = state.previews
+    assert preview.check_mode and preview.status == "successful"
+    steps = [d.kind for d in state.decisions]
+    assert steps.index("preview") < steps.index("remediation"), steps
+    (line,) = stack.restarts(service)
+    assert preview.idempotency_key not in line, "the restart is the approved run, not the preview"
+    await resolve(stack, service)
+    assert (await handle.result()).outcome == Outcome.REMEDIATED
 
 
 async def test_too_wide_a_blast_radius_is_denied_before_anything_runs(
