@@ -17,10 +17,17 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from audit.render import render_text
 from audit.timeline import build_timeline
-from models.constants import SIGNAL_APPROVE
+from models.constants import SIGNAL_APPROVE, SIGNAL_REJECT
 from models.incident import ApprovalSignal, Outcome, Phase
 from runtime.settings import PROJECT_ROOT
-from tests.integration.conftest import StackFactory, awaiting, open_incident, resolve, unique_service
+from tests.integration.conftest import (
+    StackFactory,
+    awaiting,
+    open_incident,
+    replay_and_keep,
+    resolve,
+    unique_service,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -115,35 +122,51 @@ async def test_an_approver_outside_the_group_is_refused_and_the_gate_stays_open(
     assert "approve by mallory" in text and "approve by Alice@Example.com" in text
 
 
-async def test_the_request_goes_out_at_the_verdict_and_nothing_runs_before_its_preview(
+async def test_the_request_goes_out_at_the_verdict_and_nothing_runs_or_closes_before_its_preview(
     make_stack: StackFactory,
 ) -> None:
-    """A storm's previews queue behind each other; the approver is asked at the verdict, and an
-    answer given while the preview is still going runs only after the preview has finished."""
+    """A storm's previews queue behind each other; the approver is asked at the verdict. An
+    answer given while the preview is still going is acted on only once the preview is back:
+    an approved plan runs after it, a rejected incident closes with its preview recorded."""
     stack = await make_stack(preview_gather_seconds=PREVIEW_HELD_SECONDS)
-    service = unique_service()
-    incident_id = await open_incident(stack, service)
-    handle = stack.handle(incident_id)
-    state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.AWAITING_APPROVAL)
-    assert state.previews == [], "the gate opened before the preview came back"
-    metadata = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
-    assert "The check-mode run is still going" in metadata.current_details
+    approved, rejected = unique_service(), unique_service()
+    incidents = {service: await open_incident(stack, service) for service in (approved, rejected)}
+    states = {}
+    for service, incident_id in incidents.items():
+        state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.AWAITING_APPROVAL)
+        assert state.previews == [], "the gate opened before the preview came back"
+        metadata = await stack.handle(incident_id).query(
+            "__temporal_workflow_metadata", result_type=WorkflowMetadata
+        )
+        assert "The check-mode run is still going" in metadata.current_details
+        states[service] = state
 
-    await handle.signal(SIGNAL_APPROVE, ApprovalSignal(by="oncall", reason="go", plan_hash=state.plan_hash))
-    state = await stack.wait_for(incident_id, lambda s: s.approvals != [])
-    assert [a.decision for a in state.approvals] == ["approved"]
-    assert state.previews == [] and state.remediations == [] and stack.restarts(service) == []
+    for service, signal in ((approved, SIGNAL_APPROVE), (rejected, SIGNAL_REJECT)):
+        await stack.handle(incidents[service]).signal(
+            signal, ApprovalSignal(by="oncall", reason="early", plan_hash=states[service].plan_hash)
+        )
+    for service in (approved, rejected):
+        state = await stack.wait_for(incidents[service], lambda s: s.approvals != [])
+        assert state.previews == [] and state.remediations == [] and stack.restarts(service) == []
     assert stack.credentials.issued == [], "no credential while the preview is still going"
 
-    state = await stack.wait_for(incident_id, lambda s: s.phase == Phase.VERIFYING, timeout=120)
+    result = await stack.handle(incidents[rejected]).result()
+    assert result.outcome == Outcome.REJECTED
+    previews = (await stack.state(incidents[rejected])).previews
+    assert len(previews) == 1, "the incident closed before its preview came back"
+    assert previews[0].check_mode and previews[0].status == "successful"
+
+    state = await stack.wait_for(incidents[approved], lambda s: s.phase == Phase.VERIFYING, timeout=120)
     (preview,) = state.previews
     assert preview.check_mode and preview.status == "successful"
-    steps = [d.kind for d in state.decisions]
-    assert steps.index("preview") < steps.index("remediation"), steps
-    (line,) = stack.restarts(service)
+    kinds = [d.kind for d in state.decisions]
+    assert kinds.index("preview") < kinds.index("remediation"), kinds
+    (line,) = stack.restarts(approved)
     assert preview.idempotency_key not in line, "the restart is the approved run, not the preview"
-    await resolve(stack, service)
-    assert (await handle.result()).outcome == Outcome.REMEDIATED
+    assert stack.restarts(rejected) == []
+    await resolve(stack, approved)
+    assert (await stack.handle(incidents[approved]).result()).outcome == Outcome.REMEDIATED
+    await replay_and_keep(stack, incidents[approved], "approved_before_preview")
 
 
 async def test_too_wide_a_blast_radius_is_denied_before_anything_runs(
