@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, NoReturn, TypedDict, get_args
 
 from opentelemetry.trace import TracerProvider
@@ -38,6 +39,7 @@ from temporalio.worker import Worker
 from activities import table
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
+from activities.correlation import CorrelationActivities
 from activities.locks import LockActivities
 from activities.notify import NotifyActivities
 from activities.policy import PolicyActivities
@@ -273,7 +275,14 @@ def build_incident_activities(
     except TopologyError as exc:
         raise ConfigurationError(str(exc)) from exc
     notify = NotifyActivities(NotifyConfig.from_settings(settings))
-    functions = registration([agents, policy, admission, remediation, telemetry, notify], INCIDENT_SPECS)
+    correlation = CorrelationActivities(
+        topology,
+        hops=settings.correlation_hops,
+        window=timedelta(seconds=settings.correlation_window_seconds),
+    )
+    functions = registration(
+        [agents, policy, admission, remediation, telemetry, notify, correlation], INCIDENT_SPECS
+    )
     return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose])
 
 

@@ -41,6 +41,8 @@ from models.catalog import CatalogError
 from models.constants import memory_task_queue
 from models.incident import (
     AdmitInput,
+    JoinInput,
+    JoinResult,
     RemediationInput,
     RemediationResult,
     VerifyApprovalInput,
@@ -175,6 +177,13 @@ RUN_PLAYBOOK = _spec(
     "run_playbook", RemediationInput, RemediationResult, PLAYBOOK, "run the action's playbook"
 )
 REQUEST_LOCK = _spec("request_lock", RequestLockInput, str, LOCK_REQUEST, "queue for the target's lock")
+JOIN_RELATED = _spec(
+    "join_related_incident",
+    JoinInput,
+    JoinResult,
+    DECISION,
+    "hand the alerts to an open incident of a neighbouring service",
+)
 GATHER_TELEMETRY = _spec(
     "gather_telemetry", TelemetryInput, TelemetryResult, CONTEXT, "metrics, traces, logs and ranking"
 )
@@ -221,6 +230,7 @@ ACTIVITIES: tuple[ActivitySpec[Any, Any], ...] = (
     VERIFY_APPROVAL,
     RUN_PLAYBOOK,
     REQUEST_LOCK,
+    JOIN_RELATED,
     GATHER_TELEMETRY,
     RETRIEVE_CONTEXT,
     ACTION_TRACK_RECORD,

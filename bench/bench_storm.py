@@ -22,7 +22,9 @@ senders; Alertmanager-shaped groups (`--group` alerts of one service per POST), 
 and the groups paced open-loop at `--rate` alerts/s. Senders retry 429/503 after
 Retry-After (refusals are counted). After each Firebreak storm the benchmark waits until
 every incident of that storm has reached its decision (phase awaiting_approval or later, or
-closed; read from the FirebreakPhase search attribute) before the next storm starts, so
+closed; read from the FirebreakPhase search attribute), and then until every approval
+request holds its check-mode preview (the preview follows the request; state query),
+before the next storm starts, so
 each storm's numbers include only its own incidents' work. Alerts lost: for Firebreak, alerts
 sent minus distinct fingerprints in the incidents' histories (every run); for EDA, minus
 distinct fingerprints in the debug output. RSS is each main process's peak; CPU is the
@@ -56,8 +58,8 @@ from temporalio.service import RPCError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from models.constants import INCIDENT_WORKFLOW_ID_PREFIX, SA_PHASE  # noqa: E402
-from models.incident import Phase  # noqa: E402
+from models.constants import INCIDENT_WORKFLOW_ID_PREFIX, QUERY_STATE, SA_PHASE  # noqa: E402
+from models.incident import IncidentState, Phase  # noqa: E402
 
 DECIDED = {Phase.AWAITING_APPROVAL, Phase.REMEDIATING, Phase.VERIFYING, Phase.CLOSED}
 WARM_UP_ALERTS = 20
@@ -442,6 +444,26 @@ async def undecided(client: Client, run: str, incidents: int) -> int:
     return sum(not ok for ok in await asyncio.gather(*(decided(n) for n in range(incidents))))
 
 
+async def unpreviewed(client: Client, run: str, incidents: int) -> int:
+    """Incidents of a storm at the approval gate whose check-mode preview is not back yet (the
+    request goes out at the verdict; the preview follows into it)."""
+    sem = asyncio.Semaphore(8)
+
+    async def waiting(n: int) -> bool:
+        async with sem:
+            try:
+                state = await client.get_workflow_handle(
+                    f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
+                ).query(QUERY_STATE, result_type=IncidentState)
+            except RPCError:
+                return True
+            if state.phase != Phase.AWAITING_APPROVAL or state.plan is None:
+                return False
+            return len(state.previews) < len(state.plan.actions)
+
+    return sum(await asyncio.gather(*(waiting(n) for n in range(incidents))))
+
+
 async def firebreak_storms(
     args: argparse.Namespace, storms: list[Storm], workdir: Path
 ) -> tuple[dict[str, object], dict[str, object], dict[str, dict[str, object]]]:
@@ -516,8 +538,15 @@ async def storm_rows(
         while (left := await undecided(client, run, args.incidents)) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         decided_s = None if left else time.perf_counter() - last_ack
+        while (pending := await unpreviewed(client, run, args.incidents)) and time.monotonic() < deadline:
+            await asyncio.sleep(1.0)
+        previewed_s = None if left or pending else time.perf_counter() - last_ack
         lost = args.alerts - await count_delivered(client, INCIDENT_WORKFLOW_ID_PREFIX, args.incidents, run)
-        rows[storm.name] = row(numbers, usage, lost, decided_s) | {"undecided": left, "run": run}
+        rows[storm.name] = row(numbers, usage, lost, decided_s) | {
+            "previewed_s_after_last_ack": None if previewed_s is None else round(previewed_s, 1),
+            "undecided": left,
+            "run": run,
+        }
         if len(api_urls) > 1:
             rows[storm.name]["accepted_posts_by_api"] = numbers["accepted_by"]
         print(f"  {label} {storm.name}: {rows[storm.name]}", flush=True)
@@ -532,7 +561,7 @@ def print_table(
 ) -> None:
     head = (
         "| storm | system | alerts/s | x EDA | ack p50 ms | ack p99 ms | refused | lost "
-        "| decided (s after last ack, settle incl.) | RSS peak MB | CPU % |"
+        "| decided (s after last ack, settle incl.) | previews back (s) | RSS peak MB | CPU % |"
     )
     print("\n" + head)
     print("|---" * (head.count("|") - 1) + "|")
@@ -550,11 +579,12 @@ def print_table(
                 f"| {name} | {system} | {r['alerts_per_s']} | {ratio} "
                 f"| {r['ack_p50_ms']} | {r['ack_p99_ms']} "
                 f"| {r['refusals_429_503']} | {r['lost']} | {r['decided_s_after_last_ack']} "
+                f"| {r.get('previewed_s_after_last_ack', '-')} "
                 f"| {kv(r['rss_peak_mb'])} | {kv(r['cpu_pct'])} |"
             )
     print(
         f"| signal-with-start ceiling | bare loop, 32 in flight | {raw['alerts_per_s']} | | | | | "
-        f"| | {kv(raw['rss_peak_mb'])} | {kv(raw['cpu_pct'])} |\n"
+        f"| | | {kv(raw['rss_peak_mb'])} | {kv(raw['cpu_pct'])} |\n"
     )
 
 

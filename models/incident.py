@@ -53,6 +53,7 @@ class Outcome(StrEnum):
     ESCALATED = "escalated"  # handed to a human: no plan, approval timeout, failed remediation
     NO_ACTION = "no_action"  # triage found nothing to do beyond notifying
     RECOMMENDED = "recommended"  # shadow mode: the plan ran in check mode, nothing was applied
+    CORRELATED = "correlated"  # its alerts joined an open incident of a neighbouring service
 
 
 # --- Approval --------------------------------------------------------------------------------
@@ -156,6 +157,25 @@ class VerifyApprovalResult(BaseModel):
     record: ApprovalRecord
 
 
+# --- Correlation at settle ---------------------------------------------------------------------
+
+# At most this many alerts are handed on to a related incident in one signal (a payload bound);
+# an incident with more is handled on its own.
+MAX_JOINED_ALERTS = 500
+
+
+class JoinInput(BaseModel):
+    """A settled incident's alerts, to hand to an open incident of a neighbouring service."""
+
+    incident_id: str
+    alerts: list[Alert] = Field(min_length=1, max_length=MAX_JOINED_ALERTS)
+
+
+class JoinResult(BaseModel):
+    joined: str | None = None  # the incident the alerts now belong to; None: handled on its own
+    reason: str = ""
+
+
 class PlannedChange(BaseModel):
     """One task's change as Ansible's --diff reports it (bounded; no_log tasks never show)."""
 
@@ -205,6 +225,7 @@ class Decision(BaseModel):
         "rollback",
         "admission",
         "continue_as_new",
+        "correlation",
     ]
     by: str  # reasoner, policy package, human or "firebreak"
     summary: str

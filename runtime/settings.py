@@ -316,6 +316,14 @@ class Settings(BaseSettings):
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"
     )
+    # Correlation at settle (activities/correlation.py): with a topology, a settled incident
+    # hands its alerts to an open incident of a service this many dependency edges away.
+    correlation_hops: int = Field(
+        default=1, ge=0, le=3, description="dependency edges between correlated services (0: off)"
+    )
+    correlation_window_seconds: float = Field(
+        default=900.0, gt=0, description="how recently the other incident must have opened"
+    )
     # Traces and logs for diagnosis (integrations/traces.py, integrations/logs.py); empty: not used
     trace_source: Literal["", "jaeger", "tempo"] = Field(default="", description="trace store to query")
     trace_url: str = Field(default="", description="Jaeger query or Tempo HTTP API base URL")

@@ -1,7 +1,7 @@
 """IncidentWorkflow: one incident from its first alert to its outcome.
 
-settle -> triage -> gather context -> diagnose -> plan -> review -> policy -> gate ->
-remediation (child workflows) -> verify (-> rollback) -> close.
+settle -> (join a neighbour's open incident) -> triage -> gather context -> diagnose -> plan
+-> review -> policy -> gate -> remediation (child workflows) -> verify (-> rollback) -> close.
 
 This module is the orchestration, read top to bottom; the steps live beside it:
 agent steps and the fall-back to rules in `workflows.reasoning`, context gathering and
@@ -63,11 +63,13 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_REJECT,
     )
     from models.incident import (
+        MAX_JOINED_ALERTS,
         ApprovalRecord,
         ApprovalSignal,
         IncidentResult,
         IncidentState,
         IncidentWorkflowInput,
+        JoinInput,
         Outcome,
         Phase,
         Plan,
@@ -98,6 +100,8 @@ with workflow.unsafe.imports_passed_through():
 
 # workflow.patched ids: histories recorded before a change replay on its old branch.
 PATCH_GATE_OPENS_BEFORE_PREVIEW = "gate-opens-before-preview"
+PATCH_JOIN_AT_SETTLE = "join-related-at-settle"
+MAX_HANDOVERS = 3  # alerts still arriving after this many hand-overs stay in the closed run
 
 
 @workflow.defn(name=INCIDENT_WORKFLOW)
@@ -199,7 +203,12 @@ class IncidentWorkflow:
         self._set_phase(Phase.SETTLING)
         if deadline is None:
             deadline = workflow.now() + timedelta(seconds=input.settle_seconds)
-        if await self._wait_until(lambda: state.all_resolved, deadline, Stage.SETTLE):
+        quiet = await self._wait_until(lambda: state.all_resolved, deadline, Stage.SETTLE)
+        if workflow.patched(PATCH_JOIN_AT_SETTLE):
+            joined = await self._join_related()
+            if joined is not None:
+                return await self._close(Outcome.CORRELATED, joined)
+        if quiet:
             return await self._close(Outcome.TRANSIENT, "every alert resolved within the settle window")
 
         self._set_phase(Phase.TRIAGE)
@@ -281,6 +290,35 @@ class IncidentWorkflow:
         self._set_phase(Phase.POLICY)
         await self._evaluate_policy(plan, triage)
         return None
+
+    async def _join_related(self) -> str | None:
+        """Hand the alerts to an open incident of a neighbouring service (the topology's); the
+        close reason if they went, None to handle this incident on its own. Alerts that arrive
+        while the hand-over is in flight go after it, until none is new."""
+        state = self._state
+        reason = None
+        for _ in range(MAX_HANDOVERS):
+            alerts = list(state.alerts.values())
+            if not alerts or len(alerts) > MAX_JOINED_ALERTS:
+                return reason
+            signals = state.alert_signals
+            try:
+                result = await table.execute(
+                    table.JOIN_RELATED, JoinInput(incident_id=state.incident_id, alerts=alerts)
+                )
+            except ActivityError as exc:
+                state.degraded.append(f"correlation unavailable ({cause(exc)}): handled on its own")
+                return reason
+            if result.joined is None:
+                return reason
+            if reason is None:
+                decide(
+                    state, "correlation", "firebreak", f"alerts handed to {result.joined}", [result.reason]
+                )
+                reason = f"correlated with {result.joined}: {result.reason}"
+            if state.alert_signals == signals:
+                return reason
+        return reason
 
     async def _evaluate_policy(self, plan: Plan, triage: TriageResult) -> None:
         """One decision per action (with its class's track record), and the plan's strictest."""

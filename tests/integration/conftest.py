@@ -8,6 +8,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -19,9 +20,10 @@ from temporalio.worker import Replayer, Worker
 
 from api.app import create_app
 from integrations.vault import ActionCredential, ActionCredentials
+from models.alert import AlertBatch, AlertmanagerPayload
 from models.catalog import ActionSpec
-from models.constants import QUERY_STATE
-from models.incident import IncidentResult, IncidentState, Phase
+from models.constants import INCIDENT_WORKFLOW, QUERY_STATE, SIGNAL_ALERTS, incident_workflow_id
+from models.incident import IncidentResult, IncidentState, IncidentWorkflowInput, Phase
 from runtime.settings import PROJECT_ROOT, Settings
 from tests.conftest import VaultServer
 from tests.fake_anthropic import FakeAnthropic
@@ -136,6 +138,29 @@ async def replay_and_keep(stack: Stack, incident_id: str, name: str) -> str:
         recorded = {"workflowId": incident_id, **json.loads(text)}
         (PROJECT_ROOT / "tests" / "histories" / f"{name}.json").write_text(json.dumps(recorded))
     return text
+
+
+async def start_incident(
+    stack: Stack, alert: dict[str, Any], max_signals_per_run: int, settle_seconds: float | None = None
+) -> WorkflowHandle[Any, IncidentResult]:
+    """Signal-with-start, as the API does, with a low signal threshold in the input."""
+    alerts = AlertmanagerPayload.model_validate(alertmanager_payload(alert)).to_alerts()
+    key = alerts[0].incident_key()
+    return await stack.client.start_workflow(
+        INCIDENT_WORKFLOW,
+        IncidentWorkflowInput(
+            key=key,
+            settle_seconds=stack.settings.settle_seconds if settle_seconds is None else settle_seconds,
+            approval_timeout_seconds=stack.settings.approval_timeout_seconds,
+            verify_window_seconds=stack.settings.verify_window_seconds,
+            max_signals_per_run=max_signals_per_run,
+        ),
+        id=incident_workflow_id(key),
+        task_queue=stack.settings.task_queue,
+        start_signal=SIGNAL_ALERTS,
+        start_signal_args=[AlertBatch(alerts=alerts, received_at=datetime.now(UTC))],
+        result_type=IncidentResult,
+    )
 
 
 def unique_service() -> str:

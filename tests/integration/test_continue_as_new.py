@@ -8,31 +8,27 @@ The incident is started the way the API starts one (signal-with-start), but with
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from models.alert import AlertBatch, AlertmanagerPayload
-from models.constants import INCIDENT_WORKFLOW, SIGNAL_ALERTS, SIGNAL_APPROVE, incident_workflow_id
+from models.constants import SIGNAL_APPROVE
 from models.incident import (
     ApprovalSignal,
-    IncidentResult,
     IncidentWorkflowInput,
     Outcome,
     Phase,
     Stage,
 )
 from tests.integration.conftest import (
-    Stack,
     StackFactory,
     awaiting,
     replay_and_keep,
     resolve,
+    start_incident,
     unique_service,
 )
 from tests.payloads import alertmanager_alert, alertmanager_payload
@@ -41,29 +37,6 @@ from worker import WORKFLOWS
 pytestmark = pytest.mark.integration
 
 FLOOD = 12  # alert signals while waiting: two continue-as-new at 5 per run
-
-
-async def start_incident(
-    stack: Stack, alert: dict[str, Any], max_signals_per_run: int, settle_seconds: float | None = None
-) -> WorkflowHandle[Any, IncidentResult]:
-    """Signal-with-start, as the API does, with a low signal threshold in the input."""
-    alerts = AlertmanagerPayload.model_validate(alertmanager_payload(alert)).to_alerts()
-    key = alerts[0].incident_key()
-    return await stack.client.start_workflow(
-        INCIDENT_WORKFLOW,
-        IncidentWorkflowInput(
-            key=key,
-            settle_seconds=stack.settings.settle_seconds if settle_seconds is None else settle_seconds,
-            approval_timeout_seconds=stack.settings.approval_timeout_seconds,
-            verify_window_seconds=stack.settings.verify_window_seconds,
-            max_signals_per_run=max_signals_per_run,
-        ),
-        id=incident_workflow_id(key),
-        task_queue=stack.settings.task_queue,
-        start_signal=SIGNAL_ALERTS,
-        start_signal_args=[AlertBatch(alerts=alerts, received_at=datetime.now(UTC))],
-        result_type=IncidentResult,
-    )
 
 
 async def test_alert_flood_while_awaiting_approval_continues_as_new_with_state_intact(

@@ -1,0 +1,116 @@
+"""Correlation at settle: a newly settled incident joins an open incident of a neighbour.
+
+The API keys incidents by service (`Alert.incident_key`), so every replica sends an alert to
+the same workflow without shared state. Topology-aware correlation (rca/correlation.py's rule:
+services within `hops` dependency edges of each other, same cluster and namespace, while the
+other incident is recent) happens here instead, once per incident, when its settle window ends:
+the neighbours' incident ids follow from the same key, so finding them is a describe per
+neighbour, not a search.
+
+Only an incident that has itself settled and stayed (phase triage up to the approval gate) can
+be joined. Two incidents settling at the same moment therefore never join each other and never
+form a cycle, and nothing joins an incident whose remediation already runs. The alerts go over
+as a plain signal: if the other incident closed in between, the signal fails and this one is
+handled on its own, so no alert is ever dropped. A retried signal is absorbed by the other
+incident's fingerprint de-duplication.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from models.alert import AlertBatch
+from models.constants import SA_PHASE, SIGNAL_ALERTS, incident_workflow_id
+from models.incident import JoinInput, JoinResult, Phase
+from rca.topology import Topology
+
+# Phases of an incident that settled and stayed, and has not started to act.
+JOINABLE = frozenset(
+    {
+        Phase.TRIAGE,
+        Phase.GATHERING,
+        Phase.DIAGNOSING,
+        Phase.PLANNING,
+        Phase.REVIEWING,
+        Phase.POLICY,
+        Phase.AWAITING_APPROVAL,
+    }
+)
+MAX_NEIGHBOURS = 50  # a hub's neighbours are looked up at most this many at a time
+
+
+@dataclass(frozen=True)
+class Candidate:
+    distance: int
+    started: datetime
+    workflow_id: str
+    service: str
+    phase: str
+
+
+class CorrelationActivities:
+    def __init__(self, topology: Topology | None, *, hops: int, window: timedelta) -> None:
+        self._topology = topology
+        self._hops = hops
+        self._window = window
+
+    @activity.defn(name="join_related_incident")
+    async def join_related_incident(self, input: JoinInput) -> JoinResult:
+        if self._topology is None or self._hops < 1:
+            return JoinResult()
+        first = input.alerts[0]
+        neighbours = self._topology.within_distances(first.service, self._hops)
+        client = activity.client()
+        candidates: list[Candidate] = []
+        for service, distance in sorted(neighbours.items(), key=lambda kv: (kv[1], kv[0])):
+            if distance == 0 or len(candidates) >= MAX_NEIGHBOURS:
+                continue
+            workflow_id = incident_workflow_id(first.model_copy(update={"service": service}).incident_key())
+            if workflow_id == input.incident_id:
+                continue
+            found = await _open_incident(client, workflow_id, self._window)
+            if found is not None:
+                started, phase = found
+                candidates.append(Candidate(distance, started, workflow_id, service, phase))
+        # The closest relation wins; among equals, the incident that opened most recently.
+        candidates.sort(key=lambda c: (c.distance, -c.started.timestamp(), c.workflow_id))
+        batch = AlertBatch(alerts=input.alerts, received_at=datetime.now(UTC))
+        for candidate in candidates:
+            try:
+                await client.get_workflow_handle(candidate.workflow_id).signal(SIGNAL_ALERTS, batch)
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:  # it closed in between: try the next
+                    continue
+                raise
+            hops = "hop" if candidate.distance == 1 else "hops"
+            return JoinResult(
+                joined=candidate.workflow_id,
+                reason=(
+                    f"{first.service} is {candidate.distance} dependency {hops} from {candidate.service}, "
+                    f"whose incident {candidate.workflow_id} is open ({candidate.phase})"
+                ),
+            )
+        return JoinResult()
+
+
+async def _open_incident(client: Client, workflow_id: str, window: timedelta) -> tuple[datetime, str] | None:
+    """(run start, phase) of a joinable incident under this id, or None."""
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if described.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    phase = described.typed_search_attributes.get(SA_PHASE)
+    if phase not in JOINABLE:
+        return None
+    if datetime.now(UTC) - described.start_time > window:
+        return None  # a long-open incident must not absorb new failures
+    return described.start_time, str(phase)
