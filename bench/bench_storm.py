@@ -427,41 +427,48 @@ async def start_stack(workdir: Path, settle: float | None) -> Stack:
     return stack
 
 
-async def undecided(client: Client, run: str, incidents: int) -> int:
-    """Incidents of a storm not yet at their decision, from the FirebreakPhase search attribute."""
+async def undecided(client: Client, run: str, incidents: int, done: set[int] | None = None) -> int:
+    """Incidents of a storm not yet at their decision, from the FirebreakPhase search attribute.
+    `done` keeps the decided ones between calls (a decision is final), so a poll of a big
+    storm asks only about the rest."""
+    done = set() if done is None else done
     sem = asyncio.Semaphore(16)
 
-    async def decided(n: int) -> bool:
+    async def decided(n: int) -> None:
         async with sem:
             try:
                 described = await client.get_workflow_handle(
                     f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
                 ).describe()
             except RPCError:
-                return False
-            return described.typed_search_attributes.get(SA_PHASE) in DECIDED
+                return
+            if described.typed_search_attributes.get(SA_PHASE) in DECIDED:
+                done.add(n)
 
-    return sum(not ok for ok in await asyncio.gather(*(decided(n) for n in range(incidents))))
+    await asyncio.gather(*(decided(n) for n in range(incidents) if n not in done))
+    return incidents - len(done)
 
 
-async def unpreviewed(client: Client, run: str, incidents: int) -> int:
+async def unpreviewed(client: Client, run: str, incidents: int, done: set[int]) -> int:
     """Incidents of a storm at the approval gate whose check-mode preview is not back yet (the
-    request goes out at the verdict; the preview follows into it)."""
+    request goes out at the verdict; the preview follows into it). A state query runs on the
+    worker, so only incidents not yet seen previewed (or past the gate) are asked again."""
     sem = asyncio.Semaphore(8)
 
-    async def waiting(n: int) -> bool:
+    async def previewed(n: int) -> None:
         async with sem:
             try:
                 state = await client.get_workflow_handle(
                     f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
                 ).query(QUERY_STATE, result_type=IncidentState)
             except RPCError:
-                return True
-            if state.phase != Phase.AWAITING_APPROVAL or state.plan is None:
-                return False
-            return len(state.previews) < len(state.plan.actions)
+                return
+            waiting = state.phase == Phase.AWAITING_APPROVAL and state.plan is not None
+            if not waiting or len(state.previews) >= len(state.plan.actions):
+                done.add(n)
 
-    return sum(await asyncio.gather(*(waiting(n) for n in range(incidents))))
+    await asyncio.gather(*(previewed(n) for n in range(incidents) if n not in done))
+    return incidents - len(done)
 
 
 async def firebreak_storms(
@@ -535,11 +542,15 @@ async def storm_rows(
                 storm, api_urls, token, "/alerts/generic", args.alerts, args.incidents, args.senders
             )
         deadline = time.monotonic() + args.decision_timeout
-        while (left := await undecided(client, run, args.incidents)) and time.monotonic() < deadline:
+        decided: set[int] = set()
+        while (left := await undecided(client, run, args.incidents, decided)) and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
         decided_s = None if left else time.perf_counter() - last_ack
-        while (pending := await unpreviewed(client, run, args.incidents)) and time.monotonic() < deadline:
-            await asyncio.sleep(1.0)
+        previewed: set[int] = set()
+        while (pending := await unpreviewed(client, run, args.incidents, previewed)) and (
+            time.monotonic() < deadline
+        ):
+            await asyncio.sleep(2.0)
         previewed_s = None if left or pending else time.perf_counter() - last_ack
         lost = args.alerts - await count_delivered(client, INCIDENT_WORKFLOW_ID_PREFIX, args.incidents, run)
         rows[storm.name] = row(numbers, usage, lost, decided_s) | {
