@@ -47,12 +47,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench_common import closed_loop, count_delivered, free_port, open_loop, raw_loop, storm_requests
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -427,48 +428,52 @@ async def start_stack(workdir: Path, settle: float | None) -> Stack:
     return stack
 
 
-async def undecided(client: Client, run: str, incidents: int, done: set[int] | None = None) -> int:
-    """Incidents of a storm not yet at their decision, from the FirebreakPhase search attribute.
-    `done` keeps the decided ones between calls (a decision is final), so a poll of a big
-    storm asks only about the rest."""
-    done = set() if done is None else done
-    sem = asyncio.Semaphore(16)
+async def remaining(
+    client: Client,
+    run: str,
+    incidents: int,
+    done: set[int],
+    reached: Callable[[WorkflowHandle[Any, Any]], Awaitable[bool]],
+    concurrency: int,
+) -> int:
+    """Incidents of a storm that have not `reached` a point yet. `done` keeps those that have
+    between calls (each point is final), so a poll of a big storm asks only about the rest."""
+    sem = asyncio.Semaphore(concurrency)
 
-    async def decided(n: int) -> None:
+    async def check(n: int) -> None:
         async with sem:
+            handle = client.get_workflow_handle(f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}")
             try:
-                described = await client.get_workflow_handle(
-                    f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
-                ).describe()
+                if await reached(handle):
+                    done.add(n)
             except RPCError:
-                return
-            if described.typed_search_attributes.get(SA_PHASE) in DECIDED:
-                done.add(n)
+                pass  # not started yet, or busy: asked again next round
 
-    await asyncio.gather(*(decided(n) for n in range(incidents) if n not in done))
+    await asyncio.gather(*(check(n) for n in range(incidents) if n not in done))
     return incidents - len(done)
+
+
+async def undecided(client: Client, run: str, incidents: int, done: set[int] | None = None) -> int:
+    """Incidents of a storm not yet at their decision, from the FirebreakPhase search attribute."""
+
+    async def decided(handle: WorkflowHandle[Any, Any]) -> bool:
+        return (await handle.describe()).typed_search_attributes.get(SA_PHASE) in DECIDED
+
+    return await remaining(client, run, incidents, set() if done is None else done, decided, 16)
 
 
 async def unpreviewed(client: Client, run: str, incidents: int, done: set[int]) -> int:
     """Incidents of a storm at the approval gate whose check-mode preview is not back yet (the
     request goes out at the verdict; the preview follows into it). A state query runs on the
-    worker, so only incidents not yet seen previewed (or past the gate) are asked again."""
-    sem = asyncio.Semaphore(8)
+    worker, hence fewer at a time."""
 
-    async def previewed(n: int) -> None:
-        async with sem:
-            try:
-                state = await client.get_workflow_handle(
-                    f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
-                ).query(QUERY_STATE, result_type=IncidentState)
-            except RPCError:
-                return
-            waiting = state.phase == Phase.AWAITING_APPROVAL and state.plan is not None
-            if not waiting or len(state.previews) >= len(state.plan.actions):
-                done.add(n)
+    async def previewed(handle: WorkflowHandle[Any, Any]) -> bool:
+        state = await handle.query(QUERY_STATE, result_type=IncidentState)
+        if state.phase != Phase.AWAITING_APPROVAL or state.plan is None:
+            return True
+        return len(state.previews) >= len(state.plan.actions)
 
-    await asyncio.gather(*(previewed(n) for n in range(incidents) if n not in done))
-    return incidents - len(done)
+    return await remaining(client, run, incidents, done, previewed, 8)
 
 
 async def firebreak_storms(

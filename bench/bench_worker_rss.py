@@ -6,7 +6,8 @@ Starts the real stack as `make dev` runs it (Temporal, OpenBao, the knowledge ba
 `python worker.py --role memory`, `python worker.py --role incident`, `python -m api`),
 reads both workers' VmRSS once they poll, then opens `--incidents` incidents through the
 webhook API (grouped requests, one service each) with a long approval timeout. Once every
-one of them waits at the approval gate (counted through visibility), it reads VmRSS again.
+one of them waits at the approval gate (counted through visibility) and its check-mode
+preview is back (no Ansible process left under the worker), it reads VmRSS again.
 Memory per open incident = (incident worker's RSS with them - idle) / incidents. `--cache`
 is the incident worker's workflow cache (FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS): a waiting
 incident costs memory only while cached; evicted ones are replayed from history when they
@@ -33,6 +34,19 @@ from temporalio.service import RPCError
 from runtime.settings import Settings  # importable once bench_latency put the project on sys.path
 
 BATCH = 50  # alerts per webhook request
+
+
+def ansible_children(pid: int) -> int:
+    """Ansible processes whose parent is `pid` (the worker's check-mode runs)."""
+    found = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if rest.split()[1] == str(pid) and "ansible" in comm:
+            found += 1
+    return found
 
 
 def maps_torch(pid: int) -> bool:
@@ -102,7 +116,15 @@ async def main() -> None:
                 raise RuntimeError(f"only {waiting} of {args.incidents} reached the approval gate")
             await asyncio.sleep(1)
         reached = time.monotonic() - started
-        await asyncio.sleep(3)  # let the last workflow tasks settle
+        # The approval request goes out at the verdict; the check-mode previews follow into
+        # it. Read RSS once they are back: no Ansible process under the worker for 5 s.
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < 5:
+            peak, memory_peak = max(peak, rss_mb(worker_pid)), max(memory_peak, rss_mb(memory_pid))
+            if ansible_children(worker_pid):
+                quiet_since = time.monotonic()
+            await asyncio.sleep(1)
+        previewed = time.monotonic() - started
         loaded, memory_loaded = rss_mb(worker_pid), rss_mb(memory_pid)
         peak, memory_peak = max(peak, loaded), max(memory_peak, memory_loaded)
         torch_in = {name: maps_torch(pid) for name, pid in (("worker", worker_pid), ("memory", memory_pid))}
@@ -124,6 +146,7 @@ async def main() -> None:
         "worker_mapped_torch": torch_in["worker"],
         "memory_worker_mapped_torch": torch_in["memory"],
         "seconds_to_all_waiting": round(reached, 1),
+        "seconds_to_previews_back": round(previewed, 1),
         "load_average_1m_before": round(load_before, 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
     }

@@ -262,10 +262,12 @@ class DevStack:
             ) from None
 
         # Runbooks and post-mortems into memory; unchanged files cost nothing on a restart.
+        # `firebreak kb ingest` in a child process, with the memory worker's environment: the
+        # embedding model it loads goes away with it instead of staying in this supervisor
+        # for the whole session (~600 MB).
         self.say("  ingesting the knowledge base (knowledge/) into Qdrant ...")
-        settings = self.settings.model_copy(update={"data_dir": self.data_dir})
         log_path = self.log_dir / "kb-ingest.log"
-        if not await asyncio.to_thread(ingest_knowledge, settings, catalog, log_path):
+        if not await ingest_knowledge(child_env(os.environ, **common), log_path):
             self.say(f"  warning: knowledge ingest reported problems; see {log_path}")
 
         # Two workers, as in production: the memory worker (retrieval, episodic memory, the
@@ -502,31 +504,16 @@ def ensure_codec_keys(settings: Settings) -> str:
     return str(path)
 
 
-def ingest_knowledge(settings: Settings, catalog: Catalog, log_path: Path) -> bool:
-    """Ingest the knowledge base as `firebreak kb ingest` does; False (and why, in the log) on problems."""
-    from memory.errors import MemoryStoreError
-    from memory.service import Memory
-
-    with log_path.open("a", encoding="utf-8") as log:
-        log.write(f"# {datetime.now(UTC).isoformat()} ingest {settings.knowledge_dir}\n")
-        if not settings.knowledge_dir.exists():
-            log.write(f"{settings.knowledge_dir}: no such file or folder\n")
-            return False
-        try:
-            memory = Memory.from_settings(settings, lock_timeout=60.0)
-            report = memory.knowledge.ingest(settings.knowledge_dir, known_actions=catalog.actions)
-        except MemoryStoreError as exc:
-            log.write(f"{exc}\n")
-            return False
-        for problem in report.skipped:
-            log.write(f"skipped {problem}\n")
-        log.write(
-            f"{len(report.added)} added, {len(report.updated)} updated, {len(report.unchanged)} unchanged, "
-            f"{len(report.deleted)} deleted, {len(report.skipped)} skipped; "
-            f"{report.chunks_written} chunks written, {report.chunks_deleted} deleted; "
-            f"{report.points} in {memory.knowledge.collection} ({memory.mode})\n"
-        )
-        return not report.skipped
+async def ingest_knowledge(env: Mapping[str, str], log_path: Path) -> bool:
+    """`firebreak kb ingest` as a child process; False (and why, in the log) on problems."""
+    with log_path.open("ab") as log:
+        log.write(f"# {datetime.now(UTC).isoformat()} firebreak kb ingest\n".encode())
+        log.flush()
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli.main", "kb", "ingest",
+            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=dict(env), cwd=PROJECT_ROOT,
+        )  # fmt: skip
+        return await child.wait() == 0
 
 
 def _bootstrap(

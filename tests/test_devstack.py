@@ -234,6 +234,11 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         "curl",
     ):
         assert expected in first.output, expected
+    # The knowledge base went in through `firebreak kb ingest` in a child process of its own,
+    # which has exited: the supervisor never holds an embedding model.
+    ingest_log = (data_dir / "logs" / "kb-ingest.log").read_text()
+    ingested = r"\b[1-9]\d* added, .* 0 skipped; .* in firebreak_knowledge \(sparse\)"
+    assert re.search(ingested, ingest_log), ingest_log
     children = children_of(first.process.pid)
     stacks[0] = (first, set(children))
     commands = " | ".join(children.values())
