@@ -60,6 +60,7 @@ RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call
 SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third of the window)
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
+RESOURCE_KINDS = (Kind.CPU, Kind.MEMORY, Kind.SATURATION)
 KIND_WEIGHT = {
     Kind.LATENCY: 1.0,
     Kind.ERRORS: 1.0,
@@ -143,6 +144,11 @@ class ServiceAnomaly:
 
     load_ratio: float = 1.0  # incident traffic / normal traffic
     metric_belief: float | None = None  # the belief from metrics (and alerts) alone
+    # The part of the metric belief a faulty dependency can cause (latency, errors, traffic:
+    # symptoms travel up the call graph) and the part only the service itself can
+    # (its own CPU, memory, saturation: a slow callee does not burn its caller's CPU).
+    inheritable_belief: float | None = None
+    resource_belief: float = 0.0
     signals: dict[str, SignalAnomaly] = field(default_factory=dict)  # traces, logs
 
     @property
@@ -304,9 +310,15 @@ def score_services(
             for kind, belief in per_kind.items():
                 calm *= 1.0 - KIND_WEIGHT[kind] * belief
             result.belief = 1.0 - calm
+            resource = {k: b for k, b in per_kind.items() if k in RESOURCE_KINDS}
+            result.resource_belief = 1.0 - math.prod(1.0 - KIND_WEIGHT[k] * b for k, b in resource.items())
+            result.inheritable_belief = 1.0 - math.prod(
+                1.0 - KIND_WEIGHT[k] * b for k, b in per_kind.items() if k not in resource
+            )
             result.metrics = sorted(found, key=lambda m: (m.belief * KIND_WEIGHT[m.kind], m.z), reverse=True)
         if went_dark and incident_has_data:
             result.belief = max(result.belief or 0.0, VANISHED_BELIEF)
+            result.inheritable_belief = result.belief
             result.vanished = True
             result.has_data = True
             result.notes.append("every series stopped during the incident: down, or no longer scraped")
@@ -323,6 +335,9 @@ def score_services(
             prior = UNKNOWN_BELIEF if result.belief is None else result.belief
             calm = (1.0 - prior) * math.prod(1.0 - h for h in hints)
             result.belief = 1.0 - calm
+            # An alert is a symptom, and symptoms travel.
+            inherited = UNKNOWN_BELIEF if result.inheritable_belief is None else result.inheritable_belief
+            result.inheritable_belief = 1.0 - (1.0 - inherited) * math.prod(1.0 - h for h in hints)
             result.alerts = sorted({a.name for a in firing.get(name, [])})
         result.metric_belief = result.belief
         out[name] = result
@@ -374,6 +389,41 @@ def _belief(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | No
     return found.belief if found else None
 
 
+def _inheritable(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
+    """The belief in the service's anomalies a faulty dependency could have caused."""
+    found = anomalies.get(service)
+    if found is None or found.belief is None:
+        return None
+    if found.signals or found.inheritable_belief is None:
+        return found.belief
+    return found.inheritable_belief
+
+
+def _latency_growth(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
+    """How many seconds the service's latency grew (its largest latency statistic), None unmeasured."""
+    found = anomalies.get(service)
+    growth = [m.incident_value - m.normal_median for m in found.metrics if m.kind == Kind.LATENCY] if found else []
+    return max(0.0, *growth) if growth else None
+
+
+def _latency_budget(anomalies: Mapping[str, ServiceAnomaly], origin: str, victim: str) -> float:
+    """How well `origin`'s latency growth can account for `victim`'s, in absolute seconds.
+
+    Latency adds up along a call path: a dependency that got 20 ms slower cannot make its
+    caller 2 s slower (unless it fails: timeouts and retries multiply, so a failing or
+    vanished origin is not held to its latency). z-scores cannot tell this, since a quiet
+    series' small move is a large z. Same attenuation as for intensities; 1.0 unmeasured.
+    """
+    found = anomalies.get(origin)
+    if found is None or found.vanished or _fails(anomalies, origin):
+        return 1.0
+    mine, theirs = _latency_growth(anomalies, origin), _latency_growth(anomalies, victim)
+    if mine is None or theirs is None or theirs <= 0.0:
+        return 1.0
+    gap = math.log(max(mine, 1e-9) / theirs)
+    return _sigmoid(ATTENUATION_SLOPE * gap + ATTENUATION_OFFSET)
+
+
 def _reachable_callers(
     topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str
 ) -> dict[str, int]:
@@ -395,7 +445,7 @@ def _reachable_callers(
                 if caller in seen:
                     continue
                 seen[caller] = seen[node] + 1
-                b = _belief(anomalies, caller)
+                b = _inheritable(anomalies, caller)
                 if b is None or b >= 0.5:
                     nxt.append(caller)
         frontier = nxt
@@ -446,7 +496,7 @@ def explanation_score(
     cover = 0.0
     own_intensity = math.log1p(_intensity(anomalies, service))
     for caller, hops in _reachable_callers(topology, anomalies, service).items():
-        b = _belief(anomalies, caller)
+        b = _inheritable(anomalies, caller)
         if b is None:
             continue  # no data: no evidence either way
         # Anomalies weaken as they travel up (timeouts cap latency, fallbacks absorb errors):
@@ -456,6 +506,7 @@ def explanation_score(
         else:
             gap = own_intensity - math.log1p(_intensity(anomalies, caller))
             reach = _sigmoid(ATTENUATION_SLOPE * gap + ATTENUATION_OFFSET)
+            reach = min(reach, _latency_budget(anomalies, service, caller))
         healthy_term = _LOG_CALLER_NORM[hops - 1] if hops <= len(_LOG_CALLER_NORM) else 0.0
         cover += b * reach * _LOG_CALLER_ANOM + (1 - b) * healthy_term
         if b >= 0.5 and reach >= 0.5:
@@ -470,7 +521,10 @@ def explanation_score(
             continue
         # A dependency at least as anomalous as we are is the likelier origin.
         dominance = _sigmoid(DOMINANCE_SLOPE * (math.log1p(_intensity(anomalies, dep)) - own_intensity) + 1.0)
+        dominance = min(dominance, _latency_budget(anomalies, dep, service))
         weight = b * (1.0 - _surge(anomalies, dep)) * dominance * DEPENDENCY_DECAY ** (hops - 1)
+        # A dependency explains our latency and errors, never our own resource use.
+        weight *= 1.0 - (found.resource_belief if found is not None else 0.0)
         score += math.log(1.0 - DEPENDENCY_PENALTY * weight)
         if weight >= 0.3:
             competing.append((dep, hops, b))
