@@ -402,7 +402,8 @@ def _inheritable(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float
 def _latency_growth(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
     """How many seconds the service's latency grew (its largest latency statistic), None unmeasured."""
     found = anomalies.get(service)
-    growth = [m.incident_value - m.normal_median for m in found.metrics if m.kind == Kind.LATENCY] if found else []
+    metrics = found.metrics if found else []
+    growth = [m.incident_value - m.normal_median for m in metrics if m.kind == Kind.LATENCY]
     return max(0.0, *growth) if growth else None
 
 
