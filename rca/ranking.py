@@ -579,11 +579,17 @@ def rank_root_causes(
 
     universe |= {name for name, found in anomalies.items() if found.signals}
     fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
+    # Metrics alone: the graph's explanation saturates once a service is surely anomalous, so
+    # every anomalous service looks alike to it; the metric expert (how strongly a service's
+    # own metrics single it out) is the second opinion, multiplied in as in the fused case.
+    own_metrics = fused_scores(anomalies, universe) if fused is None else None
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
         if on_path is not None and service not in on_path:
             score += OFF_PATH_PRIOR
+        if own_metrics is not None:
+            score += own_metrics[service]
         if fused is not None:
             score = fused[service]
         scored.append((score, service, explained))
