@@ -574,7 +574,9 @@ def rank_root_causes(
         else {},
     )
     on_path: set[str] | None = None
-    if symptom is not None and symptom.service in topo:
+    # A symptom the graph has no edge for (it neither calls nor is called) says nothing about
+    # where the fault is: the graph just does not know it (an untraced edge proxy, say).
+    if symptom is not None and symptom.service in topo and topo.graph.degree(symptom.service) > 0:
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
     universe |= {name for name, found in anomalies.items() if found.signals}

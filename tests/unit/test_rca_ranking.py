@@ -296,3 +296,19 @@ def test_a_service_its_own_metrics_single_out_beats_one_that_only_explains_a_cal
     )
     candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS)
     assert candidates[0].service == "email", [(c.service, c.score) for c in candidates]
+
+
+def test_a_symptom_the_graph_has_no_edge_for_puts_nothing_off_path() -> None:
+    # The alerting proxy is untraced: a node without edges. The graph cannot say what it
+    # depends on, so no candidate is "off the symptom's path" because of it.
+    proxied = Topology.from_data(
+        {
+            "services": {
+                **{name: {"depends_on": list(CHAIN.dependencies(name))} for name in CHAIN.services},
+                "proxy": {},
+            }
+        }
+    )
+    candidates = rank_root_causes(proxied, scenario("payments"), "proxy", NORMAL, ANOMALOUS, limit=None)
+    assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
+    assert not any(e.kind == "off_path" for c in candidates for e in c.evidence)
