@@ -123,6 +123,12 @@ class MetricAnomaly:
     incident_value: float  # the sustained incident level the z was taken at
     normal_points: int
     incident_points: int
+    # How strong the anomaly is, for comparing services. The z, except that the kinds that
+    # idle at a constant (the latency of a rarely used path, an error ratio of 0) divide by a
+    # spread of next to nothing, so one slow call is a z of 10^4: for them the move is also
+    # measured as traces measure theirs (4 x log2 of the ratio) and the smaller counts.
+    # Resource levels always vary and are the service's own; their z stands.
+    intensity: float
 
     def summary(self) -> str:
         return (
@@ -160,7 +166,9 @@ class ServiceAnomaly:
         """How strong the service's own anomaly is; traffic is an input, so it does not count."""
         if self.vanished:
             return VANISHED_INTENSITY
-        own = max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0)
+        own = max(
+            (m.intensity * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0
+        )
         return max([own] + [SIGNAL_WEIGHT[s.signal] * s.intensity for s in self.signals.values()])
 
     def agreeing(self, threshold: float = 0.5) -> list[str]:
@@ -248,6 +256,11 @@ def score_series(
     z = max(0.0, zs[pick])
     # Few points on either side make any z less certain.
     z *= min(1.0, (len(cur) + 1) / 4) * min(1.0, len(base) / 4)
+    floor = max(info.absolute_floor or 0.0, 1e-12)
+    if info.kind == Kind.AVAILABILITY:  # the error budget spent: 1 - level
+        moved = (1.0 - cur[pick] + floor) / (1.0 - center + floor)
+    else:
+        moved = (abs(cur[pick]) + floor) / (abs(center) + floor)
     return MetricAnomaly(
         service=service,
         metric=metric,
@@ -258,6 +271,7 @@ def score_series(
         incident_value=cur[pick],
         normal_points=len(base),
         incident_points=len(cur),
+        intensity=min(z, 4.0 * abs(math.log2(moved))) if moved > 0 and not info.is_resource else z,
     )
 
 
@@ -649,7 +663,9 @@ def _own_metric_evidence(found: ServiceAnomaly, *, with_traces: bool = False) ->
         return VANISHED_BELIEF * math.log1p(VANISHED_INTENSITY) if found.vanished else 0.0
     metrics = [m for m in found.metrics if m.kind in OWN_KINDS_WITH_TRACES] if with_traces else found.metrics
     calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in metrics)
-    strongest = max((m.z * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0)
+    strongest = max(
+        (m.intensity * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0
+    )
     return (1.0 - calm) * math.log1p(strongest)
 
 

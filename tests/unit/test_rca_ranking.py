@@ -312,3 +312,18 @@ def test_a_symptom_the_graph_has_no_edge_for_puts_nothing_off_path() -> None:
     candidates = rank_root_causes(proxied, scenario("payments"), "proxy", NORMAL, ANOMALOUS, limit=None)
     assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
     assert not any(e.kind == "off_path" for c in candidates for e in c.evidence)
+
+
+def test_a_nearly_constant_series_does_not_outweigh_a_saturated_cpu() -> None:
+    # ads serves a rarely used path whose latency idles at exactly 4.6 ms: its normal spread
+    # is nothing, so one slow call is a z of 10^4. email's CPU went from 2% to a full core.
+    # Compared as the traces compare theirs (4 x log2 of the move), email's is the stronger.
+    metrics = shop(email={"cpu_avg": (0.02, 1.0)})
+    metrics["ads"]["latency_p90"] = [
+        (t, 18.0 if t >= ANOMALOUS[0] else 0.0046) for t, _ in metrics["ads"]["latency_p90"]
+    ]
+    anomalies = score_services(metrics, NORMAL, ANOMALOUS, services=SHOP.services)
+    slow = anomalies["ads"].metrics[0]
+    assert slow.z > 1000 and slow.intensity < 50
+    candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS)
+    assert candidates[0].service == "email", [(c.service, c.score) for c in candidates]
