@@ -93,6 +93,23 @@ def test_a_network_delay_shows_in_the_gaps_of_calls_into_the_service() -> None:
     assert any("network" in f for f in scored["db"].findings)
 
 
+def test_a_caller_that_waits_longer_on_every_call_is_not_every_callees_network() -> None:
+    # web is starved of CPU: each of its client spans outlasts the callee's span by 300 ms
+    # more than normal, to all three callees alike. The gaps grew on web's side, not on
+    # three networks at once.
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        starved = 0.3 if ts >= 200 else 0.0
+        stats += [edge(ts, "", "web", 0.05 + 3 * starved, 0.01 + starved)]
+        stats += [
+            edge(ts, "web", callee, 0.01, 0.01, gap=0.002 + starved) for callee in ("api", "cache", "search")
+        ]
+    scored = score_traces(stats, NORMAL, INCIDENT)
+    assert max(scored.values(), key=lambda a: (a.belief, a.intensity)).service == "web"
+    for callee in ("api", "cache", "search"):
+        assert scored[callee].belief < 0.1, scored[callee]
+
+
 def logs(service: str, template: str, count: int, ts: float, level: str = "info") -> LogStat:
     return LogStat(ts, service, template, level, count, f"template {template}")
 
