@@ -350,17 +350,17 @@ def _network(
             per_edge[(s.caller, s.callee)][0].append(s.gap_p90)
         elif _in(s.timestamp, anomalous):
             per_edge[(s.caller, s.callee)][1].append(s.gap_p90)
-    growth: dict[tuple[str, str], float] = {
+    edge_growth: dict[tuple[str, str], float] = {
         edge: math.log2((_sustained(cur) + TIME_FLOOR) / (median(base) + TIME_FLOOR))
         for edge, (base, cur) in per_edge.items()
         if base and cur
     }
     sent: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (caller, callee), g in growth.items():
+    for (caller, callee), g in edge_growth.items():
         sent[caller].append((callee, g))
     into: dict[str, list[float]] = defaultdict(list)
     out_of: dict[str, list[float]] = defaultdict(list)
-    for (caller, callee), g in growth.items():
+    for (caller, callee), g in edge_growth.items():
         out_of[caller].append(g)
         # A gap is measured from the caller's side: a caller starved of CPU waits longer on
         # every call it makes. What every one of its other calls grew too (the least of
