@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 from models.agents import Evidence
@@ -50,6 +50,7 @@ from rca.signals import (
     invocations,
     score_logs,
     score_traces,
+    trace_edges,
 )
 from rca.topology import Topology
 
@@ -548,6 +549,30 @@ def explanation_score(
     return score, explained, competing
 
 
+def _untraced_waits(
+    topology: Topology, traces: Sequence[TraceStat], scored: dict[str, SignalAnomaly]
+) -> dict[str, SignalAnomaly]:
+    """A caller's own time includes its calls to dependencies the traces do not show.
+
+    Own time is an invocation minus the time in the *traced* callees. When the topology
+    says a service depends on one whose calls from it are not in the traces, and that
+    dependency is anomalous in its traces elsewhere, the caller's grown own time may be
+    that wait: its trace evidence is kept only as far as the dependency looks healthy.
+    """
+    seen = trace_edges(traces)
+    out = dict(scored)
+    for caller, found in scored.items():
+        hidden = [
+            scored[dep].belief
+            for dep in (topology.dependencies(caller) if caller in topology else ())
+            if (caller, dep) not in seen and dep in scored
+        ]
+        if hidden:
+            keep = 1.0 - max(hidden)
+            out[caller] = replace(found, belief=found.belief * keep, intensity=found.intensity * keep)
+    return out
+
+
 def rank_root_causes(
     topology: Topology | None,
     metrics: Metrics,
@@ -582,7 +607,9 @@ def rank_root_causes(
     log_window = log_normal or normal
     fuse_signals(
         anomalies,
-        score_traces(traces, trace_normal or normal, anomalous) if traces else {},
+        _untraced_waits(topo, traces, score_traces(traces, trace_normal or normal, anomalous))
+        if traces
+        else {},
         score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous), log_pairs)
         if logs
         else {},

@@ -249,6 +249,28 @@ def test_fused_ranking_follows_the_signal_that_singles_a_service_out() -> None:
     assert "traces: own time p90" in summary  # the hot spot reaches the diagnosis agent
 
 
+def test_calls_the_traces_do_not_show_count_in_the_callers_own_time() -> None:
+    # The topology says web calls db, but those calls carry no spans: web's own time is its
+    # invocation minus its *traced* calls, so the 1 s it now waits on db (whose calls from
+    # api show a network delay) lands in web's own time. db is the origin, not web.
+    topology = Topology.from_data(
+        {"services": {"web": {"depends_on": ["api", "db"]}, "api": {"depends_on": ["db"]}, "db": {}}}
+    )
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        delay = 0.2 if ts >= 200 else 0.0
+        stats += [
+            edge(ts, "", "web", 0.05 + 5 * delay, 0.01 + 5 * delay),  # five untraced calls to db
+            edge(ts, "web", "api", 0.03, 0.01, gap=0.002),
+            edge(ts, "api", "db", 0.01, 0.01, gap=0.002 + delay),
+        ]
+    metrics = flat_metrics(["web", "api", "db"])
+    ranked = rank_root_causes(
+        topology, metrics, "web", NORMAL, INCIDENT, limit=None, traces=stats, trace_normal=NORMAL
+    )
+    assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
+
+
 def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
     metrics = flat_metrics(["web", "api", "db"])
     fused = rank_root_causes(CHAIN, metrics, "web", NORMAL, INCIDENT, traces=chain_traces("db"))
