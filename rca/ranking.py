@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
 from models.agents import Evidence
@@ -50,6 +50,7 @@ from rca.signals import (
     invocations,
     score_logs,
     score_traces,
+    trace_edges,
 )
 from rca.topology import Topology
 
@@ -60,6 +61,7 @@ RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call
 SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third of the window)
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
+RESOURCE_KINDS = (Kind.CPU, Kind.MEMORY, Kind.SATURATION)
 KIND_WEIGHT = {
     Kind.LATENCY: 1.0,
     Kind.ERRORS: 1.0,
@@ -122,6 +124,12 @@ class MetricAnomaly:
     incident_value: float  # the sustained incident level the z was taken at
     normal_points: int
     incident_points: int
+    # How strong the anomaly is, for comparing services. The z, except that the kinds that
+    # idle at a constant (the latency of a rarely used path, an error ratio of 0) divide by a
+    # spread of next to nothing, so one slow call is a z of 10^4: for them the move is also
+    # measured as traces measure theirs (4 x log2 of the ratio) and the smaller counts.
+    # Resource levels always vary and are the service's own; their z stands.
+    intensity: float
 
     def summary(self) -> str:
         return (
@@ -143,6 +151,11 @@ class ServiceAnomaly:
 
     load_ratio: float = 1.0  # incident traffic / normal traffic
     metric_belief: float | None = None  # the belief from metrics (and alerts) alone
+    # The part of the metric belief a faulty dependency can cause (latency, errors, traffic:
+    # symptoms travel up the call graph) and the part only the service itself can
+    # (its own CPU, memory, saturation: a slow callee does not burn its caller's CPU).
+    inheritable_belief: float | None = None
+    resource_belief: float = 0.0
     signals: dict[str, SignalAnomaly] = field(default_factory=dict)  # traces, logs
 
     @property
@@ -154,7 +167,9 @@ class ServiceAnomaly:
         """How strong the service's own anomaly is; traffic is an input, so it does not count."""
         if self.vanished:
             return VANISHED_INTENSITY
-        own = max((m.z * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0)
+        own = max(
+            (m.intensity * KIND_WEIGHT[m.kind] for m in self.metrics if m.kind != Kind.REQUESTS), default=0.0
+        )
         return max([own] + [SIGNAL_WEIGHT[s.signal] * s.intensity for s in self.signals.values()])
 
     def agreeing(self, threshold: float = 0.5) -> list[str]:
@@ -242,6 +257,11 @@ def score_series(
     z = max(0.0, zs[pick])
     # Few points on either side make any z less certain.
     z *= min(1.0, (len(cur) + 1) / 4) * min(1.0, len(base) / 4)
+    floor = max(info.absolute_floor or 0.0, 1e-12)
+    if info.kind == Kind.AVAILABILITY:  # the error budget spent: 1 - level
+        moved = (1.0 - cur[pick] + floor) / (1.0 - center + floor)
+    else:
+        moved = (abs(cur[pick]) + floor) / (abs(center) + floor)
     return MetricAnomaly(
         service=service,
         metric=metric,
@@ -252,6 +272,7 @@ def score_series(
         incident_value=cur[pick],
         normal_points=len(base),
         incident_points=len(cur),
+        intensity=min(z, 4.0 * abs(math.log2(moved))) if moved > 0 and not info.is_resource else z,
     )
 
 
@@ -304,9 +325,15 @@ def score_services(
             for kind, belief in per_kind.items():
                 calm *= 1.0 - KIND_WEIGHT[kind] * belief
             result.belief = 1.0 - calm
+            resource = {k: b for k, b in per_kind.items() if k in RESOURCE_KINDS}
+            result.resource_belief = 1.0 - math.prod(1.0 - KIND_WEIGHT[k] * b for k, b in resource.items())
+            result.inheritable_belief = 1.0 - math.prod(
+                1.0 - KIND_WEIGHT[k] * b for k, b in per_kind.items() if k not in resource
+            )
             result.metrics = sorted(found, key=lambda m: (m.belief * KIND_WEIGHT[m.kind], m.z), reverse=True)
         if went_dark and incident_has_data:
             result.belief = max(result.belief or 0.0, VANISHED_BELIEF)
+            result.inheritable_belief = result.belief
             result.vanished = True
             result.has_data = True
             result.notes.append("every series stopped during the incident: down, or no longer scraped")
@@ -323,6 +350,9 @@ def score_services(
             prior = UNKNOWN_BELIEF if result.belief is None else result.belief
             calm = (1.0 - prior) * math.prod(1.0 - h for h in hints)
             result.belief = 1.0 - calm
+            # An alert is a symptom, and symptoms travel.
+            inherited = UNKNOWN_BELIEF if result.inheritable_belief is None else result.inheritable_belief
+            result.inheritable_belief = 1.0 - (1.0 - inherited) * math.prod(1.0 - h for h in hints)
             result.alerts = sorted({a.name for a in firing.get(name, [])})
         result.metric_belief = result.belief
         out[name] = result
@@ -374,6 +404,42 @@ def _belief(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | No
     return found.belief if found else None
 
 
+def _inheritable(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
+    """The belief in the service's anomalies a faulty dependency could have caused."""
+    found = anomalies.get(service)
+    if found is None or found.belief is None:
+        return None
+    if found.signals or found.inheritable_belief is None:
+        return found.belief
+    return found.inheritable_belief
+
+
+def _latency_growth(anomalies: Mapping[str, ServiceAnomaly], service: str) -> float | None:
+    """How many seconds the service's latency grew (its largest latency statistic), None unmeasured."""
+    found = anomalies.get(service)
+    metrics = found.metrics if found else []
+    growth = [m.incident_value - m.normal_median for m in metrics if m.kind == Kind.LATENCY]
+    return max(0.0, *growth) if growth else None
+
+
+def _latency_budget(anomalies: Mapping[str, ServiceAnomaly], origin: str, victim: str) -> float:
+    """How well `origin`'s latency growth can account for `victim`'s, in absolute seconds.
+
+    Latency adds up along a call path: a dependency that got 20 ms slower cannot make its
+    caller 2 s slower (unless it fails: timeouts and retries multiply, so a failing or
+    vanished origin is not held to its latency). z-scores cannot tell this, since a quiet
+    series' small move is a large z. Same attenuation as for intensities; 1.0 unmeasured.
+    """
+    found = anomalies.get(origin)
+    if found is None or found.vanished or _fails(anomalies, origin):
+        return 1.0
+    mine, theirs = _latency_growth(anomalies, origin), _latency_growth(anomalies, victim)
+    if mine is None or theirs is None or theirs <= 0.0:
+        return 1.0
+    gap = math.log(max(mine, 1e-9) / theirs)
+    return _sigmoid(ATTENUATION_SLOPE * gap + ATTENUATION_OFFSET)
+
+
 def _reachable_callers(
     topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str
 ) -> dict[str, int]:
@@ -395,7 +461,7 @@ def _reachable_callers(
                 if caller in seen:
                     continue
                 seen[caller] = seen[node] + 1
-                b = _belief(anomalies, caller)
+                b = _inheritable(anomalies, caller)
                 if b is None or b >= 0.5:
                     nxt.append(caller)
         frontier = nxt
@@ -446,7 +512,7 @@ def explanation_score(
     cover = 0.0
     own_intensity = math.log1p(_intensity(anomalies, service))
     for caller, hops in _reachable_callers(topology, anomalies, service).items():
-        b = _belief(anomalies, caller)
+        b = _inheritable(anomalies, caller)
         if b is None:
             continue  # no data: no evidence either way
         # Anomalies weaken as they travel up (timeouts cap latency, fallbacks absorb errors):
@@ -456,6 +522,7 @@ def explanation_score(
         else:
             gap = own_intensity - math.log1p(_intensity(anomalies, caller))
             reach = _sigmoid(ATTENUATION_SLOPE * gap + ATTENUATION_OFFSET)
+            reach = min(reach, _latency_budget(anomalies, service, caller))
         healthy_term = _LOG_CALLER_NORM[hops - 1] if hops <= len(_LOG_CALLER_NORM) else 0.0
         cover += b * reach * _LOG_CALLER_ANOM + (1 - b) * healthy_term
         if b >= 0.5 and reach >= 0.5:
@@ -470,13 +537,40 @@ def explanation_score(
             continue
         # A dependency at least as anomalous as we are is the likelier origin.
         dominance = _sigmoid(DOMINANCE_SLOPE * (math.log1p(_intensity(anomalies, dep)) - own_intensity) + 1.0)
+        dominance = min(dominance, _latency_budget(anomalies, dep, service))
         weight = b * (1.0 - _surge(anomalies, dep)) * dominance * DEPENDENCY_DECAY ** (hops - 1)
+        # A dependency explains our latency and errors, never our own resource use.
+        weight *= 1.0 - (found.resource_belief if found is not None else 0.0)
         score += math.log(1.0 - DEPENDENCY_PENALTY * weight)
         if weight >= 0.3:
             competing.append((dep, hops, b))
     explained.sort(key=lambda e: (e[1], -e[2], e[0]))
     competing.sort(key=lambda e: (e[1], -e[2], e[0]))
     return score, explained, competing
+
+
+def _untraced_waits(
+    topology: Topology, traces: Sequence[TraceStat], scored: dict[str, SignalAnomaly]
+) -> dict[str, SignalAnomaly]:
+    """A caller's own time includes its calls to dependencies the traces do not show.
+
+    Own time is an invocation minus the time in the *traced* callees. When the topology
+    says a service depends on one whose calls from it are not in the traces, and that
+    dependency is anomalous in its traces elsewhere, the caller's grown own time may be
+    that wait: its trace evidence is kept only as far as the dependency looks healthy.
+    """
+    seen = trace_edges(traces)
+    out = dict(scored)
+    for caller, found in scored.items():
+        hidden = [
+            scored[dep].belief
+            for dep in (topology.dependencies(caller) if caller in topology else ())
+            if (caller, dep) not in seen and dep in scored
+        ]
+        if hidden:
+            keep = 1.0 - max(hidden)
+            out[caller] = replace(found, belief=found.belief * keep, intensity=found.intensity * keep)
+    return out
 
 
 def rank_root_causes(
@@ -513,22 +607,32 @@ def rank_root_causes(
     log_window = log_normal or normal
     fuse_signals(
         anomalies,
-        score_traces(traces, trace_normal or normal, anomalous) if traces else {},
+        _untraced_waits(topo, traces, score_traces(traces, trace_normal or normal, anomalous))
+        if traces
+        else {},
         score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous), log_pairs)
         if logs
         else {},
     )
     on_path: set[str] | None = None
-    if symptom is not None and symptom.service in topo:
+    # A symptom the graph has no edge for (it neither calls nor is called) says nothing about
+    # where the fault is: the graph just does not know it (an untraced edge proxy, say).
+    if symptom is not None and symptom.service in topo and topo.graph.degree(symptom.service) > 0:
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
     universe |= {name for name, found in anomalies.items() if found.signals}
     fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
+    # Metrics alone: the graph's explanation saturates once a service is surely anomalous, so
+    # every anomalous service looks alike to it; the metric expert (how strongly a service's
+    # own metrics single it out) is the second opinion, multiplied in as in the fused case.
+    own_metrics = fused_scores(anomalies, universe) if fused is None else None
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
         if on_path is not None and service not in on_path:
             score += OFF_PATH_PRIOR
+        if own_metrics is not None:
+            score += own_metrics[service]
         if fused is not None:
             score = fused[service]
         scored.append((score, service, explained))
@@ -586,7 +690,9 @@ def _own_metric_evidence(found: ServiceAnomaly, *, with_traces: bool = False) ->
         return VANISHED_BELIEF * math.log1p(VANISHED_INTENSITY) if found.vanished else 0.0
     metrics = [m for m in found.metrics if m.kind in OWN_KINDS_WITH_TRACES] if with_traces else found.metrics
     calm = math.prod(1.0 - _metric_weight(m.kind) * m.belief for m in metrics)
-    strongest = max((m.z * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0)
+    strongest = max(
+        (m.intensity * _metric_weight(m.kind) for m in metrics if m.kind != Kind.REQUESTS), default=0.0
+    )
     return (1.0 - calm) * math.log1p(strongest)
 
 

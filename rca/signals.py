@@ -12,7 +12,9 @@ one that changed; latency alone travels up the call graph.
 
 Why gaps: a network fault at a service delays every call into and out of it, outside any of
 its spans; the caller's client span grows while the callee's server span does not. The
-service all of whose edges' gaps grew is the one whose network changed.
+service all of whose edges' gaps grew is the one whose network changed. A gap is timed by
+the caller, so what all of a caller's calls grew alike (a caller starved of CPU) is the
+caller's, and is taken off each callee's share.
 
 Why templates as *shares* of a service's log volume: traffic moves every count; a template
 that appears, or whose share of the service's lines jumps, says the code took another path.
@@ -348,14 +350,23 @@ def _network(
             per_edge[(s.caller, s.callee)][0].append(s.gap_p90)
         elif _in(s.timestamp, anomalous):
             per_edge[(s.caller, s.callee)][1].append(s.gap_p90)
+    edge_growth: dict[tuple[str, str], float] = {
+        edge: math.log2((_sustained(cur) + TIME_FLOOR) / (median(base) + TIME_FLOOR))
+        for edge, (base, cur) in per_edge.items()
+        if base and cur
+    }
+    sent: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for (caller, callee), g in edge_growth.items():
+        sent[caller].append((callee, g))
     into: dict[str, list[float]] = defaultdict(list)
     out_of: dict[str, list[float]] = defaultdict(list)
-    for (caller, callee), (base, cur) in per_edge.items():
-        if not base or not cur:
-            continue
-        g = math.log2((_sustained(cur) + TIME_FLOOR) / (median(base) + TIME_FLOOR))
-        into[callee].append(g)
+    for (caller, callee), g in edge_growth.items():
         out_of[caller].append(g)
+        # A gap is measured from the caller's side: a caller starved of CPU waits longer on
+        # every call it makes. What every one of its other calls grew too (the least of
+        # them) is the caller's, not this callee's network.
+        others = [h for other, h in sent[caller] if other != callee]
+        into[callee].append(g - max(0.0, min(others)) if others else g)
     out: dict[str, tuple[float, float, int]] = {}
     for service in set(into) | set(out_of):
         # Calls into the faulty service wait (ingress delay), or all its own calls do (egress).

@@ -11,6 +11,7 @@ import pytest
 from models.alert import Alert, AlertStatus, Severity
 from models.rca import Symptom
 from rca.ranking import (
+    explanation_score,
     rank_most_anomalous,
     rank_root_causes,
     rank_symptom_first,
@@ -227,3 +228,102 @@ def test_baselines() -> None:
     assert rank_most_anomalous(metrics, NORMAL, ANOMALOUS)[0] == "payments-db"
     assert rank_symptom_first(CHAIN, "checkout")[:3] == ["checkout", "inventory", "payments"]
     assert set(rank_symptom_first(CHAIN, "checkout")) == set(CHAIN.services)
+
+
+# frontend -> checkout -> payments ; frontend -> ads ; checkout -> email
+SHOP = Topology.from_data(
+    {
+        "services": {
+            "frontend": {"depends_on": ["checkout", "ads"]},
+            "checkout": {"depends_on": ["payments", "email"]},
+            "payments": {},
+            "ads": {},
+            "email": {},
+        }
+    }
+)
+
+
+def shop(**incident: dict[str, tuple[float, float]]) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """Every SHOP service healthy (latency, CPU) except the (normal, incident) levels given."""
+    metrics: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for i, name in enumerate(sorted(SHOP.services)):
+        moved = incident.get(name, {})
+        metrics[name] = {
+            metric: series(*moved.get(metric, (default, default)), noise=0.01, seed=300 + 10 * i + j)
+            for j, (metric, default) in enumerate((("latency_p90", 0.05), ("cpu_avg", 0.3)))
+        }
+    return metrics
+
+
+def test_a_dependency_explains_no_more_latency_than_it_gained_itself() -> None:
+    # payments' 50 ms is a larger z than checkout's 1.5 s (a quieter series), but latency adds
+    # up along a call path: payments cannot have made checkout 1.5 s slower.
+    metrics = shop(
+        payments={"latency_p90": (0.010, 0.060)},
+        checkout={"latency_p90": (1.0, 2.5)},
+        frontend={"latency_p90": (1.2, 2.7)},
+    )
+    candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS, limit=None)
+    by_name = {c.service: c for c in candidates}
+    assert candidates[0].service == "checkout", [(c.service, c.score) for c in candidates]
+    assert "checkout" not in by_name["payments"].explains
+
+
+def test_a_dependency_does_not_explain_its_callers_own_cpu() -> None:
+    # checkout burns CPU and is no slower; payments got slower. A slow callee does not burn
+    # its caller's CPU, so payments explains nothing in checkout.
+    metrics = shop(payments={"latency_p90": (0.010, 0.5)}, checkout={"cpu_avg": (0.3, 0.95)})
+    anomalies = score_services(metrics, NORMAL, ANOMALOUS, services=SHOP.services)
+    assert anomalies["checkout"].resource_belief > 0.5
+    assert (anomalies["checkout"].inheritable_belief or 0.0) < 0.5
+    candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS, limit=None)
+    payments = next(c for c in candidates if c.service == "payments")
+    assert "checkout" not in payments.explains, payments.explains
+    # ...nor, as an anomalous dependency, does it take the blame for that CPU from checkout.
+    _, _, competing = explanation_score(SHOP, anomalies, "checkout")
+    assert "payments" not in [dep for dep, _, _ in competing], competing
+
+
+def test_a_service_its_own_metrics_single_out_beats_one_that_only_explains_a_caller() -> None:
+    # email saturates its CPU (its caller, checkout, does not notice: mail goes out async); ads
+    # is mildly slower and frontend, its caller, a little too. With metrics alone the graph
+    # favours ads (it explains an anomalous caller); email's own evidence is far stronger.
+    metrics = shop(
+        email={"cpu_avg": (0.01, 1.0), "latency_p90": (0.005, 0.45)},
+        ads={"latency_p90": (0.05, 0.15)},
+        frontend={"latency_p90": (0.5, 0.6)},
+    )
+    candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS)
+    assert candidates[0].service == "email", [(c.service, c.score) for c in candidates]
+
+
+def test_a_symptom_the_graph_has_no_edge_for_puts_nothing_off_path() -> None:
+    # The alerting proxy is untraced: a node without edges. The graph cannot say what it
+    # depends on, so no candidate is "off the symptom's path" because of it.
+    proxied = Topology.from_data(
+        {
+            "services": {
+                **{name: {"depends_on": list(CHAIN.dependencies(name))} for name in CHAIN.services},
+                "proxy": {},
+            }
+        }
+    )
+    candidates = rank_root_causes(proxied, scenario("payments"), "proxy", NORMAL, ANOMALOUS, limit=None)
+    assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
+    assert not any(e.kind == "off_path" for c in candidates for e in c.evidence)
+
+
+def test_a_nearly_constant_series_does_not_outweigh_a_saturated_cpu() -> None:
+    # ads serves a rarely used path whose latency idles at exactly 4.6 ms: its normal spread
+    # is nothing, so one slow call is a z of 10^4. email's CPU went from 2% to a full core.
+    # Compared as the traces compare theirs (4 x log2 of the move), email's is the stronger.
+    metrics = shop(email={"cpu_avg": (0.02, 1.0)})
+    metrics["ads"]["latency_p90"] = [
+        (t, 18.0 if t >= ANOMALOUS[0] else 0.0046) for t, _ in metrics["ads"]["latency_p90"]
+    ]
+    anomalies = score_services(metrics, NORMAL, ANOMALOUS, services=SHOP.services)
+    slow = anomalies["ads"].metrics[0]
+    assert slow.z > 1000 and slow.intensity < 50
+    candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS)
+    assert candidates[0].service == "email", [(c.service, c.score) for c in candidates]

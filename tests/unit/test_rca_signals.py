@@ -93,6 +93,23 @@ def test_a_network_delay_shows_in_the_gaps_of_calls_into_the_service() -> None:
     assert any("network" in f for f in scored["db"].findings)
 
 
+def test_a_caller_that_waits_longer_on_every_call_is_not_every_callees_network() -> None:
+    # web is starved of CPU: each of its client spans outlasts the callee's span by 300 ms
+    # more than normal, to all three callees alike. The gaps grew on web's side, not on
+    # three networks at once.
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        starved = 0.3 if ts >= 200 else 0.0
+        stats += [edge(ts, "", "web", 0.05 + 3 * starved, 0.01 + starved)]
+        stats += [
+            edge(ts, "web", callee, 0.01, 0.01, gap=0.002 + starved) for callee in ("api", "cache", "search")
+        ]
+    scored = score_traces(stats, NORMAL, INCIDENT)
+    assert max(scored.values(), key=lambda a: (a.belief, a.intensity)).service == "web"
+    for callee in ("api", "cache", "search"):
+        assert scored[callee].belief < 0.1, scored[callee]
+
+
 def logs(service: str, template: str, count: int, ts: float, level: str = "info") -> LogStat:
     return LogStat(ts, service, template, level, count, f"template {template}")
 
@@ -230,6 +247,28 @@ def test_fused_ranking_follows_the_signal_that_singles_a_service_out() -> None:
     summary = fused[0].as_evidence().summary
     assert "anomalous in traces" in summary
     assert "traces: own time p90" in summary  # the hot spot reaches the diagnosis agent
+
+
+def test_calls_the_traces_do_not_show_count_in_the_callers_own_time() -> None:
+    # The topology says web calls db, but those calls carry no spans: web's own time is its
+    # invocation minus its *traced* calls, so the 1 s it now waits on db (whose calls from
+    # api show a network delay) lands in web's own time. db is the origin, not web.
+    topology = Topology.from_data(
+        {"services": {"web": {"depends_on": ["api", "db"]}, "api": {"depends_on": ["db"]}, "db": {}}}
+    )
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        delay = 0.2 if ts >= 200 else 0.0
+        stats += [
+            edge(ts, "", "web", 0.05 + 5 * delay, 0.01 + 5 * delay),  # five untraced calls to db
+            edge(ts, "web", "api", 0.03, 0.01, gap=0.002),
+            edge(ts, "api", "db", 0.01, 0.01, gap=0.002 + delay),
+        ]
+    metrics = flat_metrics(["web", "api", "db"])
+    ranked = rank_root_causes(
+        topology, metrics, "web", NORMAL, INCIDENT, limit=None, traces=stats, trace_normal=NORMAL
+    )
+    assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
 
 
 def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
