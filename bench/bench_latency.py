@@ -5,9 +5,10 @@
 Starts a Temporal dev server (SQLite, WAL), OpenBao (bootstrapped like the dev stack), the
 workers as `make dev` runs them (`python worker.py --role incident` and `--role memory`) and
 the API (`python -m api`), with a copy of the action catalog
-in which `restart_service` is autonomous, so the Rego policy allows it without a human (a
-P3 alert, no track record). Then, one incident at a time, it POSTs an Alertmanager alert and
-reads from the histories when the remediation started:
+in which `restart_service` is autonomous, and a copy of the policies whose maintenance
+windows let restarts through at any hour, so the Rego policy allows it without a human (a
+P3 alert, no track record) whenever the benchmark runs. Then, one incident at a time, it
+POSTs an Alertmanager alert and reads from the histories when the remediation started:
 
 - decided: the 202 of the webhook -> the policy's verdict (the incident enters remediating);
 - remediation start: the 202 -> the `run_playbook` activity starting in the child workflow;
@@ -36,6 +37,7 @@ from typing import Any
 
 import httpx
 import hvac
+import yaml
 from bench_common import free_port, percentile, report
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
@@ -99,6 +101,16 @@ class Stack:
             start = text.index("  restart_service:")
             text = text[:start] + text[start:].replace("autonomy: approve", "autonomy: autonomous", 1)
             catalog.write_text(text)
+            # Restarts outside a maintenance window need approval below P1; the latency
+            # measured must not depend on the hour the benchmark runs at.
+            policies = self.workdir / "policies"
+            shutil.copytree(ROOT / "policies", policies, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+            data = yaml.safe_load((policies / "data.yaml").read_text())
+            data["firebreak"]["maintenance"]["outside_window"]["restart_service"] = dict.fromkeys(
+                ("P1", "P2", "P3", "P4"), "allow"
+            )
+            (policies / "data.yaml").write_text(yaml.safe_dump(data))
+            settings = {"FIREBREAK_POLICIES_DIR": str(policies), **settings}
         vault_addr, vault_token = self._start_vault(playbooks)
         common = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("FIREBREAK_", "ANTHROPIC_"))},
