@@ -54,6 +54,7 @@ from bench_storm import (
     rss_mb,
     start_stack,
     storm_arguments,
+    storm_options,
     storm_rows,
     tree,
     wait_port,
@@ -457,13 +458,7 @@ async def main() -> None:
         + "; ".join(" ".join(f"{x:.2f}" for x in load) for load in loads)
     )
     print(json.dumps({
-        "alerts": args.alerts,
-        "incidents": args.incidents,
-        "senders": args.senders,
-        "group": args.group,
-        "paced_offered_alerts_per_s": args.rate,
-        "settle_seconds": args.settle if args.settle is not None else "make dev default",
-        "ansible_rulebook": eda_version,
+        **storm_options(args, eda_version),
         "eda": eda,
         "shapes": [asdict(shape) for shape in shapes],
         "load_averages": loads,

@@ -604,6 +604,19 @@ def print_table(
     )
 
 
+def storm_options(args: argparse.Namespace, eda_version: str | None) -> dict[str, object]:
+    """The run's storm options, as the JSON line reports them (shared with bench_scaleout)."""
+    return {
+        "alerts": args.alerts,
+        "incidents": args.incidents,
+        "senders": args.senders,
+        "group": args.group,
+        "paced_offered_alerts_per_s": args.rate,
+        "settle_seconds": args.settle if args.settle is not None else "make dev default",
+        "ansible_rulebook": eda_version,
+    }
+
+
 def kv(values: object) -> str:
     assert isinstance(values, dict)
     return " ".join(f"{k} {v}" for k, v in values.items())
@@ -666,13 +679,7 @@ async def main() -> None:
         f"at the end {kv(stack_info['rss_mb_at_end'])}\n"
     )
     result = {
-        "alerts": args.alerts,
-        "incidents": args.incidents,
-        "senders": args.senders,
-        "group": args.group,
-        "paced_offered_alerts_per_s": args.rate,
-        "settle_seconds": args.settle if args.settle is not None else "make dev default",
-        "ansible_rulebook": eda_version,
+        **storm_options(args, eda_version),
         "raw_signal_with_start": raw,
         "firebreak_stack": stack_info,
         "eda": eda,
