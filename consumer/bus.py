@@ -31,7 +31,6 @@ from urllib.parse import urlsplit
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
-from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
@@ -234,7 +233,10 @@ class BusConsumer:
                 want = min(self._max - self._in_flight, FETCH_BATCH)
                 try:
                     msgs = await sub.fetch(want, timeout=FETCH_WAIT)
-                except NatsTimeout:
+                except TimeoutError:
+                    # An empty pull. nats-py raises its own TimeoutError or, when the deadline runs
+                    # out between its two pull requests (a busy box), the builtin one: both mean
+                    # "nothing yet", never "stop consuming".
                     continue
                 # In order: an incident's messages enter the ingest in stream order.
                 for msg in msgs:

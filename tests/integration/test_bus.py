@@ -33,6 +33,7 @@ from temporalio.service import RPCError
 
 from consumer.bus import HEADER_REASON, HEADER_SEQUENCE, BusConsumer, ensure_streams, temporal_deliver
 from integrations.vault import ActionCredentials
+from models.alert import AlertBatch
 from models.constants import QUERY_STATE, incident_workflow_id
 from models.incident import IncidentState
 from runtime.metrics import REGISTRY
@@ -578,6 +579,47 @@ async def test_malformed_messages_dead_lettered_with_reason_stream_keeps_flowing
     assert set(state.alerts) == {f"{run}-{n}" for n in range(6)}
     assert state.duplicate_alerts == 1, state.duplicate_alerts  # the retry was absorbed
     await client.get_workflow_handle(incident_id).terminate("test done")
+
+
+@pytest.mark.timeout(60)
+async def test_an_empty_pull_timing_out_the_builtin_way_does_not_stop_the_consumer(
+    settings: Settings, bus: NATS, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nats-py's batch fetch raises the builtin TimeoutError, not its own, when the deadline runs
+    out between its two pull requests: what a loaded CI box hit. The consumer took it for the
+    broker being gone and exited 1. Here the first pulls fail that way; the messages still land."""
+    js = bus.jetstream()
+    run = secrets.token_hex(3)
+    messages = [alert_message(f"pull-{run}", f"{run}-{n}") for n in range(5)]
+    configured = settings.model_copy(update={"bus_url": "nats://unused:4222"})
+    await ensure_streams(js, configured)
+    await publish(js, messages)
+
+    real_fetch = JetStreamContext.PullSubscription.fetch
+    timed_out = 0
+
+    async def fetch(self: JetStreamContext.PullSubscription, *args: Any, **kwargs: Any) -> list[Any]:
+        nonlocal timed_out
+        if timed_out < 3:
+            timed_out += 1
+            raise TimeoutError  # nats-py's `_fetch_n`, deadline spent after the no-wait probe
+        return await real_fetch(self, *args, **kwargs)
+
+    monkeypatch.setattr(JetStreamContext.PullSubscription, "fetch", fetch)
+    delivered: list[str] = []
+
+    async def deliver(workflow_id: str, batch: AlertBatch) -> None:
+        delivered.extend(alert.fingerprint for alert in batch.alerts)
+
+    stop = asyncio.Event()
+    running = asyncio.create_task(BusConsumer(configured, deliver).run(stop, bus))
+    try:
+        await wait_consumed(js, len(messages), timeout=30)
+    finally:
+        stop.set()
+        await running  # re-raises what stopped it
+    assert timed_out == 3
+    assert sorted(delivered) == sorted(f"{run}-{n}" for n in range(5))
 
 
 async def dead_letters(js: JetStreamContext, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
