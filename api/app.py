@@ -4,6 +4,10 @@ Each payload is validated whole into `Alert`s, grouped by incident key and deliv
 signal-with-start to `incident-<key>`. The answer is 202 only once Temporal accepted every
 group; if Temporal cannot be reached it is 503 with Retry-After, so Alertmanager retries
 and nothing is lost (a retried delivery is deduplicated by fingerprint in the workflow).
+
+With `FIREBREAK_API_ACK=bus` the validated body is stored on the alert bus instead and 202
+means JetStream holds it; the bus consumer delivers it to the incident as above. A storm
+then costs the sender one broker round trip per request, not a Temporal RPC.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from opentelemetry.trace import TracerProvider
 from pydantic import BaseModel, ValidationError
 
 from api.approvals import ApproverTokensError, add_approval_routes
-from api.body import Problem, drain_then, problem, read_bounded_json
+from api.body import Problem, drain_then, parse_bounded_json, problem, read_bounded_body
+from ingest.bus import BusPublisher, check_settings
 from ingest.coalescer import Coalescer, Overloaded, Unavailable
 from ingest.delivery import DELIVERY_TIMEOUT, ClientFactory, TemporalGateway, signal_with_start
 from ingest.parsing import GENERIC, field_errors, parse_generic, refusal_text
@@ -104,12 +109,23 @@ def create_app(
             "for a local experiment"
         )
     gateway = TemporalGateway(client_factory)
+    bus: BusPublisher | None = None
+    if settings.api_ack == "bus":
+        try:
+            check_settings(settings)
+        except RuntimeError as exc:
+            raise ConfigurationError(f"FIREBREAK_API_ACK=bus: {exc}") from None
+        bus = BusPublisher(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         detail = (await gateway.reachable())[1]
         logger.info("Temporal %s", detail)
+        if bus is not None:
+            logger.info("alert bus %s: a webhook's 202 means the bus stored it", (await bus.reachable())[1])
         yield
+        if bus is not None:
+            await bus.close()
         # Shutdown: what is already queued still goes out before the server stops.
         ingest: Coalescer | None = getattr(app.state, "coalescer", None)
         if ingest is not None:
@@ -123,6 +139,7 @@ def create_app(
         description="Alert webhooks that open and update Firebreak incidents.",
     )
     app.state.gateway = gateway
+    app.state.bus = bus  # None unless FIREBREAK_API_ACK=bus
     _document_bodies(app)
     _instrument(app, settings, gateway, tracer_provider, temporal_metrics_url)
     try:
@@ -146,9 +163,9 @@ def create_app(
             request, denied, settings.api_max_body_bytes, settings.api_body_timeout_seconds
         )
 
-    async def read_json(request: Request) -> Any | JSONResponse:
-        """The body as plain data, or the 4xx that says why not (see `api.body`)."""
-        return await read_bounded_json(
+    async def read_body(request: Request) -> bytes | JSONResponse:
+        """The body as sent, or the 4xx that says why not (see `api.body`)."""
+        return await read_bounded_body(
             request,
             max_bytes=settings.api_max_body_bytes,
             seconds=settings.api_body_timeout_seconds,
@@ -171,9 +188,17 @@ def create_app(
         ingest: Coalescer = app.state.coalescer
         return ingest
 
-    async def deliver(alerts: list[Alert], source: str) -> JSONResponse:
+    async def accept(alerts: list[Alert], source: str, body: bytes) -> list[str]:
+        """Hand the alerts on; return their incident keys once they are durable (or raise)."""
+        if bus is None:
+            return await coalescer().submit(alerts)
+        # The body as sent: the consumer validates it again, as it does every bus message.
+        await bus.publish(source, body)
+        return sorted({alert.incident_key() for alert in alerts})
+
+    async def deliver(alerts: list[Alert], source: str, body: bytes) -> JSONResponse:
         try:
-            keys = await coalescer().submit(alerts)
+            keys = await accept(alerts, source, body)
         except Overloaded as exc:
             return problem(
                 429, "too many alerts waiting; retry later", headers={"Retry-After": str(exc.retry_after)}
@@ -181,7 +206,7 @@ def create_app(
         except Unavailable:
             return problem(
                 503,
-                "Temporal is unavailable; retry later",
+                f"{'the alert bus' if bus is not None else 'Temporal'} is unavailable; retry later",
                 headers={"Retry-After": RETRY_AFTER_SECONDS},
             )
         incidents = [incident_workflow_id(k) for k in keys]
@@ -194,7 +219,10 @@ def create_app(
         """What both webhooks do: authenticate, read the body, parse it into alerts, deliver them."""
         if (denied := await refuse_unauthorized(request)) is not None:
             return denied
-        raw = await read_json(request)
+        body = await read_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        raw = parse_bounded_json(body)
         if isinstance(raw, JSONResponse):
             return raw
         try:
@@ -203,7 +231,7 @@ def create_app(
             return invalid(exc)
         except ValueError as exc:
             return problem(422, str(exc))
-        return await deliver(alerts, source)
+        return await deliver(alerts, source, body)
 
     @app.post("/alerts/alertmanager", **_webhook_route(_ALERTMANAGER_SCHEMA))
     async def alertmanager(request: Request) -> JSONResponse:
@@ -219,12 +247,13 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        """Is the API up, and can it reach Temporal?"""
+        """Is the API up, and can it reach Temporal (and the alert bus, when it acks there)?"""
         ok, detail = await gateway.reachable()
-        return JSONResponse(
-            {"status": "ok" if ok else "degraded", "temporal": detail},
-            status_code=200 if ok else 503,
-        )
+        answer = {"temporal": detail}
+        if bus is not None:
+            bus_ok, answer["bus"] = await bus.reachable()
+            ok = ok and bus_ok
+        return JSONResponse({"status": "ok" if ok else "degraded", **answer}, status_code=200 if ok else 503)
 
     return app
 

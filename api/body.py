@@ -65,6 +65,12 @@ async def drain_then(request: Request, answer: JSONResponse, max_bytes: int, sec
 
 async def read_bounded_json(request: Request, *, max_bytes: int, seconds: float) -> Any | JSONResponse:
     """The body parsed within `runtime.bounded`'s limits, or the Problem answer that says why not."""
+    body = await read_bounded_body(request, max_bytes=max_bytes, seconds=seconds)
+    return body if isinstance(body, JSONResponse) else parse_bounded_json(body)
+
+
+async def read_bounded_body(request: Request, *, max_bytes: int, seconds: float) -> bytes | JSONResponse:
+    """A JSON request's body as sent, within the size and time bounds, or the Problem answer."""
     media, _, params = request.headers.get("content-type", "").partition(";")
     media = media.strip().lower()
     if media != "application/json":
@@ -89,8 +95,13 @@ async def read_bounded_json(request: Request, *, max_bytes: int, seconds: float)
         return _closing(problem(408, f"body not received within {seconds:g} seconds (the limit)"))
     except ClientDisconnect:
         return _closing(problem(400, "client disconnected before the body was complete"))
+    return bytes(body)
+
+
+def parse_bounded_json(body: bytes) -> Any | JSONResponse:
+    """The body parsed within `runtime.bounded`'s limits, or the Problem answer naming the field."""
     try:
-        return parse_json(bytes(body))
+        return parse_json(body)
     except BoundsError as exc:
         return problem(
             exc.status,

@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 
-from consumer.bus import BusConsumer, ConfigurationError, check_settings, redacted, temporal_deliver
+from consumer.bus import BusConsumer, temporal_deliver
+from ingest.bus import ConfigurationError, check_settings, redacted
 from runtime.settings import Settings
 from runtime.temporal import connect
 

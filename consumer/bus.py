@@ -26,18 +26,17 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
 import nats
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Gauge, Histogram
 from temporalio.client import Client
 
 from consumer.messages import Decoded, Rejected, decode, header_safe
+from ingest.bus import check_settings, ensure_streams, redacted
 from ingest.coalescer import Coalescer, Overloaded, Unavailable
 from ingest.delivery import DELIVERY_TIMEOUT, TemporalGateway, signal_with_start
 from models.alert import AlertBatch
@@ -48,8 +47,6 @@ logger = logging.getLogger("firebreak.consumer")
 
 FETCH_BATCH = 256  # messages per pull request, at most (what is free of max_in_flight)
 FETCH_WAIT = 1.0  # seconds a pull request waits for messages; also how soon a stop is seen
-STREAM_MAX_AGE = 14 * 86_400.0  # streams the consumer creates keep two weeks; yours keep yours
-DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers a Nats-Msg-Id
 HEADER_REASON = "Firebreak-Dead-Reason"
 HEADER_SUBJECT = "Firebreak-Original-Subject"
 HEADER_SEQUENCE = "Firebreak-Original-Sequence"
@@ -86,31 +83,6 @@ IN_FLIGHT = Gauge("firebreak_bus_in_flight", "Bus messages delivered and not yet
 Deliver = Callable[[str, AlertBatch], Awaitable[None]]
 
 
-def redacted(url: str) -> str:
-    """The URL without its credentials (nats://user:password@host), for logs and errors."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or 4222}"
-
-
-class ConfigurationError(RuntimeError):
-    """The bus settings cannot work; the message names the setting."""
-
-
-def check_settings(settings: Settings) -> str:
-    """The bus URL, or a ConfigurationError naming the setting that is wrong."""
-    if settings.bus_url is None:
-        raise ConfigurationError("FIREBREAK_BUS_URL is not set (e.g. nats://127.0.0.1:4222)")
-    alerts, dead = settings.bus_subject_prefix, settings.bus_dead_letter_prefix
-    if dead == alerts or dead.startswith(alerts + ".") or alerts.startswith(dead + "."):
-        raise ConfigurationError(
-            f"FIREBREAK_BUS_DEAD_LETTER_PREFIX ({dead}) overlaps FIREBREAK_BUS_SUBJECT_PREFIX ({alerts}): "
-            "dead letters would be consumed again"
-        )
-    if settings.bus_stream == settings.bus_dead_letter_stream:
-        raise ConfigurationError("FIREBREAK_BUS_DEAD_LETTER_STREAM must differ from FIREBREAK_BUS_STREAM")
-    return settings.bus_url
-
-
 def temporal_deliver(settings: Settings, client_factory: Callable[[], Awaitable[Client]]) -> Deliver:
     """The webhook's delivery: signal-with-start, bounded so an outage fails fast."""
     gateway = TemporalGateway(client_factory)
@@ -120,27 +92,6 @@ def temporal_deliver(settings: Settings, client_factory: Callable[[], Awaitable[
             await signal_with_start(await gateway.client(), settings, key, batch)
 
     return deliver
-
-
-async def ensure_streams(js: JetStreamContext, settings: Settings) -> None:
-    """Create the alert and dead-letter streams when missing; existing ones are left as they are."""
-    for name, prefix in (
-        (settings.bus_stream, settings.bus_subject_prefix),
-        (settings.bus_dead_letter_stream, settings.bus_dead_letter_prefix),
-    ):
-        try:
-            await js.stream_info(name)
-        except NotFoundError:
-            await js.add_stream(
-                StreamConfig(
-                    name=name,
-                    subjects=[f"{prefix}.>"],
-                    storage=StorageType.FILE,
-                    max_age=STREAM_MAX_AGE,
-                    duplicate_window=DUPLICATE_WINDOW,
-                )
-            )
-            logger.info("created stream %s for %s.>", name, prefix)
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:

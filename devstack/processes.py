@@ -73,6 +73,7 @@ class Endpoints:
     vault_port: int
     api_host: str
     api_port: int
+    bus_port: int | None = None  # the stack's own NATS (loopback), when it runs one
 
     @property
     def temporal_address(self) -> str:
@@ -97,7 +98,7 @@ class Endpoints:
             ("Temporal UI", self.temporal_host, self.ui_port),
             ("OpenBao", self.vault_host, self.vault_port),
             ("Firebreak API", self.api_host, self.api_port),
-        ]
+        ] + ([("NATS (alert bus)", LOOPBACK, self.bus_port)] if self.bus_port is not None else [])
 
     def workflow_url(self, namespace: str, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{namespace}/workflows/{workflow_id}"
@@ -131,7 +132,18 @@ def endpoints_from(settings: Settings) -> Endpoints:
         vault_port=vault.port,
         api_host=settings.api_host,
         api_port=settings.api_port,
+        bus_port=settings.dev_bus_port if settings.bus_url is None and find_nats() is not None else None,
     )
+
+
+LOOPBACK = "127.0.0.1"
+# Debian installs nats-server in /usr/sbin, which is not on every user's PATH.
+NATS_PLACES = ("/usr/sbin", "/usr/local/sbin")
+
+
+def find_nats() -> str | None:
+    """The nats-server binary (scripts/install-system-deps.sh installs it), or None."""
+    return shutil.which("nats-server") or shutil.which("nats-server", path=os.pathsep.join(NATS_PLACES))
 
 
 def busy_ports(endpoints: Endpoints) -> list[str]:

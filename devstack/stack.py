@@ -47,6 +47,7 @@ from temporalio.service import RPCError
 
 from devstack.demo import follow_demo, report_demo
 from devstack.processes import (
+    LOOPBACK,
     AlreadyRunning,
     Child,
     DevStackError,
@@ -57,6 +58,7 @@ from devstack.processes import (
     child_env,
     endpoints_from,
     find_binary,
+    find_nats,
     http_ok,
     spawn,
     stop_group,
@@ -300,6 +302,26 @@ class DevStack:
         )
         self.say(f"  memory worker ready ({time.monotonic() - started:.1f}s)")
 
+        # The alert bus: the configured broker (FIREBREAK_BUS_URL), else our own nats-server on
+        # loopback with its JetStream store in the data dir, when it is installed.
+        if self.endpoints.bus_port is not None:
+            await self._start_nats(stop)
+        if self.bus_url is not None:
+            common["FIREBREAK_BUS_URL"] = self.bus_url
+            # The consumer (its token, if any, is its own and the API's, no one else's).
+            consumer_env = child_env(os.environ, **common)
+            if self.settings.bus_token is not None:
+                consumer_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
+            if self.demo and "settle_seconds" not in self.settings.model_fields_set:
+                consumer_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+            await self._step(
+                "bus consumer",
+                lambda: self.spawn("consumer", [sys.executable, "-m", "consumer"], consumer_env),
+                self._consumer_ready,
+                API_READY_TIMEOUT,
+                stop,
+            )
+
         # The API: the bearer token, no Vault token.
         if self.settings.api_token is not None:
             self.api_token = self.settings.api_token
@@ -315,6 +337,11 @@ class DevStack:
         )
         if self.demo and "settle_seconds" not in self.settings.model_fields_set:
             api_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+        if self.bus_url is not None and "api_ack" not in self.settings.model_fields_set:
+            # A storm's webhooks are acked once the bus stored them, not per Temporal RPC.
+            api_env["FIREBREAK_API_ACK"] = "bus"
+        if self.bus_url is not None and self.settings.bus_token is not None:
+            api_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
         await self._step(
             "API",
             lambda: self.spawn("api", [sys.executable, "-m", "api"], api_env),
@@ -323,20 +350,30 @@ class DevStack:
             stop,
         )
 
-        # The bus consumer, when a broker is configured (FIREBREAK_BUS_URL); no secrets of ours.
-        if self.settings.bus_url is not None:
-            consumer_env = child_env(os.environ, **common)
-            if self.settings.bus_token is not None:  # the consumer's alone
-                consumer_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
-            if self.demo and "settle_seconds" not in self.settings.model_fields_set:
-                consumer_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
-            await self._step(
-                "bus consumer",
-                lambda: self.spawn("consumer", [sys.executable, "-m", "consumer"], consumer_env),
-                self._consumer_ready,
-                API_READY_TIMEOUT,
-                stop,
-            )
+
+    @property
+    def bus_url(self) -> str | None:
+        if self.endpoints.bus_port is not None:
+            return f"nats://{LOOPBACK}:{self.endpoints.bus_port}"
+        return self.settings.bus_url
+
+    async def _start_nats(self, stop: asyncio.Event) -> None:
+        nats_server = find_nats()
+        assert nats_server is not None and self.endpoints.bus_port is not None
+        argv = [
+            nats_server, "-js", "-a", LOOPBACK, "-p", str(self.endpoints.bus_port),
+            "-sd", str(self.data_dir / "jetstream"),
+        ]  # fmt: skip
+        await self._step(
+            "NATS (alert bus)",
+            lambda: self.spawn("nats", argv, child_env(os.environ)),
+            self._nats_ready,
+            API_READY_TIMEOUT,
+            stop,
+        )
+
+    async def _nats_ready(self) -> bool:
+        return b"Server is ready" in self.children[-1].log_path.read_bytes()
 
     async def _step(
         self,
@@ -469,14 +506,15 @@ Firebreak dev stack is up.
         )
 
     def _bus_line(self) -> str:
-        if self.settings.bus_url is None:
-            return ""
-        from consumer.bus import redacted
+        if self.bus_url is None:
+            return "\n  Alert bus       none (nats-server not installed): webhooks are acked per Temporal RPC"
+        from ingest.bus import redacted
 
         prefix = self.settings.bus_subject_prefix
+        whose = "this stack's nats-server, store in the data dir" if self.endpoints.bus_port else "yours"
         return (
-            f"\n  Bus consumer    {redacted(self.settings.bus_url)}   "
-            f"(publish to {prefix}.alertmanager or {prefix}.generic)"
+            f"\n  Alert bus       {redacted(self.bus_url)}   ({whose}; the consumer delivers to Temporal; "
+            f"publish to {prefix}.alertmanager or {prefix}.generic)"
         )
 
     async def supervise(self, stop: asyncio.Event) -> int:

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     )
     api_max_body_bytes: int = 1_048_576
     api_access_log: bool = Field(default=False, description="uvicorn's per-request log lines")
+    # What a webhook's 202 waits for: Temporal signalled the incident ("temporal"), or the body
+    # stored on the alert bus, which the consumer delivers from ("bus": needs FIREBREAK_BUS_URL).
+    api_ack: Literal["temporal", "bus"] = "temporal"
     # Slow or stalled clients (api/server.py): a connection must finish its request headers,
     # and then its body, within these; otherwise 408 and the connection is closed.
     api_head_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
@@ -112,6 +115,11 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=600, description="redelivery delay when Temporal did not take a message"
     )
     bus_metrics_port: int = Field(default=9465, ge=0, le=65535, description="the consumer's /metrics port")
+    bus_max_backlog: int = Field(
+        default=100_000, ge=1, description="messages waiting for the consumer; past it the API answers 429"
+    )
+    # `make dev` starts its own NATS (JetStream) on loopback when FIREBREAK_BUS_URL is unset.
+    dev_bus_port: int = Field(default=4222, ge=1, le=65535)
 
     # Temporal UI (the dev stack starts it with the server)
     temporal_ui_port: int = 8233

@@ -305,5 +305,3 @@ _COUNT: dict[type, Callable[[str, Any], None]] = {
     RemediationResult: _count_remediation,
     NotifyResult: _count_notify,
 }
-
-

@@ -20,11 +20,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-from temporalio.client import WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.service import RPCError
 
 from devstack.demo import demo_payload
 from models.constants import INCIDENT_WORKFLOW
@@ -179,6 +181,19 @@ class Stack:
             self.process.stdout.close()
 
 
+async def described_soon(
+    client: Client, workflow_id: str, stack: Stack, tries: int = 100
+) -> WorkflowExecutionDescription:
+    """The workflow's description once it exists: a bus-acked alert reaches Temporal a moment later."""
+    handle = client.get_workflow_handle(workflow_id)
+    for _ in range(tries):
+        try:
+            return await handle.describe(rpc_timeout=timedelta(seconds=5))
+        except RPCError:
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{workflow_id} never started:\n" + stack.diagnostics())
+
+
 @pytest.fixture
 def stacks() -> Iterator[list[tuple[Stack, set[int]]]]:
     """Every stack a test starts, with its children's process groups, cleaned up after."""
@@ -199,7 +214,9 @@ def stacks() -> Iterator[list[tuple[Stack, set[int]]]]:
 
 
 async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set[int]]]) -> None:
-    temporal_port, ui_port, vault_port, api_port, codec_port, metrics_port, memory_metrics = free_ports(7)
+    ports = free_ports(9)
+    temporal_port, ui_port, vault_port, api_port, codec_port, metrics_port, memory_metrics = ports[:7]
+    bus_port, bus_metrics = ports[7:]
     data_dir = tmp_path / "data"
     env = {
         k: v
@@ -216,6 +233,8 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         FIREBREAK_WORKER_METRICS_PORT=str(metrics_port),
         FIREBREAK_MEMORY_WORKER_METRICS_PORT=str(memory_metrics),
         FIREBREAK_EMBEDDINGS="sparse",
+        FIREBREAK_DEV_BUS_PORT=str(bus_port),
+        FIREBREAK_BUS_METRICS_PORT=str(bus_metrics),
     )
     api = f"http://127.0.0.1:{api_port}"
 
@@ -231,6 +250,7 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         api,
         str(data_dir / "logs"),
         "memory on firebreak-incidents-memory (memory-worker.log",
+        f"nats://127.0.0.1:{bus_port}   (this stack's nats-server",
         "curl",
     ):
         assert expected in first.output, expected
@@ -242,8 +262,10 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
     children = children_of(first.process.pid)
     stacks[0] = (first, set(children))
     commands = " | ".join(children.values())
-    assert len(children) == 6, commands
+    assert len(children) == 8, commands
     for needle in (
+        f"nats-server -js -a 127.0.0.1 -p {bus_port} -sd {data_dir / 'jetstream'}",
+        "-m consumer",
         "temporal server start-dev",
         "bao server -dev",
         "worker.py --role incident",
@@ -260,7 +282,7 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
     async with httpx.AsyncClient(base_url=api, timeout=10) as http:
         health = await http.get("/healthz")
         assert health.status_code == 200, health.text
-        assert health.json() == {"status": "ok", "temporal": "reachable"}
+        assert health.json() == {"status": "ok", "temporal": "reachable", "bus": "reachable"}
 
         # --- one stack per data dir ----------------------------------------------------------
         second = await asyncio.to_thread(
@@ -287,8 +309,9 @@ async def test_dev_stack_lifecycle(tmp_path: Path, stacks: list[tuple[Stack, set
         assert accepted.status_code == 202, accepted.text
         (incident_id,) = accepted.json()["incidents"]
 
+    # Acked once the stack's bus stored it (FIREBREAK_API_ACK=bus); the consumer delivers it.
     client = await connect(f"127.0.0.1:{temporal_port}")
-    described = await client.get_workflow_handle(incident_id).describe()
+    described = await described_soon(client, incident_id, first)
     assert described.workflow_type == INCIDENT_WORKFLOW
     assert described.status == WorkflowExecutionStatus.RUNNING
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import nats
@@ -17,7 +16,7 @@ from models.constants import INCIDENT_WORKFLOW, incident_workflow_id
 from runtime.temporal import connect
 from tests.integration.test_bus import NatsServer, progress
 from tests.payloads import alertmanager_alert, alertmanager_payload
-from tests.test_devstack import Stack, alive_in_groups, children_of, free_ports, stacks
+from tests.test_devstack import Stack, alive_in_groups, children_of, described_soon, free_ports, stacks
 
 __all__ = ["stacks"]  # the fixture, used below
 
@@ -56,7 +55,7 @@ async def test_dev_stack_runs_the_bus_consumer_when_configured(
         children = children_of(stack.process.pid)
         stacks[0] = (stack, set(children))
         assert any("-m consumer" in cmd for cmd in children.values()), children
-        line = stack.wait_for_line(r"Bus consumer\s+(\S+)").group(1)
+        line = stack.wait_for_line(r"Alert bus\s+(\S+)").group(1)
         assert line == f"nats://127.0.0.1:{broker.port}"  # never the URL's credentials
         assert "bus-secret" not in stack.output
 
@@ -72,15 +71,7 @@ async def test_dev_stack_runs_the_bus_consumer_when_configured(
             await nc.close()
 
         client = await asyncio.wait_for(connect(f"127.0.0.1:{temporal_port}"), timeout=15)
-        handle = client.get_workflow_handle(incident_workflow_id("prod-devbus"))
-        for _ in range(100):
-            try:
-                described = await handle.describe(rpc_timeout=timedelta(seconds=5))
-                break
-            except Exception:
-                await asyncio.sleep(0.2)
-        else:
-            raise AssertionError("the bus alert never opened an incident:\n" + stack.diagnostics())
+        described = await described_soon(client, incident_workflow_id("prod-devbus"), stack)
         assert described.workflow_type == INCIDENT_WORKFLOW
         assert described.status == WorkflowExecutionStatus.RUNNING
 

@@ -31,7 +31,10 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from consumer.bus import HEADER_REASON, HEADER_SEQUENCE, BusConsumer, ensure_streams, temporal_deliver
+from api.app import create_app
+from consumer.bus import HEADER_REASON, HEADER_SEQUENCE, BusConsumer, temporal_deliver
+from ingest import bus as ingest_bus
+from ingest.bus import ensure_streams
 from integrations.vault import ActionCredentials
 from models.alert import AlertBatch
 from models.constants import QUERY_STATE, incident_workflow_id
@@ -48,6 +51,7 @@ pytestmark = pytest.mark.integration
 
 ACK_WAIT = 3.0  # seconds: how soon a killed consumer's messages come back (default 30)
 PREFIX = "firebreak.alerts"
+STREAM = "FIREBREAK_ALERTS"
 MAX_IN_FLIGHT = 100  # the outage test's bound on unacked messages
 
 
@@ -620,6 +624,93 @@ async def test_an_empty_pull_timing_out_the_builtin_way_does_not_stop_the_consum
         await running  # re-raises what stopped it
     assert timed_out == 3
     assert sorted(delivered) == sorted(f"{run}-{n}" for n in range(5))
+
+
+@pytest.mark.timeout(120)
+async def test_api_acks_once_the_bus_stored_the_body_and_the_consumer_delivers_it(
+    client: Client,
+    settings: Settings,
+    make_stack: StackFactory,
+    nats_server: NatsServer,
+    bus: NATS,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """FIREBREAK_API_ACK=bus (what `make dev` runs): 202 once JetStream stored the body, before
+    Temporal has seen it; the consumer then delivers it. Past the backlog bound 429, bad input
+    422, broker down 503: nothing of a refused request is stored."""
+    monkeypatch.setattr(ingest_bus, "BACKLOG_REFRESH_SECONDS", 0.0)  # read the backlog every time
+    js = bus.jetstream()
+    run = secrets.token_hex(3)
+    service = f"apibus-{run}"
+    incident_id = incident_workflow_id(f"prod-{service}")
+    configured = settings.model_copy(
+        update={"bus_url": nats_server.url, "api_ack": "bus", "settle_seconds": 3600, "bus_max_backlog": 2}
+    )
+    assert configured.api_token is not None
+    headers = {
+        "Authorization": f"Bearer {configured.api_token.get_secret_value()}",
+        "Content-Type": "application/json",
+    }
+
+    async def client_factory() -> Client:
+        return client
+
+    app = create_app(configured, client_factory)
+    bodies = [alert_message(service, f"{run}-{n}", generic=True)[1] for n in range(4)]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        for body in bodies[:3]:
+            answer = await http.post("/alerts/generic", content=body, headers=headers)
+            assert answer.status_code == 202, answer.text
+            assert answer.json() == {"accepted": 1, "incidents": [incident_id]}
+        # Stored as sent, on the subject naming its format; Temporal has not been asked yet.
+        stored = [await js.get_msg(STREAM, seq) for seq in (1, 2, 3)]
+        assert [(m.subject, m.data) for m in stored] == [(f"{PREFIX}.generic", b) for b in bodies[:3]]
+        with pytest.raises(RPCError):
+            await client.get_workflow_handle(incident_id).describe()
+
+        # Three wait for the consumer, the bound is two: refused, and not stored.
+        full = await http.post("/alerts/generic", content=bodies[3], headers=headers)
+        assert full.status_code == 429, full.text
+        assert full.headers["retry-after"] == "2"
+        bad = await http.post("/alerts/generic", content=b'{"name": "X"}', headers=headers)
+        assert bad.status_code == 422 and "service" in bad.text, bad.text
+        assert (await js.stream_info(STREAM)).state.messages == 3
+
+        # The consumer delivers what was stored, each alert once.
+        stop = asyncio.Event()
+        consumer = BusConsumer(configured, temporal_deliver(configured, client_factory))
+        running = asyncio.create_task(consumer.run(stop, bus))
+        try:
+            await wait_consumed(js, 3, timeout=60)
+        finally:
+            stop.set()
+            await running
+        await make_stack()
+        state = await incident_alerts(client, incident_id)
+        assert set(state.alerts) == {f"{run}-{n}" for n in range(3)}
+        assert state.duplicate_alerts == 0
+
+        # Broker down: 503 naming the bus, and health says so; back up: accepted again.
+        nats_server.stop()
+        down = await http.post("/alerts/generic", content=bodies[3], headers=headers)
+        assert down.status_code == 503, down.text
+        assert "the alert bus is unavailable" in down.json()["error"]
+        health = await http.get("/healthz")
+        assert health.status_code == 503 and health.json()["bus"].startswith("unreachable"), health.text
+        nats_server.start()
+        deadline = time.monotonic() + 30
+        while (
+            again := await http.post("/alerts/generic", content=bodies[3], headers=headers)
+        ).status_code != 202:
+            assert again.status_code == 503 and time.monotonic() < deadline, again.text
+            await asyncio.sleep(0.5)
+        await app.state.bus.close()
+    after = await nats.connect(nats_server.url)  # the fixture's connection gave up during the outage
+    try:
+        assert (await after.jetstream().stream_info(STREAM)).state.messages == 4
+    finally:
+        await after.close()
+    await client.get_workflow_handle(incident_id).terminate("test done")
 
 
 async def dead_letters(js: JetStreamContext, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:

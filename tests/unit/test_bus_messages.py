@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.app import create_app
-from consumer.bus import ConfigurationError, check_settings, redacted
+from ingest.bus import ConfigurationError, check_settings, redacted
 from consumer.messages import Decoded, Rejected, decode, header_safe, source_of
 from runtime.settings import Settings
 from tests.conftest import require_binary
