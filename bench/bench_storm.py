@@ -405,6 +405,9 @@ async def start_stack(workdir: Path, settle: float | None) -> Stack:
         "FIREBREAK_API_TOKEN": token,
         "FIREBREAK_CODEC_SERVER_PORT": str(free_port()),
         "FIREBREAK_WORKER_METRICS_PORT": str(free_port()),
+        # The stack's own NATS and its consumer (the webhook acks once the bus stored a body).
+        "FIREBREAK_DEV_BUS_PORT": str(free_port()),
+        "FIREBREAK_BUS_METRICS_PORT": str(free_port()),
     }
     if settle is not None:
         env["FIREBREAK_SETTLE_SECONDS"] = str(settle)
@@ -491,6 +494,8 @@ async def firebreak_storms(
             "memory-worker": stack.child("worker.py --role memory"),
             "api": stack.child("-m api"),
             "temporal": stack.child("server start-dev"),
+            "consumer": stack.child("-m consumer"),
+            "nats": stack.child("nats-server"),
         }
         idle_mb = {k: round(rss_mb(p)) for k, p in pids.items()}
         with Usage({"temporal": pids["temporal"]}) as usage:
