@@ -177,5 +177,8 @@ class BusPublisher:
 
     async def close(self) -> None:
         if self._nc is not None:
-            await self._nc.drain()  # flushes what is still buffered
-            self._nc = self._js = None
+            nc, self._nc, self._js = self._nc, None, None
+            try:
+                await nc.drain()  # flushes what is still buffered
+            except NatsError:  # the broker is gone: nothing buffered can reach it anyway
+                await nc.close()
