@@ -7,9 +7,11 @@ other incident is recent) happens here instead, once per incident, when its sett
 the neighbours' incident ids follow from the same key, so finding them is a describe per
 neighbour, not a search.
 
-Only an incident that has itself settled and stayed (phase triage up to the approval gate) can
-be joined. Two incidents settling at the same moment therefore never join each other and never
-form a cycle, and nothing joins an incident whose remediation already runs. The alerts go over
+An incident that settled and stayed (phase triage up to the approval gate) can be joined; one
+still settling only if it opened first (earlier run start, then lower workflow id). That order
+is strict, so a storm's incidents settling at the same moment collapse towards the first one
+and two of them never join each other, which would leave no one holding the alerts. Nothing
+joins an incident whose remediation already runs. The alerts go over
 as a plain signal: if the other incident closed in between, the signal fails and this one is
 handled on its own, so no alert is ever dropped. A retried signal is absorbed by the other
 incident's fingerprint de-duplication.
@@ -41,6 +43,7 @@ JOINABLE = frozenset(
         Phase.AWAITING_APPROVAL,
     }
 )
+STILL_SETTLING = str(Phase.SETTLING)
 MAX_NEIGHBOURS = 50  # a hub's neighbours are looked up at most this many at a time
 
 
@@ -77,6 +80,13 @@ class CorrelationActivities:
             if found is not None:
                 started, phase = found
                 candidates.append(Candidate(distance, started, workflow_id, service, phase))
+        if any(c.phase == STILL_SETTLING for c in candidates):
+            mine = (await client.get_workflow_handle(input.incident_id).describe()).start_time
+            candidates = [
+                c
+                for c in candidates
+                if c.phase != STILL_SETTLING or (c.started, c.workflow_id) < (mine, input.incident_id)
+            ]
         # The closest relation wins; among equals, the incident that opened most recently.
         candidates.sort(key=lambda c: (c.distance, -c.started.timestamp(), c.workflow_id))
         batch = AlertBatch(alerts=input.alerts, received_at=datetime.now(UTC))
@@ -99,7 +109,7 @@ class CorrelationActivities:
 
 
 async def _open_incident(client: Client, workflow_id: str, window: timedelta) -> tuple[datetime, str] | None:
-    """(run start, phase) of a joinable incident under this id, or None."""
+    """(run start, phase) of an open incident under this id that may be joined, or None."""
     try:
         described = await client.get_workflow_handle(workflow_id).describe()
     except RPCError as exc:
@@ -109,7 +119,7 @@ async def _open_incident(client: Client, workflow_id: str, window: timedelta) ->
     if described.status != WorkflowExecutionStatus.RUNNING:
         return None
     phase = described.typed_search_attributes.get(SA_PHASE)
-    if phase not in JOINABLE:
+    if phase not in JOINABLE and phase != STILL_SETTLING:
         return None
     if datetime.now(UTC) - described.start_time > window:
         return None  # a long-open incident must not absorb new failures

@@ -69,26 +69,53 @@ async def test_a_neighbours_alerts_and_their_resolution_join_the_open_incident(
     assert [a.service for a in state.alerts.values()] == [unrelated]
 
 
-async def test_a_neighbour_still_settling_is_not_joined_and_other_clusters_never_join(
+async def test_a_settling_neighbour_is_joined_only_if_it_opened_first_and_other_clusters_never_join(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    """Incidents settling at the same time could each join the other and both close, with no
-    one left holding the alerts: only an incident that settled and stayed can be joined."""
-    frontend, backend = unique_service(), unique_service()
-    stack = await make_stack(topology_file=chain(tmp_path / "topology.yaml", frontend, backend))
-    slow = await start_incident(
+    """A storm's incidents settle at about the same moment. Each may join a neighbour that is
+    still settling only if that one opened first, so they collapse towards the first incident
+    and two never join each other (both would close, with no one left holding the alerts)."""
+    frontend, backend, caller, callee = (unique_service() for _ in range(4))
+    topology = tmp_path / "topology.yaml"
+    services = {
+        frontend: {"depends_on": [backend]},
+        backend: {"kind": "service"},
+        caller: {"depends_on": [callee]},
+        callee: {"kind": "service"},
+    }
+    topology.write_text(yaml.safe_dump({"services": services}))
+    stack = await make_stack(topology_file=topology)
+
+    # The backend's incident opens first and settles slowly; the frontend's opens after it and
+    # settles at once: it joins the backend's, which is still settling.
+    first = await start_incident(
         stack, alertmanager_alert("KubePodCrashLooping", backend), max_signals_per_run=1000, settle_seconds=20
     )
-    quick = await open_incident(stack, frontend)
-    state = await stack.wait_for(quick, past_settling)
-    assert state.outcome is None and state.phase == Phase.AWAITING_APPROVAL, state.outcome
-    assert (await stack.state(slow.id)).phase == Phase.SETTLING, "the neighbour was still settling"
+    later = await open_incident(stack, frontend)
+    result = await stack.handle(later).result()
+    assert result.outcome == Outcome.CORRELATED and first.id in result.summary, result
+    state = await stack.wait_for(first.id, lambda s: len(s.alerts) == 2)
+    assert state.phase == Phase.SETTLING, "it joined an incident still settling"
+    assert {a.service for a in state.alerts.values()} == {backend, frontend}
 
-    # The same neighbour in another cluster is another failure: no join though one is open.
-    other = await open_in_cluster(stack, backend, "eu-2")
+    # The callee's incident opens first and settles before the caller's, which opened after it:
+    # it does not join that one, and goes on alone.
+    early = await start_incident(
+        stack, alertmanager_alert("KubePodCrashLooping", callee), max_signals_per_run=1000, settle_seconds=5
+    )
+    late = await start_incident(
+        stack, alertmanager_alert("KubePodCrashLooping", caller), max_signals_per_run=1000, settle_seconds=30
+    )
+    state = await stack.wait_for(early.id, past_settling)
+    assert state.outcome is None and state.phase == Phase.AWAITING_APPROVAL, state.outcome
+    assert (await stack.state(late.id)).phase == Phase.SETTLING, "the neighbour was still settling"
+
+    # The same caller in another cluster is another failure: no join though the callee's is open.
+    other = await open_in_cluster(stack, caller, "eu-2")
     state = await stack.wait_for(other, past_settling)
     assert state.outcome is None and state.phase == Phase.AWAITING_APPROVAL, state.outcome
-    await slow.terminate("test done")
+    for handle in (first, late):
+        await handle.terminate("test done")
 
 
 async def open_in_cluster(stack: Stack, service: str, cluster: str) -> str:
