@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.alert import AlertBatch
 from models.constants import SA_PHASE, SIGNAL_ALERTS, incident_workflow_id
-from models.incident import JoinInput, JoinResult, Phase
+from models.incident import IncidentResult, JoinInput, JoinResult, Outcome, Phase
 from rca.topology import Topology
 
 # Phases of an incident that settled and stayed, and has not started to act.
@@ -45,6 +45,7 @@ JOINABLE = frozenset(
 )
 STILL_SETTLING = str(Phase.SETTLING)
 MAX_NEIGHBOURS = 50  # a hub's neighbours are looked up at most this many at a time
+MAX_FOLLOWS = 3  # correlated incidents followed to the one holding their alerts
 
 
 @dataclass(frozen=True)
@@ -77,9 +78,9 @@ class CorrelationActivities:
             if workflow_id == input.incident_id:
                 continue
             found = await _open_incident(client, workflow_id, self._window)
-            if found is not None:
-                started, phase = found
-                candidates.append(Candidate(distance, started, workflow_id, service, phase))
+            if found is not None and found[0] != input.incident_id:
+                holder, started, phase = found
+                candidates.append(Candidate(distance, started, holder, service, phase))
         if any(c.phase == STILL_SETTLING for c in candidates):
             mine = (await client.get_workflow_handle(input.incident_id).describe()).start_time
             candidates = [
@@ -102,22 +103,39 @@ class CorrelationActivities:
                 joined=candidate.workflow_id,
                 reason=(
                     f"{first.service} is {candidate.distance} dependency {hops} from {candidate.service}, "
-                    f"whose incident {candidate.workflow_id} is open ({candidate.phase})"
+                    f"whose alerts are in incident {candidate.workflow_id}, open ({candidate.phase})"
                 ),
             )
         return JoinResult()
 
 
-async def _open_incident(client: Client, workflow_id: str, window: timedelta) -> tuple[datetime, str] | None:
-    """(run start, phase) of an open incident under this id that may be joined, or None."""
-    try:
-        described = await client.get_workflow_handle(workflow_id).describe()
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
+async def _open_incident(
+    client: Client, workflow_id: str, window: timedelta
+) -> tuple[str, datetime, str] | None:
+    """(workflow id, run start, phase) of an open incident under this id that may be joined, or
+    None. A neighbour's incident that closed as correlated is followed to the incident holding
+    its alerts (at most MAX_FOLLOWS times), so a storm's chains collapse to one incident."""
+    for _ in range(MAX_FOLLOWS + 1):
+        handle = client.get_workflow_handle(workflow_id, result_type=IncidentResult)
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if described.status == WorkflowExecutionStatus.RUNNING:
+            found = _joinable(described, window)
+            return None if found is None else (workflow_id, *found)
+        if described.status != WorkflowExecutionStatus.COMPLETED:
             return None
-        raise
-    if described.status != WorkflowExecutionStatus.RUNNING:
-        return None
+        result = await handle.result()
+        if result.outcome != Outcome.CORRELATED or result.joined is None:
+            return None
+        workflow_id = result.joined
+    return None
+
+
+def _joinable(described: WorkflowExecutionDescription, window: timedelta) -> tuple[datetime, str] | None:
     phase = described.typed_search_attributes.get(SA_PHASE)
     if phase not in JOINABLE and phase != STILL_SETTLING:
         return None

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_storm.py [--alerts 10000] [--incidents 50] [--senders 32]
                                           [--group 25] [--rate 1000] [--settle S] [--no-eda]
-                                          [--storms per_alert,grouped,paced]
+                                          [--storms per_alert,grouped,paced] [--related K]
     smoke (under a minute once the peer is installed):
         --alerts 100 --incidents 2 --settle 0 --storms grouped
 
@@ -29,6 +29,11 @@ each storm's numbers include only its own incidents' work. Alerts lost: for Fire
 sent minus distinct fingerprints in the incidents' histories (every run); for EDA, minus
 distinct fingerprints in the debug output. RSS is each main process's peak; CPU is the
 process tree's CPU seconds over the storm's wall time (100% = one core). Numbers, not pass/fail.
+
+`--related K` gives the stack a topology (FIREBREAK_TOPOLOGY_FILE) in which each storm's
+services come in groups of K, each depending on its group's first: correlation at settle
+should then collapse a storm into one incident per group. The table's "standing" column
+counts the incidents left after that (open, or closed other than `correlated`).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -53,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import closed_loop, count_delivered, free_port, open_loop, raw_loop, storm_requests
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -165,6 +171,7 @@ class Storm:
     name: str
     group: int
     rate: float | None  # None: closed loop
+    run: str | None = None  # the storm's run id, when it must be known before (a topology names it)
 
 
 async def send_storm(
@@ -178,7 +185,7 @@ async def send_storm(
 ) -> tuple[str, dict[str, float], float]:
     """Send one storm (to the replicas in turn when `base` lists several); (its run id, the
     sender's numbers, when the last alert was acked)."""
-    run = secrets.token_hex(3)
+    run = storm.run or secrets.token_hex(3)
     bodies = storm_requests(alerts, incidents, run, storm.group)
     if storm.rate is None:
         numbers = await closed_loop(base, token, bodies, alerts, senders, path)
@@ -391,7 +398,33 @@ class Stack:
             self.process.wait()
 
 
-async def start_stack(workdir: Path, settle: float | None) -> Stack:
+def related_topology(path: Path, storms: Sequence[Storm], incidents: int, related: int) -> Path:
+    """Each storm's services in groups of `related`, each depending on its group's first."""
+    services: dict[str, dict[str, object]] = {}
+    for storm in storms:
+        for n in range(incidents):
+            hub = n - n % related
+            name = f"storm-{storm.run}-{n}"
+            services[name] = {"depends_on": [f"storm-{storm.run}-{hub}"]} if n != hub else {"kind": "service"}
+    path.write_text(json.dumps({"services": services}))  # JSON is YAML
+    return path
+
+
+async def standing(client: Client, run: str, incidents: int) -> int:
+    """Incidents of a storm left after correlation: open, or closed other than `correlated`."""
+    from models.incident import IncidentResult, Outcome
+
+    left = 0
+    for n in range(incidents):
+        workflow_id = f"{INCIDENT_WORKFLOW_ID_PREFIX}storm-{run}-{n}"
+        handle = client.get_workflow_handle(workflow_id, result_type=IncidentResult)
+        running = (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        if running or (await handle.result()).outcome != Outcome.CORRELATED:
+            left += 1
+    return left
+
+
+async def start_stack(workdir: Path, settle: float | None, topology: Path | None = None) -> Stack:
     data_dir = workdir / "stack"
     temporal = f"127.0.0.1:{free_port()}"
     api_port, token = free_port(), secrets.token_urlsafe(16)
@@ -411,6 +444,8 @@ async def start_stack(workdir: Path, settle: float | None) -> Stack:
     }
     if settle is not None:
         env["FIREBREAK_SETTLE_SECONDS"] = str(settle)
+    if topology is not None:
+        env["FIREBREAK_TOPOLOGY_FILE"] = str(topology)
     out_path = workdir / "devstack.out"
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack"],
@@ -485,7 +520,10 @@ async def firebreak_storms(
     """(the bare loop's numbers, the stack's cold start and memory, a row per storm)."""
     from runtime.temporal import connect
 
-    stack = await start_stack(workdir, args.settle)
+    topology = None
+    if args.related > 1:
+        topology = related_topology(workdir / "topology.json", storms, args.incidents, args.related)
+    stack = await start_stack(workdir, args.settle, topology)
     try:
         keys = (stack.data_dir / "codec.keys").read_text().strip()
         client = await connect(stack.temporal_address, keys, interceptors=[])
@@ -566,6 +604,7 @@ async def storm_rows(
         rows[storm.name] = row(numbers, usage, lost, decided_s) | {
             "previewed_s_after_last_ack": None if previewed_s is None else round(previewed_s, 1),
             "undecided": left,
+            "standing": await standing(client, run, args.incidents) if args.related > 1 else None,
             "run": run,
         }
         if len(api_urls) > 1:
@@ -582,7 +621,7 @@ def print_table(
 ) -> None:
     head = (
         "| storm | system | alerts/s | x EDA | ack p50 ms | ack p99 ms | refused | lost "
-        "| decided (s after last ack, settle incl.) | previews back (s) | RSS peak MB | CPU % |"
+        "| decided (s after last ack, settle incl.) | previews back (s) | standing | RSS peak MB | CPU % |"
     )
     print("\n" + head)
     print("|---" * (head.count("|") - 1) + "|")
@@ -600,12 +639,12 @@ def print_table(
                 f"| {name} | {system} | {r['alerts_per_s']} | {ratio} "
                 f"| {r['ack_p50_ms']} | {r['ack_p99_ms']} "
                 f"| {r['refusals_429_503']} | {r['lost']} | {r['decided_s_after_last_ack']} "
-                f"| {r.get('previewed_s_after_last_ack', '-')} "
+                f"| {r.get('previewed_s_after_last_ack', '-')} | {r.get('standing') or '-'} "
                 f"| {kv(r['rss_peak_mb'])} | {kv(r['cpu_pct'])} |"
             )
     print(
         f"| signal-with-start ceiling | bare loop, 32 in flight | {raw['alerts_per_s']} | | | | | "
-        f"| | | {kv(raw['rss_peak_mb'])} | {kv(raw['cpu_pct'])} |\n"
+        f"| | | | {kv(raw['rss_peak_mb'])} | {kv(raw['cpu_pct'])} |\n"
     )
 
 
@@ -619,6 +658,7 @@ def storm_options(args: argparse.Namespace, eda_version: str | None) -> dict[str
         "paced_offered_alerts_per_s": args.rate,
         "settle_seconds": args.settle if args.settle is not None else "make dev default",
         "ansible_rulebook": eda_version,
+        "related": getattr(args, "related", 0),
     }
 
 
@@ -646,6 +686,9 @@ def storm_arguments(description: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--no-eda", action="store_true", help="skip the peer")
     parser.add_argument("--storms", default="per_alert,grouped,paced", help="which storms, comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (logs, data)")
+    parser.add_argument(
+        "--related", type=int, default=0, help="services per dependency group (a topology; 0: none)"
+    )
     return parser
 
 
@@ -655,7 +698,10 @@ def chosen_storms(args: argparse.Namespace) -> list[Storm]:
         Storm("grouped", args.group, None),
         Storm("paced", args.group, args.rate),
     )
-    return [storm for storm in every if storm.name in args.storms.split(",")]
+    chosen = [storm for storm in every if storm.name in args.storms.split(",")]
+    if getattr(args, "related", 0) > 1:  # the topology names each storm's services: runs known now
+        chosen = [dataclasses.replace(storm, run=secrets.token_hex(3)) for storm in chosen]
+    return chosen
 
 
 async def main() -> None:

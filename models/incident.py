@@ -317,3 +317,4 @@ class IncidentResult(BaseModel):
     incident_id: str
     outcome: Outcome
     summary: str
+    joined: str | None = None  # outcome correlated: the incident that holds the alerts now

@@ -124,6 +124,7 @@ class IncidentWorkflow:
         self._notifier = resumed_notifier(resume)
         self._runs = RemediationRuns(self._state, input.remediation_task_queue)
         self._preview: asyncio.Task[None] | None = None  # the approval request's check-mode run
+        self._joined: str | None = None  # the incident this one's alerts were handed to
 
     # --- handlers --------------------------------------------------------------------------
 
@@ -316,6 +317,7 @@ class IncidentWorkflow:
                     state, "correlation", "firebreak", f"alerts handed to {result.joined}", [result.reason]
                 )
                 reason = f"correlated with {result.joined}: {result.reason}"
+                self._joined = result.joined
             if state.alert_signals == signals:
                 return reason
         return reason
@@ -504,7 +506,9 @@ class IncidentWorkflow:
             except ActivityError as exc:
                 state.degraded.append(f"episodic memory not written: {cause(exc)}")
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return IncidentResult(incident_id=state.incident_id, outcome=outcome, summary=reason)
+        return IncidentResult(
+            incident_id=state.incident_id, outcome=outcome, summary=reason, joined=self._joined
+        )
 
     def _set_phase(self, phase: Phase) -> None:
         self._state.phase = phase

@@ -42,18 +42,25 @@ def past_settling(state: IncidentState) -> bool:
 async def test_a_neighbours_alerts_and_their_resolution_join_the_open_incident(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    frontend, backend, unrelated = unique_service(), unique_service(), unique_service()
-    stack = await make_stack(topology_file=chain(tmp_path / "topology.yaml", frontend, backend))
+    edge, frontend, backend, unrelated = (unique_service() for _ in range(4))
+    stack = await make_stack(topology_file=chain(tmp_path / "topology.yaml", edge, frontend, backend))
     root = await open_incident(stack, backend)
     await stack.wait_for(root, past_settling)
 
     symptom = await open_incident(stack, frontend)
     result = await stack.handle(symptom).result()
-    assert result.outcome == Outcome.CORRELATED, result
+    assert result.outcome == Outcome.CORRELATED and result.joined == root, result
     assert root in result.summary and f"{frontend} is 1 dependency hop from {backend}" in result.summary
     state = await stack.wait_for(root, lambda s: len(s.alerts) == 2)
     assert {a.service for a in state.alerts.values()} == {backend, frontend}
     assert state.outcome is None, "the root incident goes on"
+
+    # The edge's neighbour is the frontend, whose incident closed into the root's: followed there.
+    further = await open_incident(stack, edge)
+    result = await stack.handle(further).result()
+    assert result.outcome == Outcome.CORRELATED and result.joined == root, result
+    state = await stack.wait_for(root, lambda s: len(s.alerts) == 3)
+    assert {a.service for a in state.alerts.values()} == {backend, frontend, edge}
 
     # The symptom resolves: its resolution reaches the root incident through a new run.
     await resolve(stack, frontend)
