@@ -8,9 +8,11 @@ the neighbours' incident ids follow from the same key, so finding them is a desc
 neighbour, not a search.
 
 An incident that settled and stayed (phase triage up to the approval gate) can be joined; one
-still settling only if it opened first (earlier run start, then lower workflow id). That order
-is strict, so a storm's incidents settling at the same moment collapse towards the first one
-and two of them never join each other, which would leave no one holding the alerts. Nothing
+still settling only if it comes first in a strict order: lower dependency rank (fewer levels of
+dependencies below its service: causes tend to sit below their symptoms), then earlier run
+start, then lower workflow id. A storm's incidents settling at the same moment thus collapse
+towards the dependency, and two of them never join each other, which would leave no one
+holding the alerts. Nothing
 joins an incident whose remediation already runs. The alerts go over
 as a plain signal: if the other incident closed in between, the signal fails and this one is
 handled on its own, so no alert is ever dropped. A retried signal is absorbed by the other
@@ -27,7 +29,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExec
 from temporalio.service import RPCError, RPCStatusCode
 
 from models.alert import AlertBatch
-from models.constants import SA_PHASE, SIGNAL_ALERTS, incident_workflow_id
+from models.constants import SA_PHASE, SA_SERVICE, SIGNAL_ALERTS, incident_workflow_id
 from models.incident import IncidentResult, JoinInput, JoinResult, Outcome, Phase
 from rca.topology import Topology
 
@@ -53,8 +55,9 @@ class Candidate:
     distance: int
     started: datetime
     workflow_id: str
-    service: str
+    service: str  # the neighbour's
     phase: str
+    holder_service: str  # the service of the incident holding the alerts (the neighbour's, unless followed)
 
 
 class CorrelationActivities:
@@ -78,15 +81,20 @@ class CorrelationActivities:
             if workflow_id == input.incident_id:
                 continue
             found = await _open_incident(client, workflow_id, self._window)
-            if found is not None and found[0] != input.incident_id:
-                holder, started, phase = found
-                candidates.append(Candidate(distance, started, holder, service, phase))
+            if found is not None and found.workflow_id != input.incident_id:
+                candidates.append(
+                    Candidate(distance, found.started, found.workflow_id, service, found.phase, found.service)
+                )
         if any(c.phase == STILL_SETTLING for c in candidates):
+            # Joining one still settling follows a strict order, so no two join each other:
+            # towards the dependency (the likelier cause), then the incident that opened first.
+            rank = self._topology.dependency_rank
             mine = (await client.get_workflow_handle(input.incident_id).describe()).start_time
+            me = (rank(first.service), mine, input.incident_id)
             candidates = [
                 c
                 for c in candidates
-                if c.phase != STILL_SETTLING or (c.started, c.workflow_id) < (mine, input.incident_id)
+                if c.phase != STILL_SETTLING or (rank(c.holder_service), c.started, c.workflow_id) < me
             ]
         # The closest relation wins; among equals, the incident that opened most recently.
         candidates.sort(key=lambda c: (c.distance, -c.started.timestamp(), c.workflow_id))
@@ -109,12 +117,18 @@ class CorrelationActivities:
         return JoinResult()
 
 
-async def _open_incident(
-    client: Client, workflow_id: str, window: timedelta
-) -> tuple[str, datetime, str] | None:
-    """(workflow id, run start, phase) of an open incident under this id that may be joined, or
-    None. A neighbour's incident that closed as correlated is followed to the incident holding
-    its alerts (at most MAX_FOLLOWS times), so a storm's chains collapse to one incident."""
+@dataclass(frozen=True)
+class OpenIncident:
+    workflow_id: str
+    started: datetime  # the current run's start
+    phase: str
+    service: str
+
+
+async def _open_incident(client: Client, workflow_id: str, window: timedelta) -> OpenIncident | None:
+    """The open incident under this id, if it may be joined, or None. A neighbour's incident
+    that closed as correlated is followed to the incident holding its alerts (at most
+    MAX_FOLLOWS times), so a storm's chains collapse to one incident."""
     for _ in range(MAX_FOLLOWS + 1):
         handle = client.get_workflow_handle(workflow_id, result_type=IncidentResult)
         try:
@@ -124,8 +138,7 @@ async def _open_incident(
                 return None
             raise
         if described.status == WorkflowExecutionStatus.RUNNING:
-            found = _joinable(described, window)
-            return None if found is None else (workflow_id, *found)
+            return _joinable(workflow_id, described, window)
         if described.status != WorkflowExecutionStatus.COMPLETED:
             return None
         result = await handle.result()
@@ -135,10 +148,13 @@ async def _open_incident(
     return None
 
 
-def _joinable(described: WorkflowExecutionDescription, window: timedelta) -> tuple[datetime, str] | None:
-    phase = described.typed_search_attributes.get(SA_PHASE)
+def _joinable(
+    workflow_id: str, described: WorkflowExecutionDescription, window: timedelta
+) -> OpenIncident | None:
+    attributes = described.typed_search_attributes
+    phase = attributes.get(SA_PHASE)
     if phase not in JOINABLE and phase != STILL_SETTLING:
         return None
     if datetime.now(UTC) - described.start_time > window:
         return None  # a long-open incident must not absorb new failures
-    return described.start_time, str(phase)
+    return OpenIncident(workflow_id, described.start_time, str(phase), attributes.get(SA_SERVICE) or "")

@@ -99,6 +99,7 @@ class Topology:
                     "set allow_cycles: true if this is intended"
                 )
         self.graph: nx.DiGraph[str] = graph
+        self._ranks: dict[str, int] | None = None  # dependency_rank, computed on first use
         self._undirected: dict[str, set[str]] = {
             n: set(graph.successors(n)) | set(graph.predecessors(n)) for n in graph
         }
@@ -203,6 +204,20 @@ class Topology:
         if service not in self.graph:
             return {}
         return dict(nx.single_source_shortest_path_length(self.graph, service))
+
+    def dependency_rank(self, service: str) -> int:
+        """How many dependency levels lie below a service: 0 for what depends on nothing, one
+        more than its deepest dependency otherwise (a dependency cycle shares one rank). Causes
+        tend to sit below their symptoms, so correlation joins towards the lower rank."""
+        if self._ranks is None:
+            condensed = nx.condensation(self.graph)
+            heights: dict[int, int] = {}
+            for component in reversed(list(nx.topological_sort(condensed))):
+                below = [heights[c] + 1 for c in condensed.successors(component)]
+                heights[component] = max(below, default=0)
+            mapping = condensed.graph["mapping"]
+            self._ranks = {name: heights[mapping[name]] for name in self.graph}
+        return self._ranks.get(service, 0)
 
     def within(self, service: str, hops: int) -> set[str]:
         """Services connected to `service` by at most `hops` edges, in either direction."""

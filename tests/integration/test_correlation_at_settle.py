@@ -76,19 +76,22 @@ async def test_a_neighbours_alerts_and_their_resolution_join_the_open_incident(
     assert [a.service for a in state.alerts.values()] == [unrelated]
 
 
-async def test_a_settling_neighbour_is_joined_only_if_it_opened_first_and_other_clusters_never_join(
+async def test_a_settling_neighbour_is_joined_only_if_it_comes_first_and_other_clusters_never_join(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
     """A storm's incidents settle at about the same moment. Each may join a neighbour that is
-    still settling only if that one opened first, so they collapse towards the first incident
-    and two never join each other (both would close, with no one left holding the alerts)."""
-    frontend, backend, caller, callee = (unique_service() for _ in range(4))
+    still settling only if that one comes first in a strict order (its service is lower in the
+    dependencies, then it opened first), so they collapse towards the dependency and two never
+    join each other (both would close, with no one left holding the alerts)."""
+    frontend, backend, caller, callee, client, server = (unique_service() for _ in range(6))
     topology = tmp_path / "topology.yaml"
     services = {
         frontend: {"depends_on": [backend]},
         backend: {"kind": "service"},
         caller: {"depends_on": [callee]},
         callee: {"kind": "service"},
+        client: {"depends_on": [server]},
+        server: {"kind": "service"},
     }
     topology.write_text(yaml.safe_dump({"services": services}))
     stack = await make_stack(topology_file=topology)
@@ -117,11 +120,23 @@ async def test_a_settling_neighbour_is_joined_only_if_it_opened_first_and_other_
     assert state.outcome is None and state.phase == Phase.AWAITING_APPROVAL, state.outcome
     assert (await stack.state(late.id)).phase == Phase.SETTLING, "the neighbour was still settling"
 
+    # The client's incident opens first and settles first; the server's, which it depends on,
+    # opened after it and is still settling: the client joins it all the same (the dependency).
+    dependant = await start_incident(
+        stack, alertmanager_alert("KubePodCrashLooping", client), max_signals_per_run=1000, settle_seconds=5
+    )
+    dependency = await start_incident(
+        stack, alertmanager_alert("KubePodCrashLooping", server), max_signals_per_run=1000, settle_seconds=30
+    )
+    result = await dependant.result()
+    assert result.outcome == Outcome.CORRELATED and result.joined == dependency.id, result
+    assert (await stack.state(dependency.id)).phase == Phase.SETTLING
+
     # The same caller in another cluster is another failure: no join though the callee's is open.
     other = await open_in_cluster(stack, caller, "eu-2")
     state = await stack.wait_for(other, past_settling)
     assert state.outcome is None and state.phase == Phase.AWAITING_APPROVAL, state.outcome
-    for handle in (first, late):
+    for handle in (first, late, dependency):
         await handle.terminate("test done")
 
 

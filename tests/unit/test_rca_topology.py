@@ -57,6 +57,28 @@ def test_blast_radius_is_everyone_that_depends_on_the_target_transitively(tmp_pa
     assert topo.downstream("checkout") == {"payments", "orders-db", "stripe-api"}
 
 
+def test_dependency_rank_counts_the_levels_below_and_a_cycle_shares_one(tmp_path: Path) -> None:
+    topo = Topology.load(write(tmp_path, GOOD))
+    ranks = {name: topo.dependency_rank(name) for name in topo.services}
+    assert ranks == {
+        "orders-db": 0,
+        "stripe-api": 0,
+        "catalog": 1,
+        "payments": 1,
+        "checkout": 2,
+        "frontend": 3,
+        "edge-lb": 4,
+    }
+    assert topo.dependency_rank("not-in-the-file") == 0
+    cyclic = Topology.from_data(
+        {
+            "allow_cycles": True,
+            "services": {"a": {"depends_on": ["b"]}, "b": {"depends_on": ["a", "c"]}, "c": {}},
+        }
+    )
+    assert [cyclic.dependency_rank(n) for n in "abc"] == [1, 1, 0]
+
+
 def test_within_hops_goes_both_directions(tmp_path: Path) -> None:
     topo = Topology.load(write(tmp_path, GOOD))
     assert topo.within("payments", 1) == {"payments", "checkout", "stripe-api", "orders-db"}
