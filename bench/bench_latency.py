@@ -1,11 +1,13 @@
 """Alert -> remediation start latency, settle window 0, on the real stack.
 
     .venv/bin/python bench/bench_latency.py [--incidents 20] [--embeddings sparse|auto]
+                                            [--ack bus|temporal]
 
 Starts a Temporal dev server (SQLite, WAL), OpenBao (bootstrapped like the dev stack), the
 workers as `make dev` runs them (`python worker.py --role incident` and `--role memory`) and
-the API (`python -m api`), with a copy of the action catalog
-in which `restart_service` is autonomous, and a copy of the policies whose maintenance
+the API (`python -m api`; its 202 waits for the alert bus, nats-server and the consumer
+running beside it, as `make dev` does; `--ack temporal` for the other shape), with a copy
+of the action catalog in which `restart_service` is autonomous, and a copy of the policies whose maintenance
 windows let restarts through at any hour, so the Rego policy allows it without a human (a
 P3 alert, no track record) whenever the benchmark runs. Then, one incident at a time, it
 POSTs an Alertmanager alert and reads from the histories when the remediation started:
@@ -47,6 +49,7 @@ from temporalio.testing import WorkflowEnvironment
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devstack.processes import find_nats  # noqa: E402
 from integrations.vault import bootstrap_vault  # noqa: E402
 from models.constants import SEARCH_ATTRIBUTES  # noqa: E402
 from policies.catalog import load_catalog  # noqa: E402
@@ -83,8 +86,16 @@ class Stack:
         return self.workdir / "targets"
 
     async def start(
-        self, *, autonomous: bool = False, worker: bool = True, api: bool = True, **settings: str
+        self,
+        *,
+        autonomous: bool = False,
+        worker: bool = True,
+        api: bool = True,
+        ack: str = "bus",
+        **settings: str,
     ) -> None:
+        """`ack`: what the API's 202 waits for, as FIREBREAK_API_ACK; "bus" (what `make dev`
+        runs) also starts nats-server and the consumer."""
         self.env = await WorkflowEnvironment.start_local(
             dev_server_existing_path=str(BIN / "temporal"),
             data_converter=pydantic_data_converter,
@@ -130,14 +141,44 @@ class Stack:
         if worker:
             self.start_worker()
         if api:
+            api_env = {**common, "FIREBREAK_API_ACK": ack}
+            if ack == "bus":
+                api_env["FIREBREAK_BUS_URL"] = await self._start_bus(common)
             port = free_port()
             self.api_url = f"http://127.0.0.1:{port}"
             self._spawn(
                 "api",
                 [sys.executable, "-m", "api"],
-                {**common, "FIREBREAK_API_TOKEN": self.api_token, "FIREBREAK_API_PORT": str(port)},
+                {**api_env, "FIREBREAK_API_TOKEN": self.api_token, "FIREBREAK_API_PORT": str(port)},
             )
             await self._wait(lambda: _http_ok(f"{self.api_url}/healthz"), "api")
+
+    async def _start_bus(self, common: dict[str, str]) -> str:
+        """nats-server (JetStream, loopback) and `python -m consumer`, as the dev stack runs them."""
+        nats_server = find_nats()
+        if nats_server is None:
+            raise RuntimeError(
+                "nats-server is not installed (scripts/install-system-deps.sh); or use --ack temporal"
+            )
+        port = free_port()
+        argv = [
+            nats_server,
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-sd",
+            str(self.workdir / "jetstream"),
+        ]
+        self._spawn("nats", argv, dict(os.environ))
+        nats_log = self.workdir / "nats.log"
+        await self._wait(lambda: b"Server is ready" in nats_log.read_bytes(), "nats")
+        url = f"nats://127.0.0.1:{port}"
+        self._spawn("consumer", [sys.executable, "-m", "consumer"], {**common, "FIREBREAK_BUS_URL": url})
+        consumer_log = self.workdir / "consumer.log"
+        await self._wait(lambda: b"firebreak.consumer: consuming " in consumer_log.read_bytes(), "consumer")
+        return url
 
     def start_worker(self) -> None:
         """The memory worker (`memory-worker`) and the incident worker (`worker`), as `make dev`."""
@@ -290,12 +331,15 @@ async def main() -> None:
     )
     parser.add_argument("--incidents", type=int, default=20)
     parser.add_argument("--embeddings", default="sparse", choices=["sparse", "auto", "dense"])
+    parser.add_argument(
+        "--ack", default="bus", choices=["bus", "temporal"], help="FIREBREAK_API_ACK (make dev: bus)"
+    )
     args = parser.parse_args()
 
     stack = Stack(Path(tempfile.mkdtemp(prefix="firebreak-latency-")))
     load_before = os.getloadavg()[0]
     try:
-        await stack.start(autonomous=True, FIREBREAK_EMBEDDINGS=args.embeddings)
+        await stack.start(autonomous=True, ack=args.ack, FIREBREAK_EMBEDDINGS=args.embeddings)
         await stack.worker_ready()
         decided: list[float] = []
         started: list[float] = []
@@ -328,6 +372,7 @@ async def main() -> None:
         result = {
             "incidents": args.incidents,
             "embeddings": args.embeddings,
+            "api_ack": args.ack,
             "decided_p50_ms": round(statistics.median(decided) * 1000),
             "decided_p95_ms": round(percentile(decided, 0.95) * 1000),
             "remediation_start_p50_ms": round(statistics.median(started) * 1000),
