@@ -55,7 +55,9 @@ async def test_a_replayed_incident_reimports_only_its_workflow_module() -> None:
     history = WorkflowHistory.from_json(recorded.pop("workflowId"), recorded)
     created: list[WorkflowInstance] = []
     runner = RecordingRunner(restrictions=workflow_runner().restrictions, created=created)
-    replayer = Replayer(workflows=list(WORKFLOWS), data_converter=pydantic_data_converter, workflow_runner=runner)
+    replayer = Replayer(
+        workflows=list(WORKFLOWS), data_converter=pydantic_data_converter, workflow_runner=runner
+    )
 
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
 
