@@ -63,6 +63,7 @@ from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
+from runtime.heap import release_freed_heap_every
 from runtime.settings import Settings, WorkerRole
 from runtime.temporal import connect
 from runtime.tracing import install_tracing, worker_interceptors
@@ -478,7 +479,10 @@ async def main(argv: Sequence[str] = ()) -> int:
     logger.info("worker polling task queue %s (role %s)", " and ".join(queues), settings.worker_role)
     async with worker:  # closes the LLM's, Prometheus' and notifications' connection pools on exit
         activities.warm_in_background()
+        # Without it RSS stays at the high-water mark of the busiest moment (runtime/heap.py).
+        releasing = asyncio.create_task(release_freed_heap_every(), name="firebreak-heap-release")
         await stop.wait()
+        releasing.cancel()
     logger.info("worker stopped")
     return 0
 
