@@ -108,7 +108,7 @@ async def main() -> None:
     stats = held.compare_to(idle, "filename")
     result: dict[str, object] = {
         "sandbox": args.sandbox,
-        "runs_kept": len(kept) - first,
+        "instances_kept (the runs, and the replayer's check of each workflow type)": len(kept) - first,
         "rss_kb_per_run (tracemalloc on)": round((after - before) / args.runs),
         "traced_kb_per_run": round(sum(s.size_diff for s in stats) / 1024 / args.runs, 1),
     }
