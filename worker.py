@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import logging
 import os
+import pkgutil
 import signal
 import sys
 import threading
@@ -35,7 +36,9 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+import workflows
 from activities import table
 from activities.admission import AdmissionActivities
 from activities.agents import AgentActivities
@@ -60,6 +63,7 @@ from policies.engine import PolicyEngine, PolicyLoadError
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
+from runtime.heap import release_freed_heap_every
 from runtime.settings import Settings, WorkerRole
 from runtime.temporal import connect
 from runtime.tracing import install_tracing, worker_interceptors
@@ -70,6 +74,23 @@ from workflows.remediation import RemediationWorkflow
 logger = logging.getLogger("firebreak.worker")
 
 WORKFLOWS: Sequence[type] = (IncidentWorkflow, RemediationWorkflow, ResourceLockWorkflow)
+# Deterministic modules the workflows use, each in its own file, shared with the host instead
+# of re-imported into each workflow run's sandbox (Temporal's advice for models and helpers):
+# every cached run held its own copy of what slipped past `imports_passed_through()` (all of
+# workflows.notifier, ~50 KB a run). Only the workflow definition modules are re-imported per
+# run, so the sandbox still checks their code and isolates their module state.
+WORKFLOW_DEFINITION_MODULES = frozenset(w.__module__ for w in WORKFLOWS)
+WORKFLOW_PASSTHROUGH = (
+    "models",
+    "activities.table",
+    "policies.gate",
+    "policies.seals",
+    *sorted(
+        f"workflows.{m.name}"
+        for m in pkgutil.iter_modules(workflows.__path__)
+        if f"workflows.{m.name}" not in WORKFLOW_DEFINITION_MODULES
+    ),
+)
 # Activities an implementation defines that no workflow schedules: not registered.
 # (`firebreak feedback` records a judgement through the memory service directly.)
 UNSCHEDULED = frozenset({"record_feedback"})
@@ -373,10 +394,18 @@ def build_worker(
         companions=[memory_worker] if memory_worker is not None else [],
         task_queue=settings.task_queue,
         workflows=list(WORKFLOWS),
+        workflow_runner=workflow_runner(),
         interceptors=worker_interceptors(
             client.config()["interceptors"], tracer_provider, table.result_types()
         ),
         **sizing(settings),
+    )
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """Temporal's sandbox with WORKFLOW_PASSTHROUGH shared from the host."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*WORKFLOW_PASSTHROUGH)
     )
 
 
@@ -450,7 +479,10 @@ async def main(argv: Sequence[str] = ()) -> int:
     logger.info("worker polling task queue %s (role %s)", " and ".join(queues), settings.worker_role)
     async with worker:  # closes the LLM's, Prometheus' and notifications' connection pools on exit
         activities.warm_in_background()
+        # Without it RSS stays at the high-water mark of the busiest moment (runtime/heap.py).
+        releasing = asyncio.create_task(release_freed_heap_every(), name="firebreak-heap-release")
         await stop.wait()
+        releasing.cancel()
     logger.info("worker stopped")
     return 0
 

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -180,11 +181,14 @@ class Stack:
         await self._wait(lambda: b"firebreak.consumer: consuming " in consumer_log.read_bytes(), "consumer")
         return url
 
-    def start_worker(self) -> None:
-        """The memory worker (`memory-worker`) and the incident worker (`worker`), as `make dev`."""
+    def start_worker(self, incident_wrapper: Sequence[str] = ()) -> None:
+        """The memory worker (`memory-worker`) and the incident worker (`worker`), as `make dev`.
+
+        `incident_wrapper`: interpreter options and a script that runs worker.py (a probe)."""
         worker_py = str(ROOT / "worker.py")
         self._spawn("memory-worker", [sys.executable, worker_py, "--role", "memory"], self.memory_env)
-        self._spawn("worker", [sys.executable, worker_py, "--role", "incident"], self.worker_env)
+        incident = [sys.executable, *incident_wrapper, worker_py, "--role", "incident"]
+        self._spawn("worker", incident, self.worker_env)
 
     async def worker_ready(self) -> None:
         for name in ("memory-worker", "worker"):

@@ -12,6 +12,9 @@ Memory per open incident = (incident worker's RSS with them - idle) / incidents.
 is the incident worker's workflow cache (FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS): a waiting
 incident costs memory only while cached; evicted ones are replayed from history when they
 next wake. Whether each worker mapped torch is read from /proc/<pid>/maps.
+`--tracemalloc` runs the incident worker under tracemalloc (bench/worker_probe.py; its RSS
+is then inflated by the traces) and prints what grew between idle and all waiting, by
+source line and by file, and how much RSS glibc's malloc_trim gives back at the end.
 Numbers, not pass/fail.
 """
 
@@ -21,8 +24,10 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import tempfile
 import time
+import tracemalloc
 from datetime import timedelta
 from pathlib import Path
 
@@ -34,6 +39,7 @@ from temporalio.service import RPCError
 from runtime.settings import Settings  # importable once bench_latency put the project on sys.path
 
 BATCH = 50  # alerts per webhook request
+PROBE = Path(__file__).resolve().parent / "worker_probe.py"
 
 
 def ansible_children(pid: int) -> int:
@@ -64,6 +70,34 @@ async def warmed(stack: Stack) -> None:
     await asyncio.sleep(2)
 
 
+async def probe(pid: int, dumps: Path, sig: signal.Signals, answer: str) -> str:
+    """Signal the probed worker and wait for the file its handler writes last."""
+    done = dumps / answer
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 300
+    while not done.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the worker probe did not write {done}")
+        await asyncio.sleep(0.5)
+    return done.read_text()
+
+
+def growth(dumps: Path, incidents: int) -> None:
+    """What the incident worker allocated between idle and all waiting, still held."""
+    idle = tracemalloc.Snapshot.load(str(dumps / "snapshot-1.pickle"))
+    loaded = tracemalloc.Snapshot.load(str(dumps / "snapshot-2.pickle"))
+    for key_type, top in (("lineno", 25), ("filename", 15)):
+        stats = loaded.compare_to(idle, key_type)
+        if key_type == "lineno":
+            total = sum(stat.size_diff for stat in stats)
+            print(f"traced growth: {total / 2**20:.1f} MB ({total / 1024 / incidents:.1f} KB per incident)")
+        print(f"top {top} by {key_type}:")
+        for stat in stats[:top]:
+            frame = stat.traceback[0]
+            where = frame.filename if key_type == "filename" else f"{frame.filename}:{frame.lineno}"
+            print(f"  {stat.size_diff / 2**20:8.2f} MB  {stat.count_diff:+9d} blocks  {where}")
+
+
 async def count(stack: Stack, query: str) -> int:
     """Workflows matching `query`; a visibility call that times out on a loaded box counts 0."""
     try:
@@ -81,6 +115,11 @@ async def main() -> None:
         "--cache", type=int, default=None, help="the worker's max_cached_workflows (default: its setting's)"
     )
     parser.add_argument("--embeddings", default="auto", choices=["sparse", "auto", "dense"])
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace the incident worker's allocations (inflates its RSS)",
+    )
     args = parser.parse_args()
     stack = Stack(Path(tempfile.mkdtemp(prefix="firebreak-rss-")))
     load_before = os.getloadavg()[0]
@@ -90,13 +129,17 @@ async def main() -> None:
             env["FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS"] = str(args.cache)
         await stack.start(worker=False, **env)
         stack.ingest_knowledge()
-        stack.start_worker()
+        dumps = stack.workdir / "tracemalloc"
+        dumps.mkdir()
+        stack.start_worker(["-X", "tracemalloc=1", str(PROBE), str(dumps)] if args.tracemalloc else ())
         await stack.worker_ready()
         worker_pid = stack.processes["worker"].pid
         memory_pid = stack.processes["memory-worker"].pid
         await warmed(stack)
         idle, memory_idle = rss_mb(worker_pid), rss_mb(memory_pid)
         print(f"idle: incident worker {idle:.1f} MB, memory worker {memory_idle:.1f} MB", flush=True)
+        if args.tracemalloc:
+            await probe(worker_pid, dumps, signal.SIGUSR1, "snapshot-1.rss")
         run = secrets.token_hex(3)
         started = time.monotonic()
         async with httpx.AsyncClient(timeout=60) as http:
@@ -128,6 +171,13 @@ async def main() -> None:
         loaded, memory_loaded = rss_mb(worker_pid), rss_mb(memory_pid)
         peak, memory_peak = max(peak, loaded), max(memory_peak, memory_loaded)
         torch_in = {name: maps_torch(pid) for name, pid in (("worker", worker_pid), ("memory", memory_pid))}
+        trimmed = None
+        if args.tracemalloc:
+            await probe(worker_pid, dumps, signal.SIGUSR1, "snapshot-2.rss")
+            growth(dumps, args.incidents)
+            trim = await probe(worker_pid, dumps, signal.SIGUSR2, "trim.rss")
+            before_trim, after_trim = map(int, trim.split())
+            trimmed = round((before_trim - after_trim) / 1024, 1)
     finally:
         await stack.stop()
     result = {
@@ -136,6 +186,7 @@ async def main() -> None:
         if args.cache is not None
         else Settings.model_fields["worker_max_cached_workflows"].default,
         "embeddings": args.embeddings,
+        "tracemalloc": args.tracemalloc,
         "worker_rss_idle_mb": round(idle, 1),
         "worker_rss_with_incidents_mb": round(loaded, 1),
         "worker_rss_peak_mb": round(peak, 1),
@@ -144,6 +195,7 @@ async def main() -> None:
         "memory_worker_rss_with_incidents_mb": round(memory_loaded, 1),
         "memory_worker_rss_peak_mb": round(memory_peak, 1),
         "worker_mapped_torch": torch_in["worker"],
+        "worker_rss_malloc_trim_returned_mb": trimmed,
         "memory_worker_mapped_torch": torch_in["memory"],
         "seconds_to_all_waiting": round(reached, 1),
         "seconds_to_previews_back": round(previewed, 1),

@@ -13,8 +13,8 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from api.app import create_app
-from ingest.bus import ConfigurationError, check_settings, redacted
 from consumer.messages import Decoded, Rejected, decode, header_safe, source_of
+from ingest.bus import ConfigurationError, check_settings, redacted
 from runtime.settings import Settings
 from tests.conftest import require_binary
 from tests.payloads import alertmanager_alert, alertmanager_payload
