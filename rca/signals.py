@@ -27,9 +27,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -567,3 +568,34 @@ def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
         for name, d in sorted(deps.items())
     ]
     return Topology(specs, source=topology.source, allow_cycles=True)
+
+
+def with_latest_stretch(
+    score: Callable[[Window], dict[str, SignalAnomaly]],
+    times: Iterable[float],
+    anomalous: Window,
+    stretch_seconds: float,
+) -> dict[str, SignalAnomaly]:
+    """Each service's anomaly over the whole window or over its latest stretch, the stronger.
+
+    A window opened minutes before the fault (the first alert was an unrelated one) is
+    mostly normal data: counted over all of it, a line that vanished for the fault's three
+    minutes is a mild dip, where over the last `stretch_seconds` of the signal's data (what
+    is happening now, when the diagnosis runs) it is the whole story. Both are scored, since
+    a fault can also fade before the window ends; per service the stronger anomaly (belief
+    x intensity) is kept. Only these two, not every stretch: the best of many stretches
+    would flatter every service's noise. A window no longer than one stretch is scored once.
+    `times` are the starts of the signal's aggregation windows.
+    """
+    starts = sorted({t for t in times if _in(t, anomalous)})
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    if not gaps or starts[-1] + median(gaps) - starts[0] <= stretch_seconds:
+        return score(anomalous)
+    # The latest window start from which a full stretch of data follows.
+    latest = max(t for t in starts if t + stretch_seconds <= starts[-1] + median(gaps))
+    out = score(anomalous)
+    for service, found in score((latest, anomalous[1])).items():
+        kept = out.get(service)
+        if kept is None or found.belief * found.intensity > kept.belief * kept.intensity:
+            out[service] = found
+    return out
