@@ -264,6 +264,7 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
         if side:
             per[s.callee][side].setdefault(s.timestamp, []).append(s)
     network = _network(stats, normal, anomalous)
+    fan_out = _fan_out_drop(stats, normal, anomalous)
     out: dict[str, SignalAnomaly] = {}
     for service, sides in per.items():
         if not sides["n"] or not sides["a"]:
@@ -320,6 +321,17 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
             drift = abs(math.log(max(ratio, 1e-3)))
             b = _sigmoid(2.0 * (drift - math.log(TRAFFIC_RATIO_CENTER)))
             findings.append((b * 0.5, f"calls x{ratio:.2f} of normal"))
+        drop = fan_out.get(service)
+        if drop is not None and drop > 0:
+            b = _sigmoid(SELF_SLOPE * (drop - math.log2(SELF_RATIO_CENTER)))
+            belief = max(belief, b)
+            intensity = max(intensity, 4.0 * drop)
+            findings.append(
+                (
+                    b,
+                    f"calls it makes per request x{2**-drop:.2f} of normal: answers without its dependencies",
+                )
+            )
         net = network.get(service)
         if net is not None:
             b, growth, edges = net
@@ -336,6 +348,30 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
             intensity=intensity,
             findings=[text for _, text in findings],
         )
+    return out
+
+
+def _fan_out_drop(stats: Sequence[TraceStat], normal: Window, anomalous: Window) -> dict[str, float]:
+    """Per service: log2 of how much fewer calls it made per call it received (normal / incident).
+
+    A service that returns early (an exception, a bad return value) still answers every
+    request but stops calling the services after that point; its callers and callees keep
+    their own time, so neither self time nor errors may show it.
+    """
+    received: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    made: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in stats:
+        side = 0 if _in(s.timestamp, normal) else 1 if _in(s.timestamp, anomalous) else None
+        if side is None:
+            continue
+        received[s.callee][side] += s.calls
+        if s.caller and s.caller != s.callee:
+            made[s.caller][side] += s.calls
+    out: dict[str, float] = {}
+    for service, (made_n, made_a) in made.items():
+        got_n, got_a = received.get(service, [0, 0])
+        if made_n and got_n and got_a:
+            out[service] = math.log2((made_n / got_n) / max(made_a / got_a, made_n / got_n / 1000))
     return out
 
 
