@@ -116,6 +116,24 @@ def logs(service: str, template: str, count: int, ts: float, level: str = "info"
     return LogStat(ts, service, template, level, count, f"template {template}")
 
 
+def test_a_service_that_stops_calling_its_dependencies_while_still_called_is_evidence() -> None:
+    """api returns early (a bad return value): still called as often, still as fast, but it
+    calls db a quarter as often per request. Twice the traffic everywhere is not that."""
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        incident = ts >= 200
+        stats += [
+            edge(ts, "", "web", 0.03, 0.01, calls=40 if incident else 20),
+            edge(ts, "web", "api", 0.02, 0.01, calls=40 if incident else 20),
+            edge(ts, "api", "db", 0.01, 0.01, calls=10 if incident else 20),
+        ]
+    scored = score_traces(stats, NORMAL, INCIDENT)
+    assert scored["api"].belief > 0.9
+    assert scored["api"].findings[0].startswith("calls it makes per request x0.25 of normal")
+    assert scored["web"].belief < 0.1  # twice the requests, twice the calls: load
+    assert not any(f.startswith("calls it makes") for f in scored["db"].findings)  # it calls nothing
+
+
 def test_logs_flag_new_error_templates_and_ignore_traffic() -> None:
     stats: list[LogStat] = []
     for ts in WINDOWS:
