@@ -51,6 +51,7 @@ from rca.signals import (
     score_logs,
     score_traces,
     trace_edges,
+    with_latest_stretch,
 )
 from rca.topology import Topology
 
@@ -610,7 +611,15 @@ def rank_root_causes(
         _untraced_waits(topo, traces, score_traces(traces, trace_normal or normal, anomalous))
         if traces
         else {},
-        score_logs(logs, log_window, anomalous, invocations(traces, log_window, anomalous), log_pairs)
+        # What the logs say now, if a window opened early dilutes it (see with_latest_stretch).
+        with_latest_stretch(
+            lambda window: score_logs(
+                logs, log_window, window, invocations(traces, log_window, window), log_pairs
+            ),
+            (s.timestamp for s in logs),
+            anomalous,
+            SUSTAINED_SECONDS,
+        )
         if logs
         else {},
     )

@@ -27,9 +27,10 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -263,6 +264,7 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
         if side:
             per[s.callee][side].setdefault(s.timestamp, []).append(s)
     network = _network(stats, normal, anomalous)
+    fan_out = _fan_out_drop(stats, normal, anomalous)
     out: dict[str, SignalAnomaly] = {}
     for service, sides in per.items():
         if not sides["n"] or not sides["a"]:
@@ -319,6 +321,17 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
             drift = abs(math.log(max(ratio, 1e-3)))
             b = _sigmoid(2.0 * (drift - math.log(TRAFFIC_RATIO_CENTER)))
             findings.append((b * 0.5, f"calls x{ratio:.2f} of normal"))
+        drop = fan_out.get(service)
+        if drop is not None and drop > 0:
+            b = _sigmoid(SELF_SLOPE * (drop - math.log2(SELF_RATIO_CENTER)))
+            belief = max(belief, b)
+            intensity = max(intensity, 4.0 * drop)
+            findings.append(
+                (
+                    b,
+                    f"calls it makes per request x{2**-drop:.2f} of normal: answers without its dependencies",
+                )
+            )
         net = network.get(service)
         if net is not None:
             b, growth, edges = net
@@ -335,6 +348,30 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
             intensity=intensity,
             findings=[text for _, text in findings],
         )
+    return out
+
+
+def _fan_out_drop(stats: Sequence[TraceStat], normal: Window, anomalous: Window) -> dict[str, float]:
+    """Per service: log2 of how much fewer calls it made per call it received (normal / incident).
+
+    A service that returns early (an exception, a bad return value) still answers every
+    request but stops calling the services after that point; its callers and callees keep
+    their own time, so neither self time nor errors may show it.
+    """
+    received: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    made: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for s in stats:
+        side = 0 if _in(s.timestamp, normal) else 1 if _in(s.timestamp, anomalous) else None
+        if side is None:
+            continue
+        received[s.callee][side] += s.calls
+        if s.caller and s.caller != s.callee:
+            made[s.caller][side] += s.calls
+    out: dict[str, float] = {}
+    for service, (made_n, made_a) in made.items():
+        got_n, got_a = received.get(service, [0, 0])
+        if made_n and got_n and got_a:
+            out[service] = math.log2((made_n / got_n) / max(made_a / got_a, made_n / got_n / 1000))
     return out
 
 
@@ -567,3 +604,34 @@ def with_trace_edges(topology: Topology, traces: list[TraceStat]) -> Topology:
         for name, d in sorted(deps.items())
     ]
     return Topology(specs, source=topology.source, allow_cycles=True)
+
+
+def with_latest_stretch(
+    score: Callable[[Window], dict[str, SignalAnomaly]],
+    times: Iterable[float],
+    anomalous: Window,
+    stretch_seconds: float,
+) -> dict[str, SignalAnomaly]:
+    """Each service's anomaly over the whole window or over its latest stretch, the stronger.
+
+    A window opened minutes before the fault (the first alert was an unrelated one) is
+    mostly normal data: counted over all of it, a line that vanished for the fault's three
+    minutes is a mild dip, where over the last `stretch_seconds` of the signal's data (what
+    is happening now, when the diagnosis runs) it is the whole story. Both are scored, since
+    a fault can also fade before the window ends; per service the stronger anomaly (belief
+    x intensity) is kept. Only these two, not every stretch: the best of many stretches
+    would flatter every service's noise. A window no longer than one stretch is scored once.
+    `times` are the starts of the signal's aggregation windows.
+    """
+    starts = sorted({t for t in times if _in(t, anomalous)})
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    if not gaps or starts[-1] + median(gaps) - starts[0] <= stretch_seconds:
+        return score(anomalous)
+    # The latest window start from which a full stretch of data follows.
+    latest = max(t for t in starts if t + stretch_seconds <= starts[-1] + median(gaps))
+    out = score(anomalous)
+    for service, found in score((latest, anomalous[1])).items():
+        kept = out.get(service)
+        if kept is None or found.belief * found.intensity > kept.belief * kept.intensity:
+            out[service] = found
+    return out

@@ -23,12 +23,14 @@ from rca.signals import (
     END,
     LogPairStat,
     LogStat,
+    SignalAnomaly,
     SignalFileError,
     TraceStat,
     invocations,
     load_traces_csv,
     score_logs,
     score_traces,
+    with_latest_stretch,
 )
 from rca.topology import Topology
 
@@ -114,6 +116,24 @@ def logs(service: str, template: str, count: int, ts: float, level: str = "info"
     return LogStat(ts, service, template, level, count, f"template {template}")
 
 
+def test_a_service_that_stops_calling_its_dependencies_while_still_called_is_evidence() -> None:
+    """api returns early (a bad return value): still called as often, still as fast, but it
+    calls db a quarter as often per request. Twice the traffic everywhere is not that."""
+    stats: list[TraceStat] = []
+    for ts in WINDOWS:
+        incident = ts >= 200
+        stats += [
+            edge(ts, "", "web", 0.03, 0.01, calls=40 if incident else 20),
+            edge(ts, "web", "api", 0.02, 0.01, calls=40 if incident else 20),
+            edge(ts, "api", "db", 0.01, 0.01, calls=10 if incident else 20),
+        ]
+    scored = score_traces(stats, NORMAL, INCIDENT)
+    assert scored["api"].belief > 0.9
+    assert scored["api"].findings[0].startswith("calls it makes per request x0.25 of normal")
+    assert scored["web"].belief < 0.1  # twice the requests, twice the calls: load
+    assert not any(f.startswith("calls it makes") for f in scored["db"].findings)  # it calls nothing
+
+
 def test_logs_flag_new_error_templates_and_ignore_traffic() -> None:
     stats: list[LogStat] = []
     for ts in WINDOWS:
@@ -155,6 +175,37 @@ def test_a_normal_path_line_that_vanishes_while_calls_keep_coming_is_evidence() 
     assert scored["api"].belief < 0.1
     # Without traces nothing says the requests kept coming: a vanished line is not scored.
     assert score_logs(stats, NORMAL, INCIDENT)["route"].belief < 0.1
+
+
+def test_a_window_opened_early_still_sees_what_the_logs_say_now() -> None:
+    """The incident window opens ten minutes before the fault (an earlier, unrelated alert):
+    route's normal-path line vanishes only in the last two minutes. Counted over the whole
+    window that is a dip of a fifth; over the latest stretch it is the line gone. A new error
+    template in db that stopped before the end keeps its whole-window score."""
+    early = (200.0, 800.0)
+    starts = [float(t) for t in range(200, 800, 30)]  # 20 windows of 30 s
+    stats: list[LogStat] = []
+    calls: list[TraceStat] = []
+    for ts in [*WINDOWS[:4], *starts]:
+        stats += [logs("route", "47", 10, ts), logs("db", "3", 10, ts)]
+        if ts < 680:  # the fault: the last four windows lose the line
+            stats.append(logs("route", "53", 10, ts))
+        if 200 <= ts < 320:
+            stats.append(logs("db", "9", 4, ts, level="error"))
+        calls.append(TraceStat(ts, "api", "route", 20, None, 0.01, 0.02, 0.03, 0.01, 0.02))
+
+    def score(window: tuple[float, float]) -> dict[str, SignalAnomaly]:
+        return score_logs(stats, NORMAL, window, invocations(calls, NORMAL, window))
+
+    assert score(early)["route"].belief < 0.3  # diluted by eight minutes of normal lines
+    found = with_latest_stretch(score, (s.timestamp for s in stats), early, 120.0)
+    assert found["route"].belief > 0.9
+    assert found["route"].findings[0].startswith("info template fell to 0 lines")
+    assert found["db"].belief == score(early)["db"].belief > 0.9  # the whole window was stronger
+    # A window no longer than the stretch is scored once, as it is.
+    assert with_latest_stretch(score, (s.timestamp for s in stats), (680.0, 800.0), 120.0) == score(
+        (680.0, 800.0)
+    )
 
 
 def test_a_line_that_stops_following_its_predecessor_in_a_trace_is_evidence() -> None:
