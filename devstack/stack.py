@@ -308,12 +308,7 @@ class DevStack:
             await self._start_nats(stop)
         if self.bus_url is not None:
             common["FIREBREAK_BUS_URL"] = self.bus_url
-            # The consumer (its token, if any, is its own and the API's, no one else's).
-            consumer_env = child_env(os.environ, **common)
-            if self.settings.bus_token is not None:
-                consumer_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
-            if self.demo and "settle_seconds" not in self.settings.model_fields_set:
-                consumer_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+            consumer_env = child_env(os.environ, **common, **self._ingress_env())
             await self._step(
                 "bus consumer",
                 lambda: self.spawn("consumer", [sys.executable, "-m", "consumer"], consumer_env),
@@ -331,17 +326,14 @@ class DevStack:
         api_env = child_env(
             os.environ,
             **common,
+            **self._ingress_env(),
             FIREBREAK_API_TOKEN=self.api_token.get_secret_value(),
             FIREBREAK_API_HOST=ep.api_host,
             FIREBREAK_API_PORT=str(ep.api_port),
         )
-        if self.demo and "settle_seconds" not in self.settings.model_fields_set:
-            api_env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
         if self.bus_url is not None and "api_ack" not in self.settings.model_fields_set:
             # A storm's webhooks are acked once the bus stored them, not per Temporal RPC.
             api_env["FIREBREAK_API_ACK"] = "bus"
-        if self.bus_url is not None and self.settings.bus_token is not None:
-            api_env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
         await self._step(
             "API",
             lambda: self.spawn("api", [sys.executable, "-m", "api"], api_env),
@@ -350,6 +342,15 @@ class DevStack:
             stop,
         )
 
+    def _ingress_env(self) -> dict[str, str]:
+        """What the two ingress processes (consumer, API) share beyond `common`: the demo's short
+        settle, and the bus token when there is a bus (theirs alone, no other child's)."""
+        env: dict[str, str] = {}
+        if self.demo and "settle_seconds" not in self.settings.model_fields_set:
+            env["FIREBREAK_SETTLE_SECONDS"] = DEMO_SETTLE_SECONDS
+        if self.bus_url is not None and self.settings.bus_token is not None:
+            env["FIREBREAK_BUS_TOKEN"] = self.settings.bus_token.get_secret_value()
+        return env
 
     @property
     def bus_url(self) -> str | None:
