@@ -31,6 +31,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NoReturn, TypedDict, get_args
 
+# regopy before anything that loads libstdc++ (protobuf's upb, through temporalio): its
+# library defines its own operator new/delete, and loaded second, memory that libstdc++
+# allocates is freed into the wrong allocator: every policy decision then leaked ~28 KB of
+# native memory, for good (bench/bench_policy_memory.py; tests/unit/test_policy_memory.py).
+import regopy  # noqa: F401  (isort keeps `import` lines ahead of `from` lines)
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 from temporalio import activity

@@ -5,9 +5,12 @@ All `*.rego` files in the policies directory (tests excluded) are loaded with th
 `PolicyLoadError` naming the file and line (or, for data, the key: policies/data.py), so
 a broken policy stops the worker instead of silently allowing.
 
-Compiling the modules is most of an evaluation's cost, so each thread keeps one compiled
-interpreter and only swaps its input (activities evaluate on the event loop's thread, so
-no two evaluations share one). An interpreter that raised is dropped, never reused.
+Compiling the modules is most of an evaluation's cost, so each thread keeps one
+interpreter, with a compiled plan for the decision, and only swaps its input. An
+interpreter that raised is dropped, never reused.
+
+regopy must be imported before any extension that loads libstdc++ (worker.py does so):
+otherwise every query leaks ~28 KB of native memory (bench/bench_policy_memory.py).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from regopy import Input, Interpreter, RegoError
+from regopy import Bundle, Input, Interpreter, RegoError
 
 from policies.data import check_policy_data
 from runtime.bounded import load_yaml_file
@@ -46,6 +49,16 @@ class PolicyEngine:
         self._data = data
         self.directory = directory
         self._local = threading.local()
+
+    @property
+    def modules(self) -> dict[str, str]:
+        """The Rego sources by file name, as loaded."""
+        return dict(self._modules)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The policy data, as loaded and checked."""
+        return self._data
 
     @classmethod
     def load(cls, directory: Path, include_tests: bool = False) -> PolicyEngine:
@@ -106,13 +119,28 @@ class PolicyEngine:
             lines.append(f"{self.directory / name}:{line}: {message.group('msg')}")
         return "policy does not compile:\n" + ("\n".join(lines) or text)
 
-    def query(self, query: str, input: dict[str, Any]) -> Any:
+    def query(self, query: str, input: dict[str, Any], *, compiled: bool = False) -> Any:
+        """Evaluate `query` with `input`; `compiled` reuses a plan built once per thread.
+
+        regopy compiles the whole program again for every ad-hoc query (~7 ms here); a
+        plan (a Bundle) is built once and then runs in under 1 ms, so the queries a worker
+        asks again and again use one. A one-off query (a policy test) would only pay the
+        plan's build on top, so it asks ad hoc.
+        """
         rego: Interpreter | None = getattr(self._local, "rego", None)
-        if rego is None:
-            rego = self._local.rego = self._interpreter()
+        plans: dict[str, Bundle] = getattr(self._local, "plans", {})
         try:
+            if rego is None:
+                rego = self._local.rego = self._interpreter()
+                self._local.plans = plans = {}
             rego.set_input(Input(input))
-            output = rego.query(query)
+            if compiled:
+                plan = plans.get(query)
+                if plan is None:
+                    plan = plans[query] = rego.build(query)
+                output = rego.query_bundle(plan)
+            else:
+                output = rego.query(query)
         except RegoError as exc:
             self._local.rego = None
             raise PolicyEvaluationError(self._describe(exc)) from None
@@ -132,7 +160,7 @@ class PolicyEngine:
         return parsed["expressions"][0]
 
     def decide(self, input: dict[str, Any]) -> dict[str, Any]:
-        result = self.query(DECISION_QUERY, input)
+        result = self.query(DECISION_QUERY, input, compiled=True)
         if not isinstance(result, dict) or result.get("verdict") not in (
             "allow",
             "needs_approval",
