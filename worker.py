@@ -31,11 +31,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NoReturn, TypedDict, get_args
 
-# regopy before anything that loads libstdc++ (protobuf's upb, through temporalio): its
-# library defines its own operator new/delete, and loaded second, memory that libstdc++
-# allocates is freed into the wrong allocator: every policy decision then leaked ~28 KB of
-# native memory, for good (bench/bench_policy_memory.py; tests/unit/test_policy_memory.py).
-import regopy  # noqa: F401  (isort keeps `import` lines ahead of `from` lines)
 from opentelemetry.trace import TracerProvider
 from pydantic import ValidationError
 from temporalio import activity
@@ -65,6 +60,7 @@ from models.constants import memory_task_queue
 from models.inventory import InventoryError
 from policies.catalog import load_catalog
 from policies.engine import PolicyEngine, PolicyLoadError
+from policies.evaluator import PolicyEvaluator
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
@@ -275,7 +271,8 @@ def build_incident_activities(
         )
     except SealError as exc:
         raise ConfigurationError(str(exc)) from exc
-    policy = PolicyActivities(policies, catalog, sealer, topology)
+    evaluator = PolicyEvaluator(policies, decisions_per_process=settings.policy_decisions_per_process)
+    policy = PolicyActivities(evaluator, catalog, sealer, topology)
     admission = AdmissionActivities(sealer, codes)
     try:
         # With an inventory every target is a host reached over SSH, signed for by OpenBao's CA.
@@ -309,7 +306,7 @@ def build_incident_activities(
     functions = registration(
         [agents, policy, admission, remediation, telemetry, notify, correlation], INCIDENT_SPECS
     )
-    return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose])
+    return ActivitySet(functions, closers=[agents.aclose, telemetry.aclose, notify.aclose, evaluator.aclose])
 
 
 def notify_activities(notify: NotifyActivities) -> list[Callable[..., Any]]:

@@ -29,7 +29,8 @@ from models.policy import (
     PolicyVerdict,
 )
 from policies.admission import seal_decision
-from policies.engine import DECISION_QUERY, PolicyEngine, PolicyEvaluationError
+from policies.engine import DECISION_QUERY, PolicyEvaluationError
+from policies.evaluator import PolicyEvaluator
 from policies.seals import Sealer
 from rca.topology import Topology
 
@@ -99,9 +100,9 @@ class PolicyActivities:
     """
 
     def __init__(
-        self, engine: PolicyEngine, catalog: Catalog, sealer: Sealer, topology: Topology | None = None
+        self, evaluator: PolicyEvaluator, catalog: Catalog, sealer: Sealer, topology: Topology | None = None
     ) -> None:
-        self._engine = engine
+        self._evaluator = evaluator
         self._catalog = catalog
         self._sealer = sealer
         self._topology = topology
@@ -118,7 +119,7 @@ class PolicyActivities:
             raise to_application_error(CatalogError(mismatch))
         document = policy_document(input, self._topology)
         try:
-            raw = self._engine.decide(document)
+            raw = await self._evaluator.decide(document)
             decision = to_decision(raw, input, BlastRadius.model_validate(document["blast_radius"]))
         except PolicyEvaluationError as exc:
             # Never a silent allow: a policy that cannot decide fails the step loudly.

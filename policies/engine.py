@@ -9,8 +9,7 @@ Compiling the modules is most of an evaluation's cost, so each thread keeps one
 interpreter, with a compiled plan for the decision, and only swaps its input. An
 interpreter that raised is dropped, never reused.
 
-regopy must be imported before any extension that loads libstdc++ (worker.py does so):
-otherwise every query leaks ~28 KB of native memory (bench/bench_policy_memory.py).
+The worker does not run this engine in its own process: policies/evaluator.py says why.
 """
 
 from __future__ import annotations
@@ -22,11 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from regopy import Bundle, Input, Interpreter, RegoError
-
-from policies.data import check_policy_data
-from runtime.bounded import load_yaml_file
 
 DECISION_QUERY = "data.firebreak.remediation.decision"
 _ERROR_LOCATION = re.compile(r"\(error \d+:(?P<file>[^|]+)\|(?P<offset>\d+)\|")
@@ -62,6 +57,13 @@ class PolicyEngine:
 
     @classmethod
     def load(cls, directory: Path, include_tests: bool = False) -> PolicyEngine:
+        # Imported here: the evaluator's child process only constructs an engine from what
+        # the worker loaded, and stays ~17 MB smaller without pydantic and the YAML loader.
+        import yaml
+
+        from policies.data import check_policy_data
+        from runtime.bounded import load_yaml_file
+
         modules: dict[str, str] = {}
         for path in sorted(directory.glob("*.rego")):
             if path.name.endswith("_test.rego") and not include_tests:

@@ -195,6 +195,11 @@ class Settings(BaseSettings):
     # Where the catalog, policies and rules live
     playbooks_dir: Path = Field(default_factory=lambda: operator_dir("playbooks"))
     policies_dir: Path = PROJECT_ROOT / "policies"
+    # The worker decides in a child process of its own (policies/evaluator.py: regopy leaks
+    # or breaks other C++ libraries in a shared process), replaced after this many decisions.
+    policy_decisions_per_process: int = Field(
+        default=1000, ge=1, description="policy decisions before the evaluator process is replaced"
+    )
     rules_file: Path = PROJECT_ROOT / "agents" / "rules.yaml"
 
     # Remediation
