@@ -11,7 +11,8 @@ preview is back (no Ansible process left under the worker), it reads VmRSS again
 Memory per open incident = (incident worker's RSS with them - idle) / incidents. `--cache`
 is the incident worker's workflow cache (FIREBREAK_WORKER_MAX_CACHED_WORKFLOWS): a waiting
 incident costs memory only while cached; evicted ones are replayed from history when they
-next wake. Whether each worker mapped torch is read from /proc/<pid>/maps.
+next wake. Whether each worker mapped torch is read from /proc/<pid>/maps. The incident
+worker's policy evaluator (a child process, policies/evaluator.py) is reported apart.
 `--tracemalloc` runs the incident worker under tracemalloc (bench/worker_probe.py; its RSS
 is then inflated by the traces) and prints what grew between idle and all waiting, by
 source line and by file, and how much RSS glibc's malloc_trim gives back at the end.
@@ -57,6 +58,20 @@ def ansible_children(pid: int) -> int:
 
 def maps_torch(pid: int) -> bool:
     return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def evaluator_rss_mb(pid: int) -> float:
+    """RSS of the worker's policy evaluator child (policies/evaluator.py), 0 if none runs."""
+    total = 0.0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().split(b"\0")
+            parent = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        if parent == str(pid) and b"policies.evaluator_child" in args:
+            total += rss_mb(int(cmdline.parent.name))
+    return total
 
 
 async def warmed(stack: Stack) -> None:
@@ -169,6 +184,7 @@ async def main() -> None:
             await asyncio.sleep(1)
         previewed = time.monotonic() - started
         loaded, memory_loaded = rss_mb(worker_pid), rss_mb(memory_pid)
+        evaluator = evaluator_rss_mb(worker_pid)
         peak, memory_peak = max(peak, loaded), max(memory_peak, memory_loaded)
         torch_in = {name: maps_torch(pid) for name, pid in (("worker", worker_pid), ("memory", memory_pid))}
         trimmed = None
@@ -191,6 +207,7 @@ async def main() -> None:
         "worker_rss_with_incidents_mb": round(loaded, 1),
         "worker_rss_peak_mb": round(peak, 1),
         "kb_per_open_incident": round((loaded - idle) * 1024 / args.incidents, 1),
+        "policy_evaluator_child_rss_mb": round(evaluator, 1),
         "memory_worker_rss_idle_mb": round(memory_idle, 1),
         "memory_worker_rss_with_incidents_mb": round(memory_loaded, 1),
         "memory_worker_rss_peak_mb": round(memory_peak, 1),
