@@ -322,6 +322,37 @@ def test_calls_the_traces_do_not_show_count_in_the_callers_own_time() -> None:
     assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
 
 
+def test_a_service_no_traced_request_reached_is_off_their_path() -> None:
+    # batch runs beside the system and no traced request reaches it; its CPU blips from 0.3%
+    # to 2% of a core in the incident. cache is untraced too, but api depends on it (an
+    # uninstrumented store), so requests do reach it. Same blip in both: batch is off the
+    # requests' path and ranks below the traced service the traces single out; cache is not.
+    topology = Topology.from_data(
+        {
+            "services": {
+                "web": {"depends_on": ["api"]},
+                "api": {"depends_on": ["db", "cache"]},
+                "db": {},
+                "cache": {},
+                "batch": {},
+            }
+        }
+    )
+    blip = [(float(t), 0.02 if t >= 200 else 0.003 * (1 + 0.1 * (t % 3))) for t in range(0, 301, 10)]
+    metrics = {**flat_metrics(["web", "api", "db"]), "batch": {"cpu_avg": blip}, "cache": {"cpu_avg": blip}}
+    ranked = rank_root_causes(
+        topology, metrics, "web", NORMAL, INCIDENT, limit=None, traces=chain_traces("db"), trace_normal=NORMAL
+    )
+    by_name = {c.service: c for c in ranked}
+    assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
+    assert by_name["cache"].score > by_name["batch"].score
+    assert any(e.kind == "off_path" and e.source == "traces" for e in by_name["batch"].evidence)
+    assert not any(e.kind == "off_path" for e in by_name["cache"].evidence)
+    # Without traces nothing says which services requests reach: no such prior.
+    blind = rank_root_causes(topology, metrics, "web", NORMAL, INCIDENT, limit=None)
+    assert not any(e.kind == "off_path" and e.source == "traces" for c in blind for e in c.evidence)
+
+
 def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
     metrics = flat_metrics(["web", "api", "db"])
     fused = rank_root_causes(CHAIN, metrics, "web", NORMAL, INCIDENT, traces=chain_traces("db"))
