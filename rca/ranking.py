@@ -632,7 +632,7 @@ def rank_root_causes(
     # With traces, the traced requests are the ones the incident is about. A service none of
     # them reached (no span in the normal window or the incident, and no traced service depends
     # on it, as on an uninstrumented database) is off their path: the same prior as a service
-    # off the symptom's path. A service that idles in one system is not what broke its requests.
+    # off the symptom's path (a prior, not a veto: sampling can miss a rarely called service).
     reached = _reached_by_requests(topo, traces) if traces else None
     universe |= {name for name, found in anomalies.items() if found.signals}
     fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
