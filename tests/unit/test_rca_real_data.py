@@ -17,8 +17,9 @@ helps one system and hurts the other fails here.
                                                        its predecessor in a trace)
     window opened 5 / 15 min early (AC@1):
     online-boutique                   0.857 / 0.786   (0.821 / 0.768 before the fan-out evidence)
-    train-ticket                      0.733 / 0.733   (0.711 / 0.711 before the off-path prior for
-        services no traced request reached; 0.667 / 0.667 before logs were also scored
+    train-ticket                      0.756 / 0.756   (0.733 / 0.733 before own time left out the
+        window's leading minutes within the normal range; 0.711 / 0.711 before the off-path prior
+        for services no traced request reached; 0.667 / 0.667 before logs were also scored
         over the window's latest two minutes, the stronger per service; lowered once before,
         from 0.689 / 0.733, with logpairs.csv)
 """
@@ -41,8 +42,8 @@ MEASURED = {
 }
 # An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
 MEASURED_SHIFTED = {
-    "shift-5m": {"nezha/online-boutique": 0.857, "nezha/train-ticket": 0.733},
-    "shift-15m": {"nezha/online-boutique": 0.786, "nezha/train-ticket": 0.733},
+    "shift-5m": {"nezha/online-boutique": 0.857, "nezha/train-ticket": 0.756},
+    "shift-15m": {"nezha/online-boutique": 0.786, "nezha/train-ticket": 0.756},
 }
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
 

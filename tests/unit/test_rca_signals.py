@@ -67,6 +67,27 @@ def chain_traces(slow: str) -> list[TraceStat]:
     return out
 
 
+def db_own_time(incident: dict[float, float]) -> list[TraceStat]:
+    """api -> db, db's own time 10 ms (+-1) per window over [0, 90], then `incident` per window."""
+    normal = {0.0: 0.010, 30.0: 0.011, 60.0: 0.009, 90.0: 0.010}
+    return [edge(ts, "api", "db", own + 0.002, own, gap=0.001) for ts, own in {**normal, **incident}.items()]
+
+
+def test_a_window_opened_early_does_not_dilute_own_time() -> None:
+    # db slows in two of the fault's three windows; the window, opened early, also holds the
+    # four windows before the fault, still within the normal range. Counted, a third of the
+    # seven windows is three, and the third slowest is a normal one: the fault would vanish.
+    before = {120.0: 0.010, 150.0: 0.009, 180.0: 0.011, 210.0: 0.010}
+    early = (110.0, 310.0)
+    fault = db_own_time({**before, 240.0: 0.2, 270.0: 0.2, 300.0: 0.010})
+    assert score_traces(fault, NORMAL, early)["db"].belief > 0.9
+    # One slow window after the normal ones is still an outlier, not an incident.
+    spike = db_own_time({**before, 240.0: 0.2, 270.0: 0.010, 300.0: 0.010})
+    assert score_traces(spike, NORMAL, early)["db"].belief < 0.1
+    last = db_own_time({**before, 240.0: 0.010, 270.0: 0.010, 300.0: 0.2})
+    assert score_traces(last, NORMAL, early)["db"].belief < 0.1
+
+
 @pytest.mark.parametrize("slow", ["db", "api", "web"])
 def test_self_time_points_at_the_service_that_slowed_not_its_callers(slow: str) -> None:
     scored = score_traces(chain_traces(slow), NORMAL, INCIDENT)
