@@ -634,6 +634,9 @@ def rank_root_causes(
     # on it, as on an uninstrumented database) is off their path: the same prior as a service
     # off the symptom's path (a prior, not a veto: sampling can miss a rarely called service).
     reached = _reached_by_requests(topo, traces) if traces else None
+    if reached is not None and symptom is not None:
+        # The symptom's own service, and what it depends on, are on the path by definition.
+        reached |= {symptom.service} | (on_path or set())
     universe |= {name for name, found in anomalies.items() if found.signals}
     fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
     # Metrics alone: the graph's explanation saturates once a service is surely anomalous, so

@@ -369,6 +369,10 @@ def test_a_service_no_traced_request_reached_is_off_their_path() -> None:
     assert by_name["cache"].score > by_name["batch"].score
     assert any(e.kind == "off_path" and e.source == "traces" for e in by_name["batch"].evidence)
     assert not any(e.kind == "off_path" for e in by_name["cache"].evidence)
+    # The alert's own service is on the path by definition, traced or not.
+    traces = chain_traces("db")
+    alerting = rank_root_causes(topology, metrics, "batch", NORMAL, INCIDENT, limit=None, traces=traces)
+    assert not any(e.kind == "off_path" for c in alerting if c.service == "batch" for e in c.evidence)
     # Without traces nothing says which services requests reach: no such prior.
     blind = rank_root_causes(topology, metrics, "web", NORMAL, INCIDENT, limit=None)
     assert not any(e.kind == "off_path" and e.source == "traces" for c in blind for e in c.evidence)
