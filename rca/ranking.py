@@ -629,6 +629,14 @@ def rank_root_causes(
     if symptom is not None and symptom.service in topo and topo.graph.degree(symptom.service) > 0:
         on_path = {symptom.service} | topo.downstream(symptom.service)
 
+    # With traces, the traced requests are the ones the incident is about. A service none of
+    # them reached (no span in the normal window or the incident, and no traced service depends
+    # on it, as on an uninstrumented database) is off their path: the same prior as a service
+    # off the symptom's path (a prior, not a veto: sampling can miss a rarely called service).
+    reached = _reached_by_requests(topo, traces) if traces else None
+    if reached is not None and symptom is not None:
+        # The symptom's own service, and what it depends on, are on the path by definition.
+        reached |= {symptom.service} | (on_path or set())
     universe |= {name for name, found in anomalies.items() if found.signals}
     fused = fused_scores(anomalies, universe, with_traces=bool(traces)) if (traces or logs) else None
     # Metrics alone: the graph's explanation saturates once a service is surely anomalous, so
@@ -644,6 +652,8 @@ def rank_root_causes(
             score += own_metrics[service]
         if fused is not None:
             score = fused[service]
+            if reached is not None and service not in reached:
+                score += OFF_PATH_PRIOR
         scored.append((score, service, explained))
     # Beliefs saturate near 1 for strong anomalies; between equals the stronger anomaly leads.
     scored.sort(key=lambda s: (-round(s[0], 6), -_intensity(anomalies, s[1]), s[1]))
@@ -664,7 +674,7 @@ def rank_root_causes(
                 service_kind=(kind.value if (kind := topo.kind(service)) else None),
                 explains=[c for c, _, _ in explained],
                 signals=agreeing,
-                evidence=_evidence(topo, anomalies, service, explained, on_path),
+                evidence=_evidence(topo, anomalies, service, explained, on_path, reached),
             )
         )
     return candidates
@@ -756,6 +766,7 @@ def _evidence(
     service: str,
     explained: list[tuple[str, int, float]],
     on_path: set[str] | None,
+    reached: set[str] | None = None,
 ) -> list[Evidence]:
     found = anomalies[service]
     out: list[Evidence] = []
@@ -844,7 +855,22 @@ def _evidence(
                 summary="the symptom service does not depend on it",
             )
         )
+    if reached is not None and service not in reached:
+        out.append(
+            Evidence(
+                source="traces",
+                service=service,
+                kind="off_path",
+                summary="no traced request reached it, nor a service such requests reached",
+            )
+        )
     return out
+
+
+def _reached_by_requests(topo: Topology, traces: Sequence[TraceStat]) -> set[str]:
+    """Services on a traced request's path: in a span, or a dependency of a service that is."""
+    traced = {t.callee for t in traces} | {t.caller for t in traces if t.caller}
+    return traced.union(*(topo.downstream(service) for service in traced))
 
 
 # --- baselines (for the evaluation harness) ------------------------------------------------

@@ -248,12 +248,28 @@ def _in(ts: float, window: Window) -> bool:
     return window[0] <= ts <= window[1]
 
 
-def _sustained(values: list[float]) -> float:
-    """The k-th highest with k a third of the values, as for metrics: one outlier is not an incident."""
+def _sustained(values: Sequence[float], normal: Sequence[float] = ()) -> float:
+    """The k-th highest with k a third of the values, as for metrics: one outlier is not an incident.
+
+    With `normal` (the same statistic per window over the normal period) and `values` in
+    time order, the leading windows within the normal range are the minutes before the fault
+    that a window opened early holds: k is then a third of the windows after them (never
+    fewer than two once the whole window holds four, as for metrics), unless fewer than k
+    remain, when none is left out.
+    """
     if not values:
         return math.nan
-    ordered = sorted(values, reverse=True)
-    return ordered[max(1, math.ceil(len(ordered) / 3)) - 1]
+
+    def rank(windows: Sequence[float]) -> int:
+        return max(1, math.ceil(len(windows) / 3), 2 if len(values) >= 4 else 1)
+
+    rest = values
+    ceiling = max((v for v in normal if math.isfinite(v)), default=math.nan)
+    if math.isfinite(ceiling):
+        head = next((i for i, v in enumerate(values) if v > ceiling), len(values))
+        if len(values) - head >= rank(values[head:]):
+            rest = values[head:]
+    return sorted(rest, reverse=True)[rank(rest) - 1]
 
 
 def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) -> dict[str, SignalAnomaly]:
@@ -277,8 +293,11 @@ def score_traces(stats: Sequence[TraceStat], normal: Window, anomalous: Window) 
             total = sum(c for _, c in pairs)
             return sum(v * c for v, c in pairs) / total if total else math.nan
 
-        base_self = median(weighted(r, "self_p90") for r in sides["n"].values())
-        cur_self = _sustained([weighted(r, "self_p90") for r in sides["a"].values()])
+        # In time order: a window opened early starts with minutes that still look normal.
+        normal_self = [weighted(rows, "self_p90") for _, rows in sorted(sides["n"].items())]
+        incident_self = [weighted(rows, "self_p90") for _, rows in sorted(sides["a"].items())]
+        base_self = median(normal_self)
+        cur_self = _sustained(incident_self, normal_self)
         base_lat = median(weighted(r, "latency_p90") for r in sides["n"].values())
         cur_lat = _sustained([weighted(r, "latency_p90") for r in sides["a"].values()])
         intensity = 0.0

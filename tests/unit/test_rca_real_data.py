@@ -11,11 +11,15 @@ helps one system and hurts the other fails here.
                                                        calling its dependencies while still called
                                                        was trace evidence; AC@1 0.750 before the
                                                        third round's graph and metric changes)
-    train-ticket (45 faults)          0.844   0.933   (with logpairs.csv: a line that stops
-                                                       following its predecessor in a trace)
+    train-ticket (45 faults)          0.867   0.956   (0.844 / 0.933 before a service no traced
+                                                       request reached was off their path; with
+                                                       logpairs.csv: a line that stops following
+                                                       its predecessor in a trace)
     window opened 5 / 15 min early (AC@1):
     online-boutique                   0.857 / 0.786   (0.821 / 0.768 before the fan-out evidence)
-    train-ticket                      0.711 / 0.711   (0.667 / 0.667 before logs were also scored
+    train-ticket                      0.756 / 0.756   (0.733 / 0.733 before own time left out the
+        window's leading minutes within the normal range; 0.711 / 0.711 before the off-path prior
+        for services no traced request reached; 0.667 / 0.667 before logs were also scored
         over the window's latest two minutes, the stronger per service; lowered once before,
         from 0.689 / 0.733, with logpairs.csv)
 """
@@ -34,12 +38,12 @@ ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
 MARGIN = 0.05
 MEASURED = {
     "nezha/online-boutique": {"ac1": 0.839, "ac3": 0.893},
-    "nezha/train-ticket": {"ac1": 0.844, "ac3": 0.933},
+    "nezha/train-ticket": {"ac1": 0.867, "ac3": 0.956},
 }
 # An earlier alert opened the incident: the window starts 5 or 15 minutes before the fault.
 MEASURED_SHIFTED = {
-    "shift-5m": {"nezha/online-boutique": 0.857, "nezha/train-ticket": 0.711},
-    "shift-15m": {"nezha/online-boutique": 0.786, "nezha/train-ticket": 0.711},
+    "shift-5m": {"nezha/online-boutique": 0.857, "nezha/train-ticket": 0.756},
+    "shift-15m": {"nezha/online-boutique": 0.786, "nezha/train-ticket": 0.756},
 }
 SYSTEMS = {"nezha/online-boutique": 56, "nezha/train-ticket": 45}
 

@@ -67,6 +67,27 @@ def chain_traces(slow: str) -> list[TraceStat]:
     return out
 
 
+def db_own_time(incident: dict[float, float]) -> list[TraceStat]:
+    """api -> db, db's own time 10 ms (+-1) per window over [0, 90], then `incident` per window."""
+    normal = {0.0: 0.010, 30.0: 0.011, 60.0: 0.009, 90.0: 0.010}
+    return [edge(ts, "api", "db", own + 0.002, own, gap=0.001) for ts, own in {**normal, **incident}.items()]
+
+
+def test_a_window_opened_early_does_not_dilute_own_time() -> None:
+    # db slows in two of the fault's three windows; the window, opened early, also holds the
+    # four windows before the fault, still within the normal range. Counted, a third of the
+    # seven windows is three, and the third slowest is a normal one: the fault would vanish.
+    before = {120.0: 0.010, 150.0: 0.009, 180.0: 0.011, 210.0: 0.010}
+    early = (110.0, 310.0)
+    fault = db_own_time({**before, 240.0: 0.2, 270.0: 0.2, 300.0: 0.010})
+    assert score_traces(fault, NORMAL, early)["db"].belief > 0.9
+    # One slow window after the normal ones is still an outlier, not an incident.
+    spike = db_own_time({**before, 240.0: 0.2, 270.0: 0.010, 300.0: 0.010})
+    assert score_traces(spike, NORMAL, early)["db"].belief < 0.1
+    last = db_own_time({**before, 240.0: 0.010, 270.0: 0.010, 300.0: 0.2})
+    assert score_traces(last, NORMAL, early)["db"].belief < 0.1
+
+
 @pytest.mark.parametrize("slow", ["db", "api", "web"])
 def test_self_time_points_at_the_service_that_slowed_not_its_callers(slow: str) -> None:
     scored = score_traces(chain_traces(slow), NORMAL, INCIDENT)
@@ -320,6 +341,41 @@ def test_calls_the_traces_do_not_show_count_in_the_callers_own_time() -> None:
         topology, metrics, "web", NORMAL, INCIDENT, limit=None, traces=stats, trace_normal=NORMAL
     )
     assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
+
+
+def test_a_service_no_traced_request_reached_is_off_their_path() -> None:
+    # batch runs beside the system and no traced request reaches it; its CPU blips from 0.3%
+    # to 2% of a core in the incident. cache is untraced too, but api depends on it (an
+    # uninstrumented store), so requests do reach it. Same blip in both: batch is off the
+    # requests' path and ranks below the traced service the traces single out; cache is not.
+    topology = Topology.from_data(
+        {
+            "services": {
+                "web": {"depends_on": ["api"]},
+                "api": {"depends_on": ["db", "cache"]},
+                "db": {},
+                "cache": {},
+                "batch": {},
+            }
+        }
+    )
+    blip = [(float(t), 0.02 if t >= 200 else 0.003 * (1 + 0.1 * (t % 3))) for t in range(0, 301, 10)]
+    metrics = {**flat_metrics(["web", "api", "db"]), "batch": {"cpu_avg": blip}, "cache": {"cpu_avg": blip}}
+    ranked = rank_root_causes(
+        topology, metrics, "web", NORMAL, INCIDENT, limit=None, traces=chain_traces("db"), trace_normal=NORMAL
+    )
+    by_name = {c.service: c for c in ranked}
+    assert ranked[0].service == "db", [(c.service, c.score) for c in ranked]
+    assert by_name["cache"].score > by_name["batch"].score
+    assert any(e.kind == "off_path" and e.source == "traces" for e in by_name["batch"].evidence)
+    assert not any(e.kind == "off_path" for e in by_name["cache"].evidence)
+    # The alert's own service is on the path by definition, traced or not.
+    traces = chain_traces("db")
+    alerting = rank_root_causes(topology, metrics, "batch", NORMAL, INCIDENT, limit=None, traces=traces)
+    assert not any(e.kind == "off_path" for c in alerting if c.service == "batch" for e in c.evidence)
+    # Without traces nothing says which services requests reach: no such prior.
+    blind = rank_root_causes(topology, metrics, "web", NORMAL, INCIDENT, limit=None)
+    assert not any(e.kind == "off_path" and e.source == "traces" for c in blind for e in c.evidence)
 
 
 def test_a_candidate_backed_by_one_signal_is_stated_as_a_hypothesis() -> None:
