@@ -59,8 +59,8 @@ from models.catalog import CatalogError
 from models.constants import memory_task_queue
 from models.inventory import InventoryError
 from policies.catalog import load_catalog
-from policies.engine import PolicyEngine, PolicyLoadError
-from policies.evaluator import PolicyEvaluator
+from policies.evaluator import PolicyEvaluator, check_program
+from policies.program import PolicyLoadError, PolicyProgram
 from policies.seals import ApprovalCodes, Sealer, SealError, configured_key
 from rca.topology import Topology, TopologyError
 from runtime import metrics
@@ -247,7 +247,8 @@ def build_incident_activities(
     try:
         catalog = load_catalog(settings.playbooks_dir)
         book = RuleBook.load(settings.rules_file)
-        policies = PolicyEngine.load(settings.policies_dir)
+        policies = PolicyProgram.read(settings.policies_dir)
+        check_program(policies)  # compiled by an evaluator child: the worker never loads regopy
     except (CatalogError, RuleFileError, PolicyLoadError) as exc:
         raise ConfigurationError(str(exc)) from exc
     if settings.vault_token is None:

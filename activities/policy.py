@@ -29,8 +29,8 @@ from models.policy import (
     PolicyVerdict,
 )
 from policies.admission import seal_decision
-from policies.engine import DECISION_QUERY, PolicyEvaluationError
 from policies.evaluator import PolicyEvaluator
+from policies.program import DECISION_QUERY, PolicyEvaluationError
 from policies.seals import Sealer
 from rca.topology import Topology
 

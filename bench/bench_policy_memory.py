@@ -44,7 +44,7 @@ document = policy_input(risk="low", autonomy="autonomous")
 how, per = {how!r}, {decisions}
 
 async def main() -> list[float]:
-    evaluator = PolicyEvaluator(engine, decisions_per_process=per + 100)
+    evaluator = PolicyEvaluator(engine.program, decisions_per_process=per + 100)
     async def ask() -> None:
         if how == "adhoc":
             engine.query(DECISION_QUERY, document)

@@ -166,9 +166,10 @@ async def main() -> None:
                 payload = alertmanager_payload(f"rss-{run}-{first}") | {"alerts": alerts}
                 await stack.post(http, payload)
         query = f"TaskQueue = '{stack.task_queue}' AND FirebreakPhase = 'awaiting_approval'"
-        peak, memory_peak = idle, memory_idle
+        peak, memory_peak, evaluator_peak = idle, memory_idle, 0.0
         while (waiting := await count(stack, query)) < args.incidents:
             peak, memory_peak = max(peak, rss_mb(worker_pid)), max(memory_peak, rss_mb(memory_pid))
+            evaluator_peak = max(evaluator_peak, evaluator_rss_mb(worker_pid))
             # Each incident runs a check-mode preview of its plan (~3 s of CPU) before it waits.
             if time.monotonic() - started > max(1800, 6 * args.incidents):
                 raise RuntimeError(f"only {waiting} of {args.incidents} reached the approval gate")
@@ -179,6 +180,7 @@ async def main() -> None:
         quiet_since = time.monotonic()
         while time.monotonic() - quiet_since < 5:
             peak, memory_peak = max(peak, rss_mb(worker_pid)), max(memory_peak, rss_mb(memory_pid))
+            evaluator_peak = max(evaluator_peak, evaluator_rss_mb(worker_pid))
             if ansible_children(worker_pid):
                 quiet_since = time.monotonic()
             await asyncio.sleep(1)
@@ -208,6 +210,7 @@ async def main() -> None:
         "worker_rss_peak_mb": round(peak, 1),
         "kb_per_open_incident": round((loaded - idle) * 1024 / args.incidents, 1),
         "policy_evaluator_child_rss_mb": round(evaluator, 1),
+        "policy_evaluator_child_rss_peak_mb": round(max(evaluator_peak, evaluator), 1),
         "memory_worker_rss_idle_mb": round(memory_idle, 1),
         "memory_worker_rss_with_incidents_mb": round(memory_loaded, 1),
         "memory_worker_rss_peak_mb": round(memory_peak, 1),

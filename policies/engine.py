@@ -23,19 +23,14 @@ from typing import Any
 
 from regopy import Bundle, Input, Interpreter, RegoError
 
-DECISION_QUERY = "data.firebreak.remediation.decision"
+from policies.program import DECISION_QUERY, PolicyEvaluationError, PolicyLoadError, PolicyProgram
+
+__all__ = ["DECISION_QUERY", "PolicyEngine", "PolicyEvaluationError", "PolicyLoadError"]
+
 _ERROR_LOCATION = re.compile(r"\(error \d+:(?P<file>[^|]+)\|(?P<offset>\d+)\|")
 _ERRMSG = re.compile(r"\(errormsg \d+:(?P<msg>[^)]*)\)")
 _PACKAGE = re.compile(r"^package\s+([\w.]+)", re.MULTILINE)
 _TEST_BLOCK = re.compile(r"^(test_\w+)\s+if\s*\{.*?^\}\n?", re.MULTILINE | re.DOTALL)
-
-
-class PolicyLoadError(ValueError):
-    """A policy file or the policy data does not load."""
-
-
-class PolicyEvaluationError(RuntimeError):
-    """A policy evaluated to something other than a well-formed decision."""
 
 
 class PolicyEngine:
@@ -55,34 +50,16 @@ class PolicyEngine:
         """The policy data, as loaded and checked."""
         return self._data
 
+    @property
+    def program(self) -> PolicyProgram:
+        return PolicyProgram(dict(self._modules), self._data, self.directory)
+
     @classmethod
     def load(cls, directory: Path, include_tests: bool = False) -> PolicyEngine:
-        # Imported here: the evaluator's child process only constructs an engine from what
-        # the worker loaded, and stays ~17 MB smaller without pydantic and the YAML loader.
-        import yaml
-
-        from policies.data import check_policy_data
-        from runtime.bounded import load_yaml_file
-
-        modules: dict[str, str] = {}
-        for path in sorted(directory.glob("*.rego")):
-            if path.name.endswith("_test.rego") and not include_tests:
-                continue
-            modules[path.name] = path.read_text()
-        if not modules:
-            raise PolicyLoadError(f"{directory}: no .rego policy files")
-        data_path = directory / "data.yaml"
-        try:
-            data = load_yaml_file(data_path) if data_path.exists() else {}  # bounded (runtime/bounded.py)
-        except yaml.YAMLError as exc:
-            raise PolicyLoadError(f"{data_path}: {exc}") from exc
-        if not isinstance(data, dict):
-            raise PolicyLoadError(f"{data_path}: expected a mapping at the top level")
-        problems = check_policy_data(data)
-        if problems:
-            raise PolicyLoadError(f"{data_path}: bad policy data:\n{problems}")
-        engine = cls(modules, data, directory)
-        engine._check_compiles()
+        """Read and check the directory's program (PolicyProgram.read), then compile it."""
+        program = PolicyProgram.read(directory, include_tests)
+        engine = cls(program.modules, program.data, program.directory)
+        engine.check_compiles()
         return engine
 
     def _interpreter(self) -> Interpreter:
@@ -92,7 +69,8 @@ class PolicyEngine:
             rego.add_module(name, source)
         return rego
 
-    def _check_compiles(self) -> None:
+    def check_compiles(self) -> None:
+        """Raise PolicyLoadError naming file and line if the program does not compile."""
         # Every module is parsed (add_module); only the policies' packages are evaluated, so
         # loading with tests does not run them all (each is slow under regopy: run_tests).
         packages = sorted(

@@ -24,29 +24,66 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-from policies.engine import PolicyEngine, PolicyEvaluationError
+from policies.program import PolicyEvaluationError, PolicyLoadError, PolicyProgram
 
 DEFAULT_DECISIONS_PER_PROCESS = 1000
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_CHILD = (sys.executable, "-m", "policies.evaluator_child")
+# No secret of the worker's: the child needs only to find Python and the project.
+_CHILD_ENV = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(_PROJECT_ROOT)}
 # A decision answer is a few hundred bytes; the limit only bounds a broken child's line.
 _MAX_ANSWER = 1 << 20
 
 
+def check_program(program: PolicyProgram, timeout: float = 120) -> None:
+    """Compile the program in a child, as the evaluator will: PolicyLoadError if it fails.
+
+    The worker calls this at start, so a policy that does not compile stops it with the
+    file and line, and the worker itself never loads regopy.
+    """
+    try:
+        done = subprocess.run(
+            _CHILD,
+            input=_program_line(program),
+            capture_output=True,
+            cwd=_PROJECT_ROOT,
+            env=_CHILD_ENV,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise PolicyLoadError(
+            f"{program.directory}: the policies did not compile within {timeout} s"
+        ) from None
+    first = done.stdout.split(b"\n", 1)[0]
+    try:
+        answer = json.loads(first)
+    except json.JSONDecodeError:
+        tail = done.stderr.decode(errors="replace")[-500:]
+        raise PolicyLoadError(f"{program.directory}: the policy evaluator failed: {tail}") from None
+    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+        raise PolicyLoadError(answer["error"])
+
+
+def _program_line(program: PolicyProgram) -> bytes:
+    fields = {"modules": program.modules, "data": program.data, "directory": str(program.directory)}
+    return json.dumps(fields).encode() + b"\n"
+
+
 class PolicyEvaluator:
-    """The engine's `decide`, run in a child process replaced every N decisions."""
+    """`PolicyEngine.decide` for a program, in a child process replaced every N decisions."""
 
     def __init__(
-        self, engine: PolicyEngine, *, decisions_per_process: int = DEFAULT_DECISIONS_PER_PROCESS
+        self, program: PolicyProgram, *, decisions_per_process: int = DEFAULT_DECISIONS_PER_PROCESS
     ) -> None:
         if decisions_per_process < 1:
             raise ValueError(f"decisions_per_process: must be at least 1, got {decisions_per_process}")
-        self._program = json.dumps(
-            {"modules": engine.modules, "data": engine.data, "directory": str(engine.directory)}
-        ).encode()
+        self._program = _program_line(program)
         self._decisions_per_process = decisions_per_process
         self._lock = asyncio.Lock()
         self._child: asyncio.subprocess.Process | None = None
@@ -60,49 +97,64 @@ class PolicyEvaluator:
     async def decide(self, document: dict[str, Any]) -> dict[str, Any]:
         line = json.dumps(document).encode() + b"\n"
         async with self._lock:  # one question at a time on the child's pipe
-            child = await self._running()
-            assert child.stdin is not None and child.stdout is not None
-            try:
-                child.stdin.write(line)
-                await child.stdin.drain()
-                raw = await child.stdout.readline()
-            except (ConnectionError, ValueError) as exc:  # ValueError: a line past _MAX_ANSWER
-                await self._stop()
-                raise PolicyEvaluationError(f"the policy evaluator process failed: {exc}") from None
-            except asyncio.CancelledError:
-                # Its answer would reach the next question: this child is done.
-                self._child = None
-                child.kill()
-                raise
-            if not raw.endswith(b"\n"):
-                code = await self._stop()
-                raise PolicyEvaluationError(f"the policy evaluator process exited (code {code})")
+            if self._child is None:
+                child = await self._start()
+                try:
+                    if _answer(await self._ask(child, self._program), "ready") is not True:
+                        raise PolicyEvaluationError("the policy evaluator process did not get ready")
+                except PolicyEvaluationError:
+                    await self._stop()
+                    raise
+            raw = await self._ask(self._child_or_fail(), line)
             self._served += 1
             if self._served >= self._decisions_per_process:
                 await self._stop()
-        return _answer(raw)
+        decision = _answer(raw, "decision")
+        if not isinstance(decision, dict):
+            raise PolicyEvaluationError("the policy evaluator process gave no decision")
+        return decision
 
     async def aclose(self) -> None:
         async with self._lock:
             await self._stop()
 
-    async def _running(self) -> asyncio.subprocess.Process:
-        if self._child is None:
-            self._child = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "policies.evaluator_child",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                cwd=_PROJECT_ROOT,
-                env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(_PROJECT_ROOT)},
-                limit=_MAX_ANSWER,
-            )
-            self._served = 0
-            self.started += 1
-            assert self._child.stdin is not None
-            self._child.stdin.write(self._program + b"\n")
+    def _child_or_fail(self) -> asyncio.subprocess.Process:
+        if self._child is None:  # stopped by a failed start
+            raise PolicyEvaluationError("the policy evaluator process is not running")
         return self._child
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        self._child = await asyncio.create_subprocess_exec(
+            *_CHILD,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=_PROJECT_ROOT,
+            env=_CHILD_ENV,
+            limit=_MAX_ANSWER,
+        )
+        self._served = 0
+        self.started += 1
+        return self._child
+
+    async def _ask(self, child: asyncio.subprocess.Process, line: bytes) -> bytes:
+        """One line to the child, its one line back; a child that fails is stopped."""
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            child.stdin.write(line)
+            await child.stdin.drain()
+            raw = await child.stdout.readline()
+        except (ConnectionError, ValueError) as exc:  # ValueError: a line past _MAX_ANSWER
+            await self._stop()
+            raise PolicyEvaluationError(f"the policy evaluator process failed: {exc}") from None
+        except asyncio.CancelledError:
+            # Its answer would reach the next question: this child is done.
+            self._child = None
+            child.kill()
+            raise
+        if not raw.endswith(b"\n"):
+            code = await self._stop()
+            raise PolicyEvaluationError(f"the policy evaluator process exited (code {code})")
+        return raw
 
     async def _stop(self) -> int | None:
         """Close the child's stdin (it exits at EOF) and reap it; kill it if it lingers."""
@@ -118,14 +170,14 @@ class PolicyEvaluator:
             return await child.wait()
 
 
-def _answer(raw: bytes) -> dict[str, Any]:
+def _answer(raw: bytes, key: str) -> Any:
+    """The child's answer under `key`; its error as PolicyEvaluationError."""
     try:
         answer = json.loads(raw)
     except json.JSONDecodeError:
         raise PolicyEvaluationError("the policy evaluator process gave an unreadable answer") from None
-    if isinstance(answer, dict) and isinstance(answer.get("error"), str):
+    if not isinstance(answer, dict):
+        raise PolicyEvaluationError("the policy evaluator process gave an unreadable answer")
+    if isinstance(answer.get("error"), str):
         raise PolicyEvaluationError(answer["error"])
-    decision = answer.get("decision") if isinstance(answer, dict) else None
-    if not isinstance(decision, dict):
-        raise PolicyEvaluationError("the policy evaluator process gave no decision")
-    return decision
+    return answer.get(key)

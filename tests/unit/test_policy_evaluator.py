@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from policies.engine import PolicyEngine, PolicyEvaluationError
-from policies.evaluator import PolicyEvaluator
+from policies.evaluator import PolicyEvaluator, check_program
+from policies.program import PolicyLoadError, PolicyProgram
 from runtime.settings import PROJECT_ROOT
 from tests.unit.test_policy_engine import DECISION_OK, policy_dir, policy_input
 
@@ -60,7 +61,7 @@ def alive(pid: int) -> bool:
 
 
 async def test_decisions_are_the_engines_own(deny_cart: PolicyEngine) -> None:
-    evaluator = PolicyEvaluator(deny_cart)
+    evaluator = PolicyEvaluator(deny_cart.program)
     try:
         decided = [await evaluator.decide(document) for document in documents()]
     finally:
@@ -71,7 +72,7 @@ async def test_decisions_are_the_engines_own(deny_cart: PolicyEngine) -> None:
 
 
 async def test_the_child_is_replaced_after_n_decisions_and_the_old_one_exits(deny_cart: PolicyEngine) -> None:
-    evaluator = PolicyEvaluator(deny_cart, decisions_per_process=3)
+    evaluator = PolicyEvaluator(deny_cart.program, decisions_per_process=3)
     pids: list[int] = []
     try:
         for document in documents() * 2:  # 8 decisions: children of 3, 3 and 2
@@ -92,7 +93,7 @@ async def test_the_child_holds_no_secret_of_the_worker(
 ) -> None:
     monkeypatch.setenv("FIREBREAK_VAULT_TOKEN", "hvs.worker-secret-token")
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-worker-secret")
-    evaluator = PolicyEvaluator(deny_cart)
+    evaluator = PolicyEvaluator(deny_cart.program)
     try:
         await evaluator.decide(policy_input())
         assert evaluator.child_pid is not None
@@ -107,7 +108,7 @@ async def test_the_child_holds_no_secret_of_the_worker(
 async def test_a_child_that_dies_fails_the_decision_and_the_next_one_is_answered(
     deny_cart: PolicyEngine,
 ) -> None:
-    evaluator = PolicyEvaluator(deny_cart)
+    evaluator = PolicyEvaluator(deny_cart.program)
     allowed = policy_input(risk="low", autonomy="autonomous")
     try:
         await evaluator.decide(policy_input())
@@ -123,7 +124,7 @@ async def test_a_child_that_dies_fails_the_decision_and_the_next_one_is_answered
 
 
 async def test_an_abandoned_question_never_answers_the_next_one(deny_cart: PolicyEngine) -> None:
-    evaluator = PolicyEvaluator(deny_cart)
+    evaluator = PolicyEvaluator(deny_cart.program)
     denied = policy_input(target="cart", params={"service": "cart"}, autonomy="autonomous")
     allowed = policy_input(risk="low", autonomy="autonomous")
     try:
@@ -141,7 +142,7 @@ async def test_an_abandoned_question_never_answers_the_next_one(deny_cart: Polic
 
 async def test_a_policy_error_is_an_error_and_the_child_keeps_serving(tmp_path: Path) -> None:
     maybe = DECISION_OK.replace('"verdict": "allow"', '"verdict": "maybe"')
-    evaluator = PolicyEvaluator(PolicyEngine.load(policy_dir(tmp_path, {"p.rego": maybe})))
+    evaluator = PolicyEvaluator(PolicyEngine.load(policy_dir(tmp_path, {"p.rego": maybe})).program)
     try:
         for _ in range(2):
             with pytest.raises(PolicyEvaluationError, match="no valid decision"):
@@ -153,7 +154,7 @@ async def test_a_policy_error_is_an_error_and_the_child_keeps_serving(tmp_path: 
 
 async def test_a_policy_edited_on_disk_does_not_slip_in_at_a_restart(tmp_path: Path) -> None:
     directory = policy_dir(tmp_path, {"p.rego": DECISION_OK})
-    evaluator = PolicyEvaluator(PolicyEngine.load(directory), decisions_per_process=1)
+    evaluator = PolicyEvaluator(PolicyEngine.load(directory).program, decisions_per_process=1)
     try:
         first = await evaluator.decide(policy_input())
         (directory / "p.rego").write_text(DECISION_OK.replace('"verdict": "allow"', '"verdict": "deny"'))
@@ -175,7 +176,7 @@ def test_the_child_dies_with_the_worker() -> None:
         from tests.unit.test_policy_engine import policy_input
 
         async def main() -> None:
-            evaluator = PolicyEvaluator(PolicyEngine.load(Path(sys.argv[1])))
+            evaluator = PolicyEvaluator(PolicyEngine.load(Path(sys.argv[1])).program)
             await evaluator.decide(policy_input())
             print(evaluator.child_pid, flush=True)
             time.sleep(60)
@@ -204,4 +205,39 @@ def test_the_child_dies_with_the_worker() -> None:
 
 def test_decisions_per_process_must_be_positive(deny_cart: PolicyEngine) -> None:
     with pytest.raises(ValueError, match="decisions_per_process"):
-        PolicyEvaluator(deny_cart, decisions_per_process=0)
+        PolicyEvaluator(deny_cart.program, decisions_per_process=0)
+
+
+def test_a_program_that_does_not_compile_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    broken = DECISION_OK + "\nbroken := {\n"
+    program = PolicyProgram.read(policy_dir(tmp_path, {"p.rego": broken}))
+    with pytest.raises(PolicyLoadError, match=r"p\.rego:\d+:"):
+        check_program(program)
+    check_program(PolicyProgram.read(POLICIES))  # the shipped policy compiles
+
+
+async def test_a_child_whose_program_does_not_compile_fails_every_decision(tmp_path: Path) -> None:
+    program = PolicyProgram.read(policy_dir(tmp_path, {"p.rego": DECISION_OK + "\nbroken := {\n"}))
+    evaluator = PolicyEvaluator(program)
+    try:
+        for _ in range(2):
+            with pytest.raises(PolicyEvaluationError, match="does not compile"):
+                await evaluator.decide(policy_input())
+    finally:
+        await evaluator.aclose()
+    assert evaluator.child_pid is None
+
+
+def test_the_worker_never_loads_regopy() -> None:
+    """Its policies are checked and decided by evaluator children (policies/evaluator.py)."""
+    probe = (
+        "import sys, worker\n"
+        "from runtime.settings import Settings\n"
+        "worker.build_incident_activities(Settings(vault_token='t'))\n"
+        "print('regopy' in sys.modules, 'policies.engine' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "False"]

@@ -35,7 +35,7 @@ engine = PolicyEngine.load(Path("policies"))
 document = policy_input(risk="low", autonomy="autonomous")
 
 async def main() -> dict[str, float]:
-    evaluator = PolicyEvaluator(engine, decisions_per_process=10 * {decisions})
+    evaluator = PolicyEvaluator(engine.program, decisions_per_process=10 * {decisions})
     if {in_process}:
         async def decide() -> None:
             assert engine.decide(document)["verdict"] == "allow"
