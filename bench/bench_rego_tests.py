@@ -17,7 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_common import report
+from bench_common import report
+
 from policies.engine import PolicyEngine
 from runtime.settings import PROJECT_ROOT
 
