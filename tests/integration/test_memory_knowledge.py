@@ -28,6 +28,7 @@ from models.alert import Alert, AlertStatus, Severity
 from models.memory import RetrieveInput
 from policies.catalog import load_catalog
 from runtime.settings import PROJECT_ROOT
+from tests.conftest import machine_wide_lock
 
 pytestmark = pytest.mark.integration
 
@@ -43,22 +44,26 @@ def memory_at(path: Path, mode: str) -> Memory:
     return Memory(QdrantStore(StoreConfig(path=path)), embedder)
 
 
-_SEEDED: dict[str, Path] = {}
-
-
 def seeded_memory(mode: str, factory: pytest.TempPathFactory) -> Memory:
-    """The repository's knowledge folder ingested once per mode and test process; each caller gets a copy.
+    """The repository's knowledge folder ingested once per mode and test run; each caller gets a copy.
 
-    Dense ingest is the slow part of these tests; copying a store folder is not.
+    Dense ingest is the slow part of these tests; copying a store folder is not. Under xdist
+    the seed is kept in the run's temporary directory, which every worker shares, so the
+    workers ingest once between them instead of once each.
     """
-    if mode not in _SEEDED:
-        path = factory.mktemp(f"seed-{mode}")
-        report = memory_at(path, mode).knowledge.ingest(KNOWLEDGE, known_actions=ACTIONS)
-        assert not report.skipped, report.skipped
-        assert report.points > 100
-        _SEEDED[mode] = path
+    base = factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    seed = shared / f"seed-{mode}"
+    with machine_wide_lock(shared / f"seed-{mode}.lock"):
+        seeded = shared / f"seed-{mode}.done"
+        if not seeded.exists():
+            shutil.rmtree(seed, ignore_errors=True)  # left by a worker that died while seeding
+            report = memory_at(seed, mode).knowledge.ingest(KNOWLEDGE, known_actions=ACTIONS)
+            assert not report.skipped, report.skipped
+            assert report.points > 100
+            seeded.touch()
     copy = factory.mktemp(f"store-{mode}")
-    shutil.copytree(_SEEDED[mode], copy, dirs_exist_ok=True)
+    shutil.copytree(seed, copy, dirs_exist_ok=True)
     return memory_at(copy, mode)
 
 
