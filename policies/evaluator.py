@@ -68,6 +68,8 @@ def check_program(program: PolicyProgram, timeout: float = 120) -> None:
         raise PolicyLoadError(f"{program.directory}: the policy evaluator failed: {tail}") from None
     if isinstance(answer, dict) and isinstance(answer.get("error"), str):
         raise PolicyLoadError(answer["error"])
+    if not (isinstance(answer, dict) and answer.get("ready") is True):
+        raise PolicyLoadError(f"{program.directory}: the policy evaluator did not get ready")
 
 
 def _program_line(program: PolicyProgram) -> bytes:
