@@ -99,15 +99,7 @@ class PolicyEvaluator:
     async def decide(self, document: dict[str, Any]) -> dict[str, Any]:
         line = json.dumps(document).encode() + b"\n"
         async with self._lock:  # one question at a time on the child's pipe
-            if self._child is None:
-                child = await self._start()
-                try:
-                    if _answer(await self._ask(child, self._program), "ready") is not True:
-                        raise PolicyEvaluationError("the policy evaluator process did not get ready")
-                except PolicyEvaluationError:
-                    await self._stop()
-                    raise
-            raw = await self._ask(self._child_or_fail(), line)
+            raw = await self._ask(self._child or await self._ready_child(), line)
             self._served += 1
             if self._served >= self._decisions_per_process:
                 await self._stop()
@@ -120,10 +112,16 @@ class PolicyEvaluator:
         async with self._lock:
             await self._stop()
 
-    def _child_or_fail(self) -> asyncio.subprocess.Process:
-        if self._child is None:  # stopped by a failed start
-            raise PolicyEvaluationError("the policy evaluator process is not running")
-        return self._child
+    async def _ready_child(self) -> asyncio.subprocess.Process:
+        """A new child, given the program; it answers ready once the program compiled."""
+        child = await self._start()
+        try:
+            if _answer(await self._ask(child, self._program), "ready") is not True:
+                raise PolicyEvaluationError("the policy evaluator process did not get ready")
+        except PolicyEvaluationError:
+            await self._stop()
+            raise
+        return child
 
     async def _start(self) -> asyncio.subprocess.Process:
         self._child = await asyncio.create_subprocess_exec(
