@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import re
 import signal
 import socket
@@ -40,14 +41,28 @@ STOP_TIMEOUT = 45.0
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free ports on 127.0.0.1 (all held open until chosen, so none repeats)."""
-    socks = []
+    """Distinct free ports on 127.0.0.1, below the kernel's ephemeral range.
+
+    The restart below binds the same ports a minute after the first start. A port the kernel
+    handed out (bind to 0) can meanwhile become the source port of some other test's outbound
+    connection, and the restarted worker then fails with "Address already in use" (seen in
+    CI with three xdist workers). Ports below the ephemeral range are never handed out so.
+    """
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.Random().sample(range(20000, min(low, 32768)), 200)
+    socks: list[socket.socket] = []
     try:
-        for _ in range(count):
+        for port in candidates:
             sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [int(s.getsockname()[1]) for s in socks]
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)  # held open until all are chosen, so none repeats
+            if len(socks) == count:
+                return [int(s.getsockname()[1]) for s in socks]
+        raise RuntimeError(f"fewer than {count} free ports in 20000-{low}")
     finally:
         for sock in socks:
             sock.close()
