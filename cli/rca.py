@@ -41,7 +41,7 @@ def eval_command(
         typer.Option(
             "--robustness",
             help="also rank every scenario with the incident window shifted by -15/-5/+5/+15 min, "
-            "the symptom off the root cause's call path, and traces or logs removed",
+            "the symptom off the root cause's call path, and traces, logs or both removed",
         ),
     ] = False,
 ) -> None:

@@ -181,7 +181,23 @@ class ServiceAnomaly:
     @property
     def surge_discount(self) -> float:
         """How much of the anomaly a surge of incoming traffic may explain."""
-        return min(SURGE_MAX_DISCOUNT, max(0.0, (self.load_ratio - 1.2) * SURGE_DISCOUNT))
+        discount = min(SURGE_MAX_DISCOUNT, max(0.0, (self.load_ratio - 1.2) * SURGE_DISCOUNT))
+        if discount <= 0.0:
+            return 0.0
+        # Work grows with traffic, about in proportion: CPU x20 under traffic x2 is not the
+        # callers' doing. Only the share of the resource growth the surge accounts for
+        # (on a log scale) is discounted.
+        grown = max(
+            (
+                m.incident_value / m.normal_median
+                for m in self.metrics
+                if m.kind in RESOURCE_KINDS and m.belief >= 0.5 and m.normal_median > 0
+            ),
+            default=0.0,
+        )
+        if grown > self.load_ratio:
+            discount *= math.log(self.load_ratio) / math.log(grown)
+        return discount
 
 
 def _fmt(value: float) -> str:

@@ -4,7 +4,10 @@
   detection (Adams & MacKay 2007, Normal-Gamma model, Student-t predictive) on the system's
   metrics finds when the incident started; every series is then scored by how far it moved
   after that point, in units of its interquartile range before it (BARO's RobustScorer),
-  and services rank by their strongest series. Metrics only; the graph is not used.
+  and services rank by their strongest series. Metrics only; the graph is not used. The
+  scorer follows BARO's published one: series constant on either side of the change are
+  dropped, the score is the largest signed rise (not |z|), a zero interquartile range
+  scales by 1 as scikit-learn's RobustScaler does, and memory is in MB.
 - `rank_pagerank`: a random walk on the call graph in the style of MonitorRank / MicroRank:
   personalised PageRank where the walker moves from a service towards anomalous
   dependencies (and, weaker, back to anomalous callers), restarting at anomalous services.
@@ -117,18 +120,22 @@ def rank_baro(metrics: Metrics, normal: Window, anomalous: Window, services: Seq
     found = bocpd_change_point(times, signal)
     # The change point must leave some data on both sides; else fall back to the window's start.
     change = found if found is not None and normal[0] + 180 < found <= anomalous[1] - 60 else anomalous[0]
-    scores: dict[str, float] = dict.fromkeys(services, 0.0)
+    scores: dict[str, float] = dict.fromkeys(services, -math.inf)
     for service, per in metrics.items():
-        best = 0.0
-        for points in per.values():
+        best = -math.inf
+        for name, points in per.items():
             before = [v for t, v in points if normal[0] <= t < change and math.isfinite(v)]
             after = [v for t, v in points if change <= t <= anomalous[1] and math.isfinite(v)]
-            if len(before) < 3 or not after:
+            # BARO's preprocessing drops a series constant on either side of the change.
+            if len(before) < 3 or not after or min(before) == max(before) or min(after) == max(after):
                 continue
-            center = median(before)
-            scale = max(_iqr(before), 1e-9)
-            best = max(best, max(abs(v - center) / scale for v in after))
-        scores[service] = max(scores.get(service, 0.0), best)
+            if name.startswith("mem"):  # BARO scales memory to MB (its zero-spread series keep units)
+                before, after = [v / 1e6 for v in before], [v / 1e6 for v in after]
+            # RobustScaler as scikit-learn fits it: a zero interquartile range scales by 1.
+            center, scale = median(before), _iqr(before) or 1.0
+            # BARO ranks by the largest signed rise after the change, not by |z|.
+            best = max(best, max((v - center) / scale for v in after))
+        scores[service] = max(scores.get(service, -math.inf), best)
     return sorted(scores, key=lambda s: (-scores[s], s))
 
 

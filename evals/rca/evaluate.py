@@ -192,6 +192,7 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
     - off_path: the symptom is a service that does not depend on the root cause (the first
       such service by name), where the topology has one. Uses the truth only to build the case.
     - no_traces, no_logs: that signal removed, for scenarios that have it.
+    - metrics_only: traces and logs both removed, for scenarios that have either.
     """
     length = scenario.anomalous[1] - scenario.anomalous[0]
     normal_len = scenario.normal[1] - scenario.normal[0]
@@ -213,6 +214,9 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
         yield "no_traces", replace(scenario, traces=[])
     if scenario.logs:
         yield "no_logs", replace(scenario, logs=[], log_pairs=[])
+    if scenario.traces or scenario.logs:
+        # Many deployments (and public datasets) have metrics alone.
+        yield "metrics_only", replace(scenario, traces=[], logs=[], log_pairs=[])
 
 
 def evaluate(

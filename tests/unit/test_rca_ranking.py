@@ -327,3 +327,25 @@ def test_a_nearly_constant_series_does_not_outweigh_a_saturated_cpu() -> None:
     assert slow.z > 1000 and slow.intensity < 50
     candidates = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS)
     assert candidates[0].service == "email", [(c.service, c.score) for c in candidates]
+
+
+def test_traffic_discounts_only_the_resource_growth_it_accounts_for() -> None:
+    # payments gets 2.3 times its traffic and burns 20 times its CPU (a hog; the extra calls
+    # are retries). That traffic explains about 2.3 times the work, not twenty: most of the
+    # "flooded by its callers" discount goes. (Sock Shop's carts CPU hog in RCD's data looks
+    # like this: carts ranked 2nd behind a service whose CPU merely doubled, 1st with this.)
+    metrics = shop(payments={"cpu_avg": (0.03, 0.6)})
+    metrics["payments"]["requests_sum"] = series(100, 230, noise=0.01, seed=7)
+    anomalies = score_services(metrics, NORMAL, ANOMALOUS, services=SHOP.services)
+    assert anomalies["payments"].load_ratio == pytest.approx(2.3, rel=0.05)
+    full = min(0.6, (anomalies["payments"].load_ratio - 1.2) * 0.5)
+    assert anomalies["payments"].surge_discount < 0.5 * full
+    before, _, _ = explanation_score(SHOP, anomalies, "payments")
+    # CPU that only followed the traffic keeps the whole discount: the callers sent that work.
+    metrics["payments"]["cpu_avg"] = series(0.03, 0.069, noise=0.01, seed=9)
+    followed = score_services(metrics, NORMAL, ANOMALOUS, services=SHOP.services)
+    assert followed["payments"].surge_discount == pytest.approx(
+        min(0.6, (followed["payments"].load_ratio - 1.2) * 0.5)
+    )
+    after, _, _ = explanation_score(SHOP, followed, "payments")
+    assert after < before  # the hog is the likelier origin than the service that only kept up

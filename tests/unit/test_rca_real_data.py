@@ -107,6 +107,7 @@ def test_robustness_variants_shift_the_window_move_the_symptom_and_drop_signals(
     made = dict(variants(scenario, truth))
     assert list(made) == [
         "shift-15m", "shift-5m", "shift+5m", "shift+15m", "off_path", "no_traces", "no_logs",
+        "metrics_only",
     ]  # fmt: skip
     start, end = scenario.anomalous
     assert made["shift-5m"].anomalous == (start - 300, end)  # an earlier alert: a longer window
@@ -116,6 +117,8 @@ def test_robustness_variants_shift_the_window_move_the_symptom_and_drop_signals(
     assert moved != truth.root_cause and moved not in scenario.topology.blast_radius(truth.root_cause)
     assert not made["no_traces"].traces and made["no_traces"].logs
     assert not made["no_logs"].logs and made["no_logs"].traces
+    only = made["metrics_only"]
+    assert not (only.traces or only.logs or only.log_pairs) and only.metrics == scenario.metrics
     report = evaluate([path], robustness=True).to_json()
     assert set(report["robustness"]) == set(made)
     assert report["robustness"]["no_traces"]["nezha/train-ticket"]["rca"]["n"] == 1

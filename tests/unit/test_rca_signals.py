@@ -441,3 +441,23 @@ def test_bocpd_finds_a_step_and_baro_ranks_the_service_that_stepped() -> None:
     }
     assert rank_baro(metrics, (0.0, 2300.0), (2400.0, 2940.0), ["api", "db"])[0] == "db"
     assert rank_pagerank(CHAIN, metrics, (0.0, 2300.0), (2400.0, 2940.0))[0] == "db"
+
+
+def test_baro_scores_as_its_published_scorer_does() -> None:
+    """Constant series dropped, signed rises only, a zero spread scaled by 1 (scikit-learn)."""
+    times = [float(t) for t in range(0, 3000, 60)]
+    normal, anomalous = (0.0, 2300.0), (2400.0, 2940.0)
+
+    def stepped(level: float, after: float, wobble: float) -> list[tuple[float, float]]:
+        return [(t, (after if t >= 2400 else level) + wobble * ((i * 7) % 5)) for i, t in enumerate(times)]
+
+    metrics: Metrics = {
+        # Doubles its CPU: a rise of about 2 interquartile ranges' worth, many times over.
+        "db": {"cpu_avg": stepped(1.0, 2.0, 0.05)},
+        # Idle at exactly 0 errors, then a few: a |z| over a 1e-9 spread would be 10^8. BARO
+        # drops the series (constant before the change) and the step stays ahead.
+        "api": {"errors_rate": [(t, 0.0 if t < 2400 else 0.01 * (i % 2)) for i, t in enumerate(times)]},
+        # Falls far (a drop is not the rise BARO ranks by).
+        "web": {"cpu_avg": stepped(5.0, 0.5, 0.05)},
+    }
+    assert rank_baro(metrics, normal, anomalous, ["api", "db", "web"]) == ["db", "web", "api"]
