@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from agents import prompts
 from agents.base import Agent, alert_line, alert_view, evidence_line, implicated_services, triage_view
 from agents.errors import AgentOutputInvalid
-from models.agents import DiagnosisInput, DiagnosisResult, Hypothesis
+from models.agents import DiagnosisInput, DiagnosisResult, Evidence, Hypothesis
 
 
 class HypothesisDraft(BaseModel):
@@ -32,6 +32,11 @@ class DiagnosisDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     hypotheses: list[HypothesisDraft] = Field(min_length=1, max_length=5, description="best first")
+
+
+def _first_ranked(input: DiagnosisInput) -> Evidence | None:
+    """The root-cause ranking's first candidate (the ranker lists its candidates best first)."""
+    return next((e for e in input.evidence if e.source == "rca" and e.kind == "root_cause"), None)
 
 
 class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
@@ -84,13 +89,30 @@ class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
         ranked = sorted(
             found.values(), key=lambda h: (-h.confidence, severity_rank.get(h.service, 9), h.service, h.kind)
         )
+        # Two services explain the incident about equally well: picking one is a guess.
+        escalate_reason = self._ambiguity(ranked) or self._disagreement(ranked, input)
+        first_rca = _first_ranked(input)
+        if first_rca is not None and escalate_reason and ranked and ranked[0].service != first_rca.service:
+            # The alert rule knows where the symptom is; the ranking weighed that service against
+            # every other with all the signals, so its first candidate is the best estimate of where
+            # the fault started, and leads, at its own (often low) confidence. A human still decides.
+            lead = [h for h in ranked if h.service == first_rca.service] or [
+                Hypothesis(
+                    service=first_rca.service,
+                    kind=first_rca.kind,
+                    cause=rules.cause(first_rca.kind, first_rca.service, first_rca.summary),
+                    evidence=[evidence_line(first_rca)],
+                    confidence=first_rca.score or 0.0,
+                    rule=None,
+                )
+            ]
+            ranked = lead + [h for h in ranked if h.service != first_rca.service]
         return DiagnosisResult(
             reasoner="rules",
             confidence=ranked[0].confidence if ranked else 0.0,
             rule=ranked[0].rule if ranked else None,
             hypotheses=ranked,
-            # Two services explain the incident about equally well: picking one is a guess.
-            escalate_reason=self._ambiguity(ranked) or self._disagreement(ranked, input),
+            escalate_reason=escalate_reason,
         )
 
     @staticmethod
@@ -102,7 +124,7 @@ class DiagnosisAgent(Agent[DiagnosisInput, DiagnosisDraft, DiagnosisResult]):
         human decides (on Nezha's real incidents the rules otherwise scaled the entry service
         for network delays and code faults elsewhere).
         """
-        first_rca = next((e for e in input.evidence if e.source == "rca" and e.kind == "root_cause"), None)
+        first_rca = _first_ranked(input)
         if not ranked or first_rca is None or ranked[0].rule is None:
             return None
         if first_rca.service == ranked[0].service:

@@ -1,6 +1,6 @@
-"""Write evals/heldout.yaml: agent-eval cases from the converted Nezha incidents.
+"""Write evals/agents/heldout.yaml: agent-eval cases from the converted Nezha incidents.
 
-    python -m tools.nezha_heldout [datasets/nezha] [evals/heldout.yaml]
+    python -m tools.nezha_heldout [datasets/nezha] [evals/agents/heldout.yaml]
 
 Tooling, not runtime. Each case is one injected fault: the alert is what the dataset's
 symptom says (latency on the system's entry service), the evidence is computed at eval time
@@ -10,7 +10,8 @@ the rules:
 - root_cause: the injected service (the dataset's fault list, via truth.json);
 - severity, category: a warning-level latency alert, as the dev set labels one (P3, latency);
 - outcome and action: from the runbooks. CPU contention or consumption is saturation
-  (knowledge/runbooks/saturation.md: scale_service on the saturated service); a network
+  (knowledge/runbooks/saturation.md: scale_service on the saturated service, to more than
+  the one replica Nezha runs); a network
   delay is a dependency problem with no catalog action (upstream-dependency.md: escalate);
   a changed return value or a thrown exception is a code fault with no deploy to roll back
   (escalate to a human).
@@ -51,6 +52,9 @@ def build(root: Path, repo: Path) -> list[dict[str, Any]]:
         if label["outcome"] == "act":
             expect["action"] = label["action"]
             expect["params"] = {"service": truth["root_cause"]}
+            # Scaling out means more replicas than now; Nezha runs one pod per service (its fault
+            # list names a single pod). How many more is the rules' judgment, not a label.
+            expect["params_gt"] = {"replicas": 1}
         cases.append(
             {
                 "id": f"nezha-{case.parent.name}-{case.name}",
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     repo = Path(__file__).resolve().parent.parent
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("root", nargs="?", type=Path, default=repo / "datasets" / "nezha")
-    parser.add_argument("out", nargs="?", type=Path, default=repo / "evals" / "heldout.yaml")
+    parser.add_argument("out", nargs="?", type=Path, default=repo / "evals" / "agents" / "heldout.yaml")
     args = parser.parse_args(argv)
     cases = build(args.root.resolve(), repo)
     header = (
