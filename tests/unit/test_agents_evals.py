@@ -14,7 +14,7 @@ from runtime.settings import Settings
 
 FLOORS = {
     "triage_accuracy": 0.84,
-    "root_cause_accuracy": 0.82,
+    "root_cause_accuracy": 0.88,  # 0.82 until the ranking led on disagreement (0.882 since)
     "plan_correctness": 0.75,
     "escalation_recall": 1.0,
     "no_unwarranted_action": 1.0,
