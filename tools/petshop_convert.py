@@ -6,7 +6,7 @@ Tooling, not runtime: the worker never imports this. Usage:
 
 RAW_DIR is a checkout of https://github.com/amazon-science/petshop-root-cause-analysis
 (Hardt et al., *The PetShop Dataset — Finding Causes of Performance Issues across
-Microservices*, CLeaR 2024), commit `1c5992dc46a02c988a027e2219036d59e8158a91`, kept
+Microservices*, arXiv:2311.04806), commit `1c5992dc46a02c988a027e2219036d59e8158a91`, kept
 outside the repo. The dataset is licensed CC-BY-4.0 (`LICENSE_DATASET`; the code there is
 Apache-2.0 and none of it is used here). It was measured on the AWS "one observability"
 pet adoption application (41 components: ECS containers, Lambda functions, DynamoDB, SQS,
@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import io
 import json
 import logging
 import shutil
@@ -113,7 +114,9 @@ def read_metrics(path: Path) -> Series:
         nodes, kinds, stats = header[0] or [], header[1] or [], header[2] or []
         if not len(nodes) == len(kinds) == len(stats):
             raise ConvertError(f"{path}: the three header rows differ in length")
-        columns = [(nodes[i], kinds[i], _metric_name(path, i, kinds[i], stats[i])) for i in range(1, len(nodes))]
+        columns = [
+            (nodes[i], kinds[i], _metric_name(path, i, kinds[i], stats[i])) for i in range(1, len(nodes))
+        ]
         times: list[float] = []
         rows: list[tuple[float, str, str, str]] = []
         for line_no, row in enumerate(reader, start=len(HEADER_ROWS) + 1):
@@ -194,7 +197,12 @@ def read_target(path: Path) -> dict[str, Any]:
 
 
 def _write_metrics(path: Path, normal: list[tuple[float, str, str, str]], incident: Series) -> None:
-    with gzip.open(path, "wt", newline="", encoding="utf-8") as handle:
+    # mtime 0: converting again gives the same bytes, so a regenerated tree diffs clean.
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as packed,
+        io.TextIOWrapper(packed, encoding="utf-8", newline="") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["timestamp", "service", "metric", "value"])
         writer.writerows((int(t), s, m, v) for t, s, m, v in normal)
@@ -232,7 +240,10 @@ def convert_traffic(raw: Path, traffic: Path, out: Path, normal_hours: float) ->
         (scenario / "topology.yaml").write_text(yaml.safe_dump(topology(graph, services), sort_keys=True))
         symptom = target["target"]
         incident_json = {
-            "symptom": {"service": symptom["node"], "metric": f"{KINDS[symptom['metric']]}_{STATS[symptom['agg']]}"},
+            "symptom": {
+                "service": symptom["node"],
+                "metric": f"{KINDS[symptom['metric']]}_{STATS[symptom['agg']]}",
+            },
             "normal": [kept_span[0] + offset, kept_span[1] + offset],
             "anomalous": [start, end],
         }
@@ -241,14 +252,19 @@ def convert_traffic(raw: Path, traffic: Path, out: Path, normal_hours: float) ->
             "dataset": DATASET,
             "system": system,
             "signals": ["metrics"],
-            "files": [str(p.relative_to(raw)) for p in (noissue_path, issue / "metrics.csv", issue / "target.json")],
+            "files": [
+                str(p.relative_to(raw)) for p in (noissue_path, issue / "metrics.csv", issue / "target.json")
+            ],
             "normal_recorded": list(kept_span),
             "normal_shifted_by_seconds": offset,
             "alert_timestamp": symptom.get("timestamp"),
             "injection": target.get("metadata", {}).get("reproducibility", {}).get("command"),
         }
         (scenario / "sources.json").write_text(json.dumps(sources, indent=1) + "\n")
-        truth = {"root_cause": target["root_cause"]["node"], "fault": fault_kind(issue / "target.json", target)}
+        truth = {
+            "root_cause": target["root_cause"]["node"],
+            "fault": fault_kind(issue / "target.json", target),
+        }
         (scenario / "truth.json").write_text(json.dumps(truth, indent=1) + "\n")
         logger.info("%s/%s", system, scenario.name)
     return len(issues)
@@ -257,7 +273,9 @@ def convert_traffic(raw: Path, traffic: Path, out: Path, normal_hours: float) ->
 def convert(raw: Path, out: Path, normal_hours: float = 6.0) -> int:
     root = raw / "dataset"
     if not root.is_dir():
-        raise ConvertError(f"{raw}: no dataset/ (expected a checkout of amazon-science/petshop-root-cause-analysis)")
+        raise ConvertError(
+            f"{raw}: no dataset/ (expected a checkout of amazon-science/petshop-root-cause-analysis)"
+        )
     if normal_hours * 3600.0 < STEP_SECONDS:
         raise ConvertError(f"--normal-hours {normal_hours}: must cover at least one {STEP_SECONDS} s step")
     traffics = sorted(p for p in root.iterdir() if (p / "graph.csv").is_file())

@@ -16,7 +16,9 @@ COLUMNS = [(n, m, s) for n in NODES for m, s in (("latency", "Average"), ("avail
 SEARCH_DELAY = "aws ssm put-parameter --name '/petstore/searchdelay' --value '1000' --overwrite"
 
 
-def _metrics(path: Path, start: int, rows: int, delayed_from: int | None, columns=COLUMNS) -> None:
+def _metrics(
+    path: Path, start: int, rows: int, delayed_from: int | None, columns: list[tuple[str, str, str]] = COLUMNS
+) -> None:
     """PetShop's wide file: four header rows, a row per 5-minute step."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -53,7 +55,10 @@ def _target(path: Path, root_cause: str = "PetSearch_AWS::ECS::Fargate", command
 def _graph(path: Path) -> None:
     """Adjacency matrix: the row's node calls the column's node."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    calls = {("PetSite", "PetSearch_AWS::ECS::Fargate"), ("PetSearch_AWS::ECS::Fargate", "petInfo_AWS::DynamoDB::Table")}
+    calls = {
+        ("PetSite", "PetSearch_AWS::ECS::Fargate"),
+        ("PetSearch_AWS::ECS::Fargate", "petInfo_AWS::DynamoDB::Table"),
+    }
     lines = ["," + ",".join(NODES)]
     lines += [",".join([a, *("1.0" if (a, b) in calls else "0.0" for b in NODES)]) for a in NODES]
     path.write_text("\n".join(lines) + "\n")
@@ -108,7 +113,9 @@ def test_bad_raw_data_is_refused_naming_the_file(tmp_path: Path) -> None:
         convert(raw, tmp_path / "out")
     _target(issue / "target.json")
     _metrics(issue / "metrics.csv", 1_681_350_000, 5, 2, [*COLUMNS, ("PetSite", "cpu", "Maximum")])
-    with pytest.raises(ConvertError, match=r"issue_0/metrics.csv: column 8: metric 'cpu' / statistic 'Maximum'"):
+    with pytest.raises(
+        ConvertError, match=r"issue_0/metrics.csv: column 8: metric 'cpu' / statistic 'Maximum'"
+    ):
         convert(raw, tmp_path / "out")
     with pytest.raises(SystemExit):
         main([str(raw), str(tmp_path / "out")])
