@@ -9,10 +9,11 @@ nothing is fitted per case. A floor is never lowered.
     high-traffic (26 issues)       0.269   0.577   (0.154 / 0.346)
     low-traffic (26 issues)        0.846   0.962   (0.192 / 0.385)
 
-High traffic is low because its fault-free recording (September 2023) comes from a
-deployment whose price-check Lambda steps ran ~0.38 s, against 1.5-3 s in every issue file
-(April 2023): those steps lead the ranking in 19 of the 19 high-traffic misses (README,
-"PetShop"). PageRank is ahead there, so no "ahead of the baselines" check is made here.
+High traffic is low because its fault-free recording (September 2023) comes from another
+deployment state than its issue files (April 2023): the price-check Lambda steps ran ~0.38 s
+there against 1.5-3 s in every issue file, and lead the ranking in all 19 high-traffic
+misses (README, "PetShop"). PageRank is ahead there, so no "ahead of the baselines" check
+is made here.
 """
 
 from __future__ import annotations
