@@ -24,7 +24,12 @@ sys.path.insert(0, str(ROOT))
 from evals.rca.evaluate import evaluate, render  # noqa: E402
 from evals.rca.scenario import find_scenarios  # noqa: E402
 
-DEFAULT = [ROOT / "datasets" / "nezha" / "online-boutique", ROOT / "datasets" / "nezha" / "train-ticket"]
+DEFAULT = [
+    ROOT / "datasets" / "nezha" / "online-boutique",
+    ROOT / "datasets" / "nezha" / "train-ticket",
+    ROOT / "datasets" / "petshop" / "high-traffic",
+    ROOT / "datasets" / "petshop" / "low-traffic",
+]
 
 
 def main() -> int:

@@ -1,0 +1,61 @@
+"""Regression floors on real incidents: the committed PetShop scenarios (datasets/petshop/).
+
+Floors are the numbers measured (`firebreak rca eval datasets/petshop/high-traffic
+datasets/petshop/low-traffic`, 2026-11-30, main at 8316a49) minus a margin of 0.05, one pair
+per traffic level, the same rule as the Nezha floors (tests/unit/test_rca_real_data.py);
+nothing is fitted per case. A floor is never lowered.
+
+    measured                       AC@1    AC@3    (BARO-style / PageRank AC@1)
+    high-traffic (26 issues)       0.269   0.577   (0.154 / 0.346)
+    low-traffic (26 issues)        0.846   0.962   (0.192 / 0.385)
+
+High traffic is low because its fault-free recording (September 2023) comes from another
+deployment state than its issue files (April 2023): the price-check Lambda steps ran ~0.38 s
+there against 1.5-3 s in every issue file, and lead the ranking in all 19 high-traffic
+misses (README, "PetShop"). PageRank is ahead there, so no "ahead of the baselines" check
+is made here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evals.rca.evaluate import evaluate
+from evals.rca.scenario import find_scenarios, load_scenario, load_truth
+
+ROOT = Path(__file__).resolve().parents[2] / "datasets" / "petshop"
+MARGIN = 0.05
+MEASURED = {
+    "petshop/high-traffic": {"ac1": 0.269, "ac3": 0.577},
+    "petshop/low-traffic": {"ac1": 0.846, "ac3": 0.962},
+}
+SYSTEMS = {"petshop/high-traffic": 26, "petshop/low-traffic": 26}
+
+
+@pytest.fixture(scope="module")
+def report() -> dict[str, Any]:
+    paths = find_scenarios([ROOT / "high-traffic", ROOT / "low-traffic"])
+    assert len(paths) == sum(SYSTEMS.values()), "the committed PetShop scenarios are incomplete"
+    return evaluate(paths).to_json()
+
+
+def test_every_traffic_level_keeps_its_floor(report: dict[str, Any]) -> None:
+    for group, n in SYSTEMS.items():
+        ours = report["per_group"][group]["rca"]
+        assert ours["n"] == n
+        for key in ("ac1", "ac3"):
+            floor = MEASURED[group][key] - MARGIN
+            assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
+
+
+def test_truth_is_the_root_cause_node_of_the_issue_target() -> None:
+    """Ground truth names a node the scenario has data for and its topology holds, and one of
+    the three kinds of issue PetShop injects."""
+    for path in find_scenarios([ROOT / "high-traffic", ROOT / "low-traffic"]):
+        truth, scenario = load_truth(path), load_scenario(path)
+        assert truth.root_cause in scenario.metrics and truth.root_cause in scenario.topology, path
+        assert truth.fault in {"delay", "errors", "request_overload"}, path
+        assert scenario.normal[1] < scenario.anomalous[0], path
