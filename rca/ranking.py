@@ -659,6 +659,7 @@ def rank_root_causes(
     # every anomalous service looks alike to it; the metric expert (how strongly a service's
     # own metrics single it out) is the second opinion, multiplied in as in the fused case.
     own_metrics = fused_scores(anomalies, universe) if fused is None else None
+    failing_symptom = _failing_symptom(anomalies, symptom)
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
@@ -670,6 +671,11 @@ def rank_root_causes(
             score = fused[service]
             if reached is not None and service not in reached:
                 score += OFF_PATH_PRIOR
+        if failing_symptom:
+            # Failed requests start where requests fail: a service whose own error and
+            # availability series stay normal is as unlikely an origin as one off the path
+            # (a prior, not a veto: a caller's timeout can turn slowness into errors).
+            score += OFF_PATH_PRIOR * (1.0 - _fails_itself(anomalies.get(service)))
         scored.append((score, service, explained))
     # Beliefs saturate near 1 for strong anomalies; between equals the stronger anomaly leads.
     scored.sort(key=lambda s: (-round(s[0], 6), -_intensity(anomalies, s[1]), s[1]))
@@ -694,6 +700,25 @@ def rank_root_causes(
             )
         )
     return candidates
+
+
+def _failing_symptom(anomalies: Mapping[str, ServiceAnomaly], symptom: Symptom | None) -> bool:
+    """Is the symptom failed requests (its errors up or availability down), not slowness?"""
+    if symptom is None or symptom.metric is None:
+        return False
+    if metric_info(symptom.metric).kind not in (Kind.ERRORS, Kind.AVAILABILITY):
+        return False
+    found = anomalies.get(symptom.service)
+    return found is not None and any(m.metric == symptom.metric and m.belief >= 0.5 for m in found.metrics)
+
+
+def _fails_itself(found: ServiceAnomaly | None) -> float:
+    """How surely a service failed requests itself: its own error or availability series, or it
+    went dark. 1.0 (no evidence against) when it has no such series to look at."""
+    if found is None or found.vanished:
+        return 1.0
+    failing = [m.belief for m in found.metrics if m.kind in (Kind.ERRORS, Kind.AVAILABILITY)]
+    return max(failing) if failing else 1.0
 
 
 def _metric_weight(kind: Kind) -> float:

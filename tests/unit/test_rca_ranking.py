@@ -349,3 +349,22 @@ def test_traffic_discounts_only_the_resource_growth_it_accounts_for() -> None:
     )
     after, _, _ = explanation_score(SHOP, followed, "payments")
     assert after < before  # the hog is the likelier origin than the service that only kept up
+
+
+def test_failed_requests_start_where_requests_fail() -> None:
+    # frontend's availability falls (the symptom). payments' own availability falls with it;
+    # ads only got slower (much slower: the larger anomaly) and its availability holds. Slowness
+    # is not failure: payments is the likelier origin of failed requests.
+    metrics = shop(ads={"latency_p90": (0.05, 2.0)})
+    for name, level in (("frontend", 0.99), ("payments", 0.97), ("ads", 1.0)):
+        metrics[name]["availability_avg"] = series(1.0, level, noise=0.0005, seed=len(name))
+    failing = Symptom(service="frontend", metric="availability_avg")
+    candidates = rank_root_causes(SHOP, metrics, failing, NORMAL, ANOMALOUS, limit=None)
+    order = [c.service for c in candidates]
+    assert order.index("payments") < order.index("ads"), [(c.service, c.score) for c in candidates]
+    # A slow symptom says nothing of failures: the prior stays out of it.
+    slow = rank_root_causes(
+        SHOP, metrics, Symptom(service="frontend", metric="latency_p90"), NORMAL, ANOMALOUS
+    )
+    by_name = {c.service: c.score for c in slow}
+    assert by_name["ads"] > by_name["payments"], by_name
