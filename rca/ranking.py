@@ -276,7 +276,8 @@ def incident_onset(
     if not series:
         return None
     step = median(median(b - a for (a, _), (b, _) in itertools.pairwise(base)) for _, base, _ in series)
-    if step <= 0:
+    # Room for a head and a sustained level after it (an aligned window of minutes has none).
+    if step <= 0 or anomalous[1] - anomalous[0] < ONSET_RUN * step + SUSTAINED_SECONDS:
         return None
     # interval -> [series past Z_CENTER, series seen], over the normal period and the incident
     shares: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
