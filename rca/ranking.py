@@ -39,10 +39,9 @@ from statistics import median
 from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
 from models.rca import Candidate, Symptom
-from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info
+from rca.series import Direction, Kind, Metrics, Point, metric_info
 from rca.signals import (
     LOG_SHARE_CENTER,
-    ONSET_RUN,
     LogPairStat,
     LogStat,
     SignalAnomaly,
@@ -231,81 +230,6 @@ def _sustained_rank(points: Sequence[Point], anomalous: tuple[float, float], n: 
     return k
 
 
-def _robust_scale(info: MetricInfo, base: Sequence[float], center: float) -> float:
-    """A series' sigma over its normal period: the MAD, floored (a flat baseline is not a zero sigma)."""
-    mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
-    # For availability the room to fall is 1 - level (the error budget), not the level itself.
-    room = 1.0 - center if info.kind == Kind.AVAILABILITY else center
-    return max(mad, RELATIVE_FLOOR * abs(room), info.absolute_floor or 0.0, 1e-12)
-
-
-def _bad_z(info: MetricInfo, value: float, center: float, scale: float) -> float:
-    """How far a value is from normal in the series' bad direction, in sigmas."""
-    if info.direction == Direction.UP_IS_BAD:
-        return (value - center) / scale
-    if info.direction == Direction.DOWN_IS_BAD:
-        return (center - value) / scale
-    return abs(value - center) / scale
-
-
-def incident_onset(
-    metrics: Metrics, normal: tuple[float, float], anomalous: tuple[float, float]
-) -> float | None:
-    """When the system's metrics leave their normal range inside the incident window, if after a normal head.
-
-    A window opened early (an earlier, unrelated alert opened the incident) starts with minutes
-    in which the system is as in its normal period; scored over them, every signal of the
-    fault is diluted, and what the head holds (an earlier incident that ended) competes with
-    it. Per sample interval, the share of series (with four normal points at least, as for a
-    certain z) whose robust z is past Z_CENTER; the normal range is the normal period's
-    highest share. The onset is the first of ONSET_RUN intervals in a row above it (one
-    interval above it is a spike, not an onset), when at least ONSET_RUN intervals precede it
-    and SUSTAINED_SECONDS follow it. None otherwise: the window starts at the fault, or its
-    head is not normal, and nothing is left out.
-    """
-
-    def within(points: Sequence[Point], window: tuple[float, float]) -> list[Point]:
-        return [(t, v) for t, v in points if window[0] <= t <= window[1] and math.isfinite(v)]
-
-    series = [
-        (metric_info(metric), base, within(points, anomalous))
-        for per in metrics.values()
-        for metric, points in per.items()
-        if len(base := within(points, normal)) >= 4
-    ]
-    if not series:
-        return None
-    step = median(median(b - a for (a, _), (b, _) in itertools.pairwise(base)) for _, base, _ in series)
-    # Room for a head and a sustained level after it (an aligned window of minutes has none).
-    if step <= 0 or anomalous[1] - anomalous[0] < ONSET_RUN * step + SUSTAINED_SECONDS:
-        return None
-    # interval -> [series past Z_CENTER, series seen], over the normal period and the incident
-    shares: tuple[dict[int, list[int]], dict[int, list[int]]] = ({}, {})
-    for info, base, cur in series:
-        center = median(v for _, v in base)
-        scale = _robust_scale(info, [v for _, v in base], center)
-        for side, (start, points) in enumerate(((normal[0], base), (anomalous[0], cur))):
-            for t, v in points:
-                counts = shares[side].setdefault(int((t - start) // step), [0, 0])
-                counts[0] += _bad_z(info, v, center, scale) > Z_CENTER
-                counts[1] += 1
-    if not shares[0] or not shares[1]:
-        return None
-    ceiling = max(past / seen for past, seen in shares[0].values())
-    intervals = sorted(shares[1])
-    above = [shares[1][i][0] / shares[1][i][1] > ceiling for i in intervals]
-    head = next(
-        (i for i in range(len(above) - ONSET_RUN + 1) if all(above[i : i + ONSET_RUN])),
-        None,
-    )
-    # A head shorter than ONSET_RUN intervals is as likely the fault's own ramp (metrics lag
-    # the fault by a scrape or two) as the minutes before it: nothing is left out.
-    if head is None or head < ONSET_RUN:
-        return None
-    onset = anomalous[0] + intervals[head] * step
-    return onset if anomalous[1] - onset >= SUSTAINED_SECONDS else None
-
-
 def score_series(
     service: str,
     metric: str,
@@ -330,8 +254,16 @@ def score_series(
     if info.kind in (Kind.CPU, Kind.SATURATION) and load_ratio > 1.0:
         base = [v * load_ratio for v in base]
         center *= load_ratio
-    scale = _robust_scale(info, base, center)
-    zs = [_bad_z(info, v, center, scale) for v in cur]
+    mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
+    # For availability the room to fall is 1 - level (the error budget), not the level itself.
+    room = 1.0 - center if info.kind == Kind.AVAILABILITY else center
+    scale = max(mad, RELATIVE_FLOOR * abs(room), info.absolute_floor or 0.0, 1e-12)
+    if info.direction == Direction.UP_IS_BAD:
+        zs = [(v - center) / scale for v in cur]
+    elif info.direction == Direction.DOWN_IS_BAD:
+        zs = [(center - v) / scale for v in cur]
+    else:
+        zs = [abs(v - center) / scale for v in cur]
     # The incident level is the weakest point of the strongest run of k consecutive points
     # (points are in time order): an isolated spike never makes a run.
     k = _sustained_rank(points, anomalous, len(cur))
@@ -688,10 +620,6 @@ def rank_root_causes(
     universe = set(topo.services) | set(metrics) | alert_services
     if symptom is not None:
         universe.add(symptom.service)
-    # A window opened early by an unrelated alert: every signal is scored from the fault's onset.
-    onset = incident_onset(metrics, normal, anomalous)
-    if onset is not None:
-        anomalous = (onset, anomalous[1])
     anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
     log_window = log_normal or normal
     fuse_signals(

@@ -12,14 +12,13 @@ from models.alert import Alert, AlertStatus, Severity
 from models.rca import Symptom
 from rca.ranking import (
     explanation_score,
-    incident_onset,
     rank_most_anomalous,
     rank_root_causes,
     rank_symptom_first,
     score_series,
     score_services,
 )
-from rca.series import Direction, Kind, Metrics, metric_info
+from rca.series import Direction, Kind, metric_info
 from rca.topology import Topology
 
 STEP = 60.0
@@ -350,55 +349,3 @@ def test_traffic_discounts_only_the_resource_growth_it_accounts_for() -> None:
     )
     after, _, _ = explanation_score(SHOP, followed, "payments")
     assert after < before  # the hog is the likelier origin than the service that only kept up
-
-
-def early_window(*, spike: bool = False) -> Metrics:
-    """Minute samples 0..43 of a -> {b, c}, two series each. Minutes 0-29 are the normal period,
-    with one minute where a's two series jump (so a third of the series past z 4 is within its
-    normal range). In the incident window, from minute 30, c's two series are far off at
-    minutes 32-33 (an earlier, unrelated incident that ended), and the fault starts at 40:
-    b's CPU and latency, and a's latency, for the last four minutes. With `spike`, the fault
-    holds one minute only (40), and the window ends at 43 as normal."""
-    fault = (40,) if spike else (40, 41, 42, 43)
-    out: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for name in ("a", "b", "c"):
-        cpu, latency = [], []
-        for i in range(44):
-            c = 0.10 + 0.01 * (i % 3)
-            lat = 0.050 + 0.002 * (i % 4)
-            if (name == "a" and i == 10) or (name == "c" and i in (32, 33)):
-                c, lat = 0.5, 0.5
-            if i in fault and name == "b":
-                c, lat = 0.25, 0.2
-            if i in fault and name == "a":
-                lat = 0.2
-            cpu.append((i * STEP, c))
-            latency.append((i * STEP, lat))
-        out[name] = {"cpu_avg": cpu, "latency_p90": latency}
-    return out
-
-
-EARLY_NORMAL = (0.0, 29 * STEP)
-EARLY_TOPOLOGY = Topology.from_data({"services": {"a": {"depends_on": ["b", "c"]}, "b": {}, "c": {}}})
-
-
-def test_the_onset_inside_an_early_window_is_where_the_metrics_leave_their_normal_range() -> None:
-    assert incident_onset(early_window(), EARLY_NORMAL, (30 * STEP, 43 * STEP)) == 40 * STEP
-
-
-def test_no_onset_when_the_window_starts_at_the_fault_or_the_head_may_be_its_ramp() -> None:
-    metrics = early_window()
-    assert incident_onset(metrics, EARLY_NORMAL, (40 * STEP, 43 * STEP)) is None  # aligned
-    # One minute before the fault is as likely the fault's own ramp: nothing is left out.
-    assert incident_onset(metrics, EARLY_NORMAL, (39 * STEP, 43 * STEP)) is None
-    # One minute above the normal range is a spike, not an onset.
-    assert incident_onset(early_window(spike=True), EARLY_NORMAL, (30 * STEP, 43 * STEP)) is None
-    # Less than a sustained level's worth (two minutes) after it: too little to score alone.
-    assert incident_onset(metrics, EARLY_NORMAL, (30 * STEP, 41 * STEP)) is None
-
-
-def test_an_early_window_is_scored_from_the_onset() -> None:
-    """c's earlier incident is in the window's head, stronger than b's fault: scored over the
-    whole window, c would be first; from the onset, the fault's own service is."""
-    ranked = rank_root_causes(EARLY_TOPOLOGY, early_window(), "a", EARLY_NORMAL, (30 * STEP, 43 * STEP))
-    assert ranked[0].service == "b"
