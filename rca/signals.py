@@ -221,6 +221,9 @@ TRAFFIC_RATIO_CENTER = 3.0  # calls into a service changing this much (either wa
 ERROR_FLOOR = 0.01  # 1 point of error ratio is the least we call a change
 LOG_SHARE_CENTER = 3.0  # a template's share of its service's lines growing this much
 LOG_NEW_MIN = 3  # lines of an unseen template before it counts
+# Windows in a row above the normal range that mark a fault's onset inside an early window:
+# the metrics' rule that a level must hold for two points (one spike is not an incident).
+ONSET_RUN = 2
 # Info lines record normal operation: against a short normal window a "new" info template
 # mostly means another request mix (Nezha's busiest services show several in every
 # incident), while a new error template means a code path that fails.
@@ -252,10 +255,12 @@ def _sustained(values: Sequence[float], normal: Sequence[float] = ()) -> float:
     """The k-th highest with k a third of the values, as for metrics: one outlier is not an incident.
 
     With `normal` (the same statistic per window over the normal period) and `values` in
-    time order, the leading windows within the normal range are the minutes before the fault
-    that a window opened early holds: k is then a third of the windows after them (never
-    fewer than two once the whole window holds four, as for metrics), unless fewer than k
-    remain, when none is left out.
+    time order, the minutes before the fault that a window opened early holds are left out:
+    the head ends where the statistic leaves the normal range (above the normal period's
+    highest window) for ONSET_RUN windows in a row, since one window above it is a spike,
+    not an onset. k is then a third of the windows after the head (never fewer than two once
+    the whole window holds four, as for metrics), unless fewer than k remain, when none is
+    left out.
     """
     if not values:
         return math.nan
@@ -266,7 +271,14 @@ def _sustained(values: Sequence[float], normal: Sequence[float] = ()) -> float:
     rest = values
     ceiling = max((v for v in normal if math.isfinite(v)), default=math.nan)
     if math.isfinite(ceiling):
-        head = next((i for i, v in enumerate(values) if v > ceiling), len(values))
+        head = next(
+            (
+                i
+                for i in range(len(values) - ONSET_RUN + 1)
+                if all(v > ceiling for v in values[i : i + ONSET_RUN])
+            ),
+            len(values),
+        )
         if len(values) - head >= rank(values[head:]):
             rest = values[head:]
     return sorted(rest, reverse=True)[rank(rest) - 1]

@@ -88,6 +88,17 @@ def test_a_window_opened_early_does_not_dilute_own_time() -> None:
     assert score_traces(last, NORMAL, early)["db"].belief < 0.1
 
 
+def test_a_spike_before_the_fault_does_not_end_the_head_of_an_early_window() -> None:
+    # One window before the fault is a little above the normal range (15 ms against at most
+    # 11): a spike, not the onset. Had the head ended there, k would be a third of the seven
+    # windows after it, and the third slowest is that spike: the fault would vanish. The
+    # onset is where own time stays above the normal range, two windows in a row.
+    before = {120.0: 0.010, 150.0: 0.015, 180.0: 0.009, 210.0: 0.011, 240.0: 0.010}
+    early = (110.0, 340.0)
+    fault = db_own_time({**before, 270.0: 0.2, 300.0: 0.2, 330.0: 0.010})
+    assert score_traces(fault, NORMAL, early)["db"].belief > 0.9
+
+
 @pytest.mark.parametrize("slow", ["db", "api", "web"])
 def test_self_time_points_at_the_service_that_slowed_not_its_callers(slow: str) -> None:
     scored = score_traces(chain_traces(slow), NORMAL, INCIDENT)
