@@ -1,11 +1,12 @@
-"""Root-cause ranking on real incidents: the committed Nezha scenarios, per system and fault type.
+"""Root-cause ranking on real incidents: the committed Nezha and PetShop scenarios, per system and fault type.
 
     .venv/bin/python bench/bench_rca_real.py [DIR ...] [--no-robustness]
 
-Default DIRs: datasets/nezha/online-boutique and datasets/nezha/train-ticket. Prints the
-harness table (per system and fault type, the ranking beside the most-anomalous, symptom,
-BARO-style and PageRank baselines; the robustness runs: window shifted by -15/-5/+5/+15 min,
-symptom off the root cause's path, traces or logs removed) and one JSON line. The same
+Default DIRs: datasets/nezha/{online-boutique,train-ticket} and
+datasets/petshop/{high,low}-traffic. Prints the harness table (per system and fault type, the
+ranking beside the most-anomalous, symptom, BARO-style and PageRank baselines; the robustness
+runs: window shifted by -15/-5/+5/+15 min, symptom off the root cause's path, traces, logs or
+both removed) and one JSON line. The same
 numbers as `firebreak rca eval DIR... --robustness`. Numbers, not pass/fail.
 """
 
