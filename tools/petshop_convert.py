@@ -48,6 +48,8 @@ from typing import Any
 
 import yaml
 
+from tools.wide_csv import ConvertError, open_csv, timed_rows
+
 logger = logging.getLogger("petshop_convert")
 
 DATASET = "petshop"
@@ -66,10 +68,6 @@ FAULTS = {
     "inject = true": "errors",  # the status-updater Lambda's error switch, redeployed
     "issue_dynamo_db_requests": "request_overload",
 }
-
-
-class ConvertError(ValueError):
-    """The raw data is not what this converter reads; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -101,39 +99,24 @@ def _value(path: Path, line_no: int, kind: str, text: str) -> str:
 
 def read_metrics(path: Path) -> Series:
     """A PetShop metrics.csv (four header rows, one column per node/metric/statistic)."""
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConvertError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = [next(reader, None) for _ in HEADER_ROWS]
-        for line_no, (row, label) in enumerate(zip(header, HEADER_ROWS, strict=True), start=1):
-            if not row or row[0] != label:
-                raise ConvertError(f"{path}:{line_no}: expected a header row starting {label!r}")
-        nodes, kinds, stats = header[0] or [], header[1] or [], header[2] or []
-        if not len(nodes) == len(kinds) == len(stats):
-            raise ConvertError(f"{path}: the three header rows differ in length")
-        columns = [
-            (nodes[i], kinds[i], _metric_name(path, i, kinds[i], stats[i])) for i in range(1, len(nodes))
-        ]
-        times: list[float] = []
-        rows: list[tuple[float, str, str, str]] = []
-        for line_no, row in enumerate(reader, start=len(HEADER_ROWS) + 1):
-            if not row:
-                continue
-            if len(row) != len(nodes):
-                raise ConvertError(f"{path}:{line_no}: expected {len(nodes)} columns, got {len(row)}")
-            try:
-                ts = float(row[0])
-            except ValueError:
-                raise ConvertError(f"{path}:{line_no}: timestamp {row[0]!r} is not a number") from None
-            times.append(ts)
-            rows.extend(
-                (ts, node, metric, _value(path, line_no, kind, text))
-                for (node, kind, metric), text in zip(columns, row[1:], strict=True)
-                if text != ""
-            )
+    reader = open_csv(path)
+    header = [next(reader, None) for _ in HEADER_ROWS]
+    for line_no, (row, label) in enumerate(zip(header, HEADER_ROWS, strict=True), start=1):
+        if not row or row[0] != label:
+            raise ConvertError(f"{path}:{line_no}: expected a header row starting {label!r}")
+    nodes, kinds, stats = header[0] or [], header[1] or [], header[2] or []
+    if not len(nodes) == len(kinds) == len(stats):
+        raise ConvertError(f"{path}: the three header rows differ in length")
+    columns = [(nodes[i], kinds[i], _metric_name(path, i, kinds[i], stats[i])) for i in range(1, len(nodes))]
+    times: list[float] = []
+    rows: list[tuple[float, str, str, str]] = []
+    for line_no, ts, cells in timed_rows(reader, path, len(nodes), first_line=len(HEADER_ROWS) + 1):
+        times.append(ts)
+        rows.extend(
+            (ts, node, metric, _value(path, line_no, kind, text))
+            for (node, kind, metric), text in zip(columns, cells, strict=True)
+            if text != ""
+        )
     if not times:
         raise ConvertError(f"{path}: no rows")
     return Series(times=times, rows=rows)

@@ -35,6 +35,8 @@ from typing import Any
 
 import yaml
 
+from tools.wide_csv import ConvertError, open_csv, timed_rows
+
 logger = logging.getLogger("rcd_convert")
 
 SYSTEM = "sock-shop"
@@ -58,10 +60,6 @@ DEPENDS_ON: dict[str, list[str]] = {
     "shipping": ["rabbitmq"],
     "queue-master": ["rabbitmq"],
 }
-
-
-class ConvertError(ValueError):
-    """The raw data is not what this converter reads; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -93,33 +91,20 @@ def read_series(path: Path) -> tuple[tuple[float, float], list[list[str]]]:
     """Rows of the long format (timestamp, service, metric, value) and the file's time span."""
     rows: list[list[str]] = []
     times: list[float] = []
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except OSError as exc:
-        raise ConvertError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header or header[0].strip().lower() != "time":
-            raise ConvertError(f"{path}: the first column must be time; got {header[:1] if header else []}")
-        columns: list[tuple[str, str]] = []
-        for column in header[1:]:
-            service, sep, metric = column.partition("_")
-            if not sep or metric not in METRICS:
-                raise ConvertError(f"{path}: column {column!r} is not <service>_<{'|'.join(METRICS)}>")
-            columns.append((service, METRICS[metric]))
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(header):
-                raise ConvertError(f"{path}:{line_no}: expected {len(header)} columns, got {len(row)}")
-            try:
-                ts = float(row[0])
-            except ValueError:
-                raise ConvertError(f"{path}:{line_no}: time {row[0]!r} is not a number") from None
-            times.append(ts)
-            stamp = str(int(ts))
-            rows.extend([stamp, s, m, v] for (s, m), v in zip(columns, row[1:], strict=True) if v != "")
+    reader = open_csv(path)
+    header = next(reader, None)
+    if not header or header[0].strip().lower() != "time":
+        raise ConvertError(f"{path}: the first column must be time; got {header[:1] if header else []}")
+    columns: list[tuple[str, str]] = []
+    for column in header[1:]:
+        service, sep, metric = column.partition("_")
+        if not sep or metric not in METRICS:
+            raise ConvertError(f"{path}: column {column!r} is not <service>_<{'|'.join(METRICS)}>")
+        columns.append((service, METRICS[metric]))
+    for _, ts, cells in timed_rows(reader, path, len(header), first_line=2):
+        times.append(ts)
+        stamp = str(int(ts))
+        rows.extend([stamp, s, m, v] for (s, m), v in zip(columns, cells, strict=True) if v != "")
     if not times:
         raise ConvertError(f"{path}: no rows")
     return (min(times), max(times)), rows

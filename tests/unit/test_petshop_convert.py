@@ -9,7 +9,8 @@ import pytest
 
 from evals.rca.evaluate import evaluate
 from evals.rca.scenario import find_scenarios, load_scenario, load_truth
-from tools.petshop_convert import ConvertError, convert, main
+from tools.petshop_convert import convert, main
+from tools.wide_csv import ConvertError
 
 NODES = ["PetSite", "PetSearch_AWS::ECS::Fargate", "petInfo_AWS::DynamoDB::Table"]
 COLUMNS = [(n, m, s) for n in NODES for m, s in (("latency", "Average"), ("availability", "Average"))]

@@ -24,11 +24,10 @@ from typing import Any
 
 import pytest
 
-from evals.rca.evaluate import evaluate
 from evals.rca.scenario import find_scenarios, load_scenario, load_truth
+from tests.realdata import assert_floors, committed_report
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "petshop"
-MARGIN = 0.05
 MEASURED = {
     "petshop/high-traffic": {"ac1": 0.385, "ac3": 0.615},
     "petshop/low-traffic": {"ac1": 0.846, "ac3": 0.962},
@@ -38,18 +37,11 @@ SYSTEMS = {"petshop/high-traffic": 26, "petshop/low-traffic": 26}
 
 @pytest.fixture(scope="module")
 def report() -> dict[str, Any]:
-    paths = find_scenarios([ROOT / "high-traffic", ROOT / "low-traffic"])
-    assert len(paths) == sum(SYSTEMS.values()), "the committed PetShop scenarios are incomplete"
-    return evaluate(paths).to_json()
+    return committed_report(ROOT, SYSTEMS)
 
 
 def test_every_traffic_level_keeps_its_floor(report: dict[str, Any]) -> None:
-    for group, n in SYSTEMS.items():
-        ours = report["per_group"][group]["rca"]
-        assert ours["n"] == n
-        for key in ("ac1", "ac3"):
-            floor = MEASURED[group][key] - MARGIN
-            assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
+    assert_floors(report, SYSTEMS, MEASURED)
 
 
 def test_truth_is_the_root_cause_node_of_the_issue_target() -> None:

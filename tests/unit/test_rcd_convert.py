@@ -8,7 +8,8 @@ import pytest
 
 from evals.rca.evaluate import evaluate
 from evals.rca.scenario import find_scenarios, load_scenario, load_truth
-from tools.rcd_convert import ConvertError, convert, main
+from tools.rcd_convert import convert, main
+from tools.wide_csv import ConvertError
 
 HEADER = "time,carts_cpu,user_cpu,front-end_cpu,carts_lod,carts_lat_90"
 
