@@ -318,6 +318,10 @@ def score_services(
             for metric, points in per.items()
             if (a := score_series(name, metric, points, normal, anomalous, load_ratio=ratio))
         ]
+        if _recovered(per, normal, anomalous):
+            # Failed requests are fast: a service that failed most of them in the normal period
+            # and now serves them looks slower, and is not; its latency has no usable baseline.
+            found = [a for a in found if a.kind != Kind.LATENCY]
         had_normal = any(len(_finite(p, normal)) >= 2 for p in per.values())
         # Down: everything that was reported stopped, except perhaps a traffic count that
         # fell to (near) zero, which some exporters keep reporting for a dead target.
@@ -394,6 +398,19 @@ def _dropped_to_zero(
 ) -> bool:
     base, cur = _finite(points, normal), _finite(points, anomalous)
     return bool(base) and bool(cur) and median(base) > 0 and median(cur) <= 0.1 * median(base)
+
+
+def _recovered(
+    per: Mapping[str, Sequence[Point]], normal: tuple[float, float], anomalous: tuple[float, float]
+) -> bool:
+    """Did the service fail most requests in the normal period and serve most of them now?"""
+    for metric, points in per.items():
+        if metric_info(metric).kind != Kind.AVAILABILITY:
+            continue
+        base, cur = _finite(points, normal), _finite(points, anomalous)
+        if len(base) >= 2 and cur and median(base) < 0.5 <= median(cur):
+            return True
+    return False
 
 
 def _load_ratio(

@@ -368,3 +368,23 @@ def test_failed_requests_start_where_requests_fail() -> None:
     )
     by_name = {c.service: c.score for c in slow}
     assert by_name["ads"] > by_name["payments"], by_name
+
+
+def test_a_service_that_stopped_failing_fast_is_not_slower() -> None:
+    # In the normal period every request to `lambda` failed, fast (0.4 s); now they succeed at
+    # their real cost (1.8 s). That is a recovery, not a slowdown: its latency has no usable
+    # baseline. `search` kept serving and got slower: that is.
+    metrics = {
+        "lambda": {
+            "availability_avg": series(0.0, 1.0, noise=0.0, seed=1),
+            "latency_avg": series(0.4, 1.8, seed=2),
+        },
+        "search": {
+            "availability_avg": series(1.0, 1.0, noise=0.0, seed=3),
+            "latency_avg": series(0.4, 1.8, seed=4),
+        },
+    }
+    scored = score_services(metrics, NORMAL, ANOMALOUS)
+    assert [m.kind for m in scored["lambda"].metrics if m.kind == Kind.LATENCY] == []
+    assert (scored["lambda"].belief or 0.0) < 0.1
+    assert scored["search"].metrics[0].kind == Kind.LATENCY and (scored["search"].belief or 0.0) > 0.9
