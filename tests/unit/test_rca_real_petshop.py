@@ -1,7 +1,7 @@
 """Regression floors on real incidents: the committed PetShop scenarios (datasets/petshop/).
 
 Floors are the numbers measured (`firebreak rca eval datasets/petshop/high-traffic
-datasets/petshop/low-traffic`, 2026-11-30, main at 54ea52b; high traffic re-measured with the recovery rule) minus a margin of 0.05, one pair
+datasets/petshop/low-traffic`, 2026-11-30, main at 9ebcbdf) minus a margin of 0.05, one pair
 per traffic level, the same rule as the Nezha floors (tests/unit/test_rca_real_data.py);
 nothing is fitted per case. A floor is never lowered.
 
