@@ -32,6 +32,10 @@ from typing import Any
 from policies.program import PolicyEvaluationError, PolicyLoadError, PolicyProgram
 
 DEFAULT_DECISIONS_PER_PROCESS = 1000
+# A decision takes about a millisecond and compiling the shipped policies well under a second:
+# a child silent this long is stuck, and a stuck child must not hold the worker (its activity,
+# the lock every other decision waits on, the worker's shutdown) for ever.
+ANSWER_TIMEOUT_SECONDS = 30.0
 _PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _CHILD = (sys.executable, "-m", "policies.evaluator_child")
 # No secret of the worker's: the child needs only to find Python and the project.
@@ -81,10 +85,17 @@ class PolicyEvaluator:
     """`PolicyEngine.decide` for a program, in a child process replaced every N decisions."""
 
     def __init__(
-        self, program: PolicyProgram, *, decisions_per_process: int = DEFAULT_DECISIONS_PER_PROCESS
+        self,
+        program: PolicyProgram,
+        *,
+        decisions_per_process: int = DEFAULT_DECISIONS_PER_PROCESS,
+        answer_timeout: float = ANSWER_TIMEOUT_SECONDS,
     ) -> None:
         if decisions_per_process < 1:
             raise ValueError(f"decisions_per_process: must be at least 1, got {decisions_per_process}")
+        if answer_timeout <= 0:
+            raise ValueError(f"answer_timeout: must be positive, got {answer_timeout}")
+        self._answer_timeout = answer_timeout
         self._program = _program_line(program)
         self._decisions_per_process = decisions_per_process
         self._lock = asyncio.Lock()
@@ -140,12 +151,21 @@ class PolicyEvaluator:
         """One line to the child, its one line back; a child that fails is stopped."""
         assert child.stdin is not None and child.stdout is not None
         try:
-            child.stdin.write(line)
-            await child.stdin.drain()
-            raw = await child.stdout.readline()
+            async with asyncio.timeout(self._answer_timeout):  # not wait_for: it can swallow a cancel
+                child.stdin.write(line)
+                await child.stdin.drain()
+                raw = await child.stdout.readline()
         except (ConnectionError, ValueError) as exc:  # ValueError: a line past _MAX_ANSWER
             await self._stop()
             raise PolicyEvaluationError(f"the policy evaluator process failed: {exc}") from None
+        except TimeoutError:
+            # Its late answer would reach the next question: this child is done.
+            self._child = None
+            child.kill()
+            await child.wait()
+            raise PolicyEvaluationError(
+                f"the policy evaluator process did not answer within {self._answer_timeout:g} s"
+            ) from None
         except asyncio.CancelledError:
             # Its answer would reach the next question: this child is done.
             self._child = None

@@ -241,3 +241,27 @@ def test_the_worker_never_loads_regopy() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["False", "False"]
+
+
+async def test_a_child_that_stops_answering_fails_the_decision_and_is_replaced(
+    deny_cart: PolicyEngine,
+) -> None:
+    """A stuck child (here: stopped) fails its decision within the answer timeout and is
+    killed; it never holds the activity, the lock or the worker's shutdown for ever."""
+    evaluator = PolicyEvaluator(deny_cart.program, answer_timeout=1.0)
+    allowed = policy_input(risk="low", autonomy="autonomous")
+    try:
+        await evaluator.decide(allowed)
+        stuck = evaluator.child_pid
+        assert stuck is not None
+        os.kill(stuck, signal.SIGSTOP)
+        with pytest.raises(PolicyEvaluationError, match="did not answer within 1 s"):
+            await evaluator.decide(allowed)
+        assert not alive(stuck)
+        decision = await evaluator.decide(allowed)
+    finally:
+        await evaluator.aclose()
+    assert decision["verdict"] == "allow"
+    assert evaluator.started == 2
+    with pytest.raises(ValueError, match="answer_timeout"):
+        PolicyEvaluator(deny_cart.program, answer_timeout=0)
