@@ -63,6 +63,7 @@ SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
 RESOURCE_KINDS = (Kind.CPU, Kind.MEMORY, Kind.SATURATION)
+FAILURE_KINDS = (Kind.ERRORS, Kind.AVAILABILITY)  # failed requests show here
 KIND_WEIGHT = {
     Kind.LATENCY: 1.0,
     Kind.ERRORS: 1.0,
@@ -313,15 +314,15 @@ def score_services(
     for name in names:
         per = metrics.get(name, {})
         ratio = _load_ratio(per, normal, anomalous)
+        # Failed requests are fast: a service that failed most of them in the normal period
+        # and now serves them looks slower, and is not; its latency has no usable baseline.
+        recovered = _recovered(per, normal, anomalous)
         found = [
             a
             for metric, points in per.items()
-            if (a := score_series(name, metric, points, normal, anomalous, load_ratio=ratio))
+            if not (recovered and metric_info(metric).kind == Kind.LATENCY)
+            and (a := score_series(name, metric, points, normal, anomalous, load_ratio=ratio))
         ]
-        if _recovered(per, normal, anomalous):
-            # Failed requests are fast: a service that failed most of them in the normal period
-            # and now serves them looks slower, and is not; its latency has no usable baseline.
-            found = [a for a in found if a.kind != Kind.LATENCY]
         had_normal = any(len(_finite(p, normal)) >= 2 for p in per.values())
         # Down: everything that was reported stopped, except perhaps a traffic count that
         # fell to (near) zero, which some exporters keep reporting for a dead target.
@@ -336,7 +337,7 @@ def score_services(
             belief=None,
             has_data=bool(found),
             load_ratio=ratio,
-            sees_errors=any(m.kind in (Kind.ERRORS, Kind.AVAILABILITY) for m in found),
+            sees_errors=any(m.kind in FAILURE_KINDS for m in found),
         )
         if found:
             per_kind: dict[Kind, float] = {}
@@ -519,7 +520,7 @@ def _fails(anomalies: Mapping[str, ServiceAnomaly], service: str) -> bool:
     if found is None or not found.metrics:
         return False
     top = found.metrics[0]
-    return top.belief >= 0.5 and top.kind in (Kind.ERRORS, Kind.AVAILABILITY)
+    return top.belief >= 0.5 and top.kind in FAILURE_KINDS
 
 
 def _callers_fail(topology: Topology, anomalies: Mapping[str, ServiceAnomaly], service: str) -> bool:
@@ -723,7 +724,7 @@ def _failing_symptom(anomalies: Mapping[str, ServiceAnomaly], symptom: Symptom |
     """Is the symptom failed requests (its errors up or availability down), not slowness?"""
     if symptom is None or symptom.metric is None:
         return False
-    if metric_info(symptom.metric).kind not in (Kind.ERRORS, Kind.AVAILABILITY):
+    if metric_info(symptom.metric).kind not in FAILURE_KINDS:
         return False
     found = anomalies.get(symptom.service)
     return found is not None and any(m.metric == symptom.metric and m.belief >= 0.5 for m in found.metrics)
@@ -734,7 +735,7 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
     went dark. 1.0 (no evidence against) when it has no such series to look at."""
     if found is None or found.vanished:
         return 1.0
-    failing = [m.belief for m in found.metrics if m.kind in (Kind.ERRORS, Kind.AVAILABILITY)]
+    failing = [m.belief for m in found.metrics if m.kind in FAILURE_KINDS]
     return max(failing) if failing else 1.0
 
 
