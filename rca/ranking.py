@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from statistics import median
 
 from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
 from models.rca import Candidate, Symptom
-from rca.series import Direction, Kind, Metrics, Point, metric_info
+from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info
 from rca.signals import (
     LOG_SHARE_CENTER,
     LogPairStat,
@@ -64,6 +64,7 @@ Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
 Z_SLOPE = 1.0
 RESOURCE_KINDS = (Kind.CPU, Kind.MEMORY, Kind.SATURATION)
 FAILURE_KINDS = (Kind.ERRORS, Kind.AVAILABILITY)  # failed requests show here
+TRAVELLING_KINDS = (Kind.LATENCY, *FAILURE_KINDS)  # what reaches callers in the same minute
 KIND_WEIGHT = {
     Kind.LATENCY: 1.0,
     Kind.ERRORS: 1.0,
@@ -231,6 +232,40 @@ def _sustained_rank(points: Sequence[Point], anomalous: tuple[float, float], n: 
     return k
 
 
+def _robust_scale(info: MetricInfo, base: Sequence[float]) -> tuple[float, float]:
+    """The normal period's median and robust spread (MAD, floored) of one series."""
+    center = median(base)
+    mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
+    # For availability the room to fall is 1 - level (the error budget), not the level itself.
+    room = 1.0 - center if info.kind == Kind.AVAILABILITY else center
+    return center, max(mad, RELATIVE_FLOOR * abs(room), info.absolute_floor or 0.0, 1e-12)
+
+
+def _robust_z(info: MetricInfo, value: float, center: float, scale: float) -> float:
+    """How far a value is from normal, in robust sigmas, signed so that bad is positive."""
+    if info.direction == Direction.UP_IS_BAD:
+        return (value - center) / scale
+    if info.direction == Direction.DOWN_IS_BAD:
+        return (center - value) / scale
+    return abs(value - center) / scale
+
+
+def _zs_by_time(
+    metric: str, points: Sequence[Point], normal: tuple[float, float], anomalous: tuple[float, float]
+) -> dict[float, float]:
+    """Each incident point's robust z against the series' normal period (empty without one)."""
+    info = metric_info(metric)
+    base = _finite(points, normal)
+    if len(base) < 2:
+        return {}
+    center, scale = _robust_scale(info, base)
+    return {
+        t: _robust_z(info, v, center, scale)
+        for t, v in points
+        if anomalous[0] <= t <= anomalous[1] and math.isfinite(v)
+    }
+
+
 def score_series(
     service: str,
     metric: str,
@@ -251,20 +286,10 @@ def score_series(
     cur = _finite(points, anomalous)
     if len(base) < 2 or not cur:
         return None
-    center = median(base)
     if info.kind in (Kind.CPU, Kind.SATURATION) and load_ratio > 1.0:
         base = [v * load_ratio for v in base]
-        center *= load_ratio
-    mad = median(abs(v - center) for v in base) * MAD_TO_SIGMA
-    # For availability the room to fall is 1 - level (the error budget), not the level itself.
-    room = 1.0 - center if info.kind == Kind.AVAILABILITY else center
-    scale = max(mad, RELATIVE_FLOOR * abs(room), info.absolute_floor or 0.0, 1e-12)
-    if info.direction == Direction.UP_IS_BAD:
-        zs = [(v - center) / scale for v in cur]
-    elif info.direction == Direction.DOWN_IS_BAD:
-        zs = [(center - v) / scale for v in cur]
-    else:
-        zs = [abs(v - center) / scale for v in cur]
+    center, scale = _robust_scale(info, base)
+    zs = [_robust_z(info, v, center, scale) for v in cur]
     # The incident level is the weakest point of the strongest run of k consecutive points
     # (points are in time order): an isolated spike never makes a run.
     k = _sustained_rank(points, anomalous, len(cur))
@@ -678,6 +703,13 @@ def rank_root_causes(
     # own metrics single it out) is the second opinion, multiplied in as in the fused case.
     own_metrics = fused_scores(anomalies, universe) if fused is None else None
     failing_symptom = _failing_symptom(anomalies, symptom)
+    quiet = _symptom_quiet_times(metrics, symptom, normal, anomalous)
+    unrelated = {
+        name
+        for name, found in anomalies.items()
+        if name != (symptom.service if symptom else None)
+        and _unrelated_to_symptom(metrics, found, quiet, normal, anomalous)
+    }
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
         score, explained, _ = explanation_score(topo, anomalies, service)
@@ -694,6 +726,9 @@ def rank_root_causes(
             # availability series stay normal is as unlikely an origin as one off the path
             # (a prior, not a veto: a caller's timeout can turn slowness into errors).
             score += OFF_PATH_PRIOR * (1.0 - _fails_itself(anomalies.get(service)))
+        if service in unrelated:
+            # Anomalous all along, the symptom not: the same prior as a service off its path.
+            score += OFF_PATH_PRIOR
         scored.append((score, service, explained))
     # Beliefs saturate near 1 for strong anomalies; between equals the stronger anomaly leads.
     scored.sort(key=lambda s: (-round(s[0], 6), -_intensity(anomalies, s[1]), s[1]))
@@ -714,7 +749,7 @@ def rank_root_causes(
                 service_kind=(kind.value if (kind := topo.kind(service)) else None),
                 explains=[c for c, _, _ in explained],
                 signals=agreeing,
-                evidence=_evidence(topo, anomalies, service, explained, on_path, reached),
+                evidence=_evidence(topo, anomalies, service, explained, on_path, reached, unrelated),
             )
         )
     return candidates
@@ -737,6 +772,61 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
         return 1.0
     failing = [m.belief for m in found.metrics if m.kind in FAILURE_KINDS]
     return max(failing) if failing else 1.0
+
+
+def _symptom_quiet_times(
+    metrics: Metrics, symptom: Symptom | None, normal: tuple[float, float], anomalous: tuple[float, float]
+) -> list[float]:
+    """When, inside the incident window, the symptom was plainly normal: its points before it
+    turned anomalous or after it recovered (z under 1). Empty unless the symptom series has a
+    sustained anomaly (two consecutive points at Z_CENTER or more: one spike is not one) and
+    at least two such quiet points, so noise inside the anomaly never counts."""
+    if symptom is None or symptom.metric is None:
+        return []
+    zs = _zs_by_time(
+        symptom.metric, metrics.get(symptom.service, {}).get(symptom.metric, ()), normal, anomalous
+    )
+    times = sorted(zs)
+    if not any(zs[a] >= Z_CENTER and zs[b] >= Z_CENTER for a, b in itertools.pairwise(times)):
+        return []
+    on = [t for t in times if zs[t] >= Z_CENTER]
+    quiet = [t for t in times if zs[t] < 1.0 and not on[0] <= t <= on[-1]]
+    return quiet if len(quiet) >= 2 else []
+
+
+def _unrelated_to_symptom(
+    metrics: Metrics,
+    found: ServiceAnomaly,
+    quiet: Sequence[float],
+    normal: tuple[float, float],
+    anomalous: tuple[float, float],
+) -> bool:
+    """Was the service as anomalous while the symptom was normal as while it was not?
+
+    Latency and failed requests reach callers in the same minute, so an anomaly of that kind
+    that holds through most of the symptom's quiet times, no stronger while the symptom is
+    anomalous, is not what the symptom shows: a level the service was at all along (another
+    deployment state, a path the symptom's requests do not take). Only for services whose
+    whole case is such series: a resource anomaly (CPU, memory) can precede its effect, and
+    traces and logs are judged on their own windows.
+    """
+    if found.signals or found.vanished or not quiet:
+        return False
+    if any(m.belief >= 0.5 and m.kind in RESOURCE_KINDS for m in found.metrics):
+        return False
+    travelling = [m for m in found.metrics if m.belief >= 0.5 and m.kind in TRAVELLING_KINDS]
+    if not travelling:
+        return False
+    for m in travelling:
+        zs = _zs_by_time(m.metric, metrics[found.service][m.metric], normal, anomalous)
+        while_quiet = [zs[t] for t in quiet if t in zs]
+        while_anomalous = [z for t, z in zs.items() if t not in quiet]
+        if not while_quiet or not while_anomalous:
+            return False
+        held = median(while_quiet)
+        if held < Z_CENTER or median(while_anomalous) > 1.5 * held:
+            return False
+    return True
 
 
 def _metric_weight(kind: Kind) -> float:
@@ -826,6 +916,7 @@ def _evidence(
     explained: list[tuple[str, int, float]],
     on_path: set[str] | None,
     reached: set[str] | None = None,
+    unrelated: Set[str] = frozenset(),
 ) -> list[Evidence]:
     found = anomalies[service]
     out: list[Evidence] = []
@@ -912,6 +1003,15 @@ def _evidence(
                 service=service,
                 kind="off_path",
                 summary="the symptom service does not depend on it",
+            )
+        )
+    if service in unrelated:
+        out.append(
+            Evidence(
+                source="metrics",
+                service=service,
+                kind="unrelated_to_symptom",
+                summary="as anomalous while the symptom was still (or again) normal as while it was not",
             )
         )
     if reached is not None and service not in reached:

@@ -388,3 +388,34 @@ def test_a_service_that_stopped_failing_fast_is_not_slower() -> None:
     assert [m.kind for m in scored["lambda"].metrics if m.kind == Kind.LATENCY] == []
     assert (scored["lambda"].belief or 0.0) < 0.1
     assert scored["search"].metrics[0].kind == Kind.LATENCY and (scored["search"].belief or 0.0) > 0.9
+
+
+def test_an_anomaly_that_held_while_the_symptom_was_normal_is_not_its_cause() -> None:
+    # The window holds the symptom's whole episode: frontend was normal for its first and last
+    # five minutes and slow in between. payments was slow exactly then. ads was slow all along,
+    # far slower than its normal (a path the symptom's requests do not take, or another
+    # deployment state): latency reaches callers in the same minute, so ads' level, the same
+    # while frontend was normal, is not what frontend shows.
+    def episode(level: float, during: float, seed: int) -> list[tuple[float, float]]:
+        rng = random.Random(seed)
+        out = []
+        for t, _ in series(level):
+            inside = ANOMALOUS[0] + 5 * STEP <= t < ANOMALOUS[1] - 4 * STEP
+            out.append((t, (during if inside else level) * (1 + rng.gauss(0, 0.01))))
+        return out
+
+    metrics = shop()
+    metrics["frontend"]["latency_p90"] = episode(0.05, 0.4, seed=1)
+    metrics["payments"]["latency_p90"] = episode(0.05, 0.3, seed=2)
+    metrics["ads"]["latency_p90"] = series(0.05, 3.0, noise=0.01, seed=3)
+    slow = Symptom(service="frontend", metric="latency_p90")
+    candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
+    by_name = {c.service: c for c in candidates}
+    assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
+    assert any(e.kind == "unrelated_to_symptom" for e in by_name["ads"].evidence)
+    assert not any(e.kind == "unrelated_to_symptom" for e in by_name["payments"].evidence)
+    # Slow only while frontend was, ads is a candidate like any other (here the stronger one).
+    metrics["ads"]["latency_p90"] = episode(0.05, 3.0, seed=3)
+    candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
+    assert candidates[0].service == "ads", [(c.service, c.score) for c in candidates]
+    assert not any(e.kind == "unrelated_to_symptom" for c in candidates for e in c.evidence)
