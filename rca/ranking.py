@@ -664,6 +664,7 @@ def rank_root_causes(
     if symptom is not None:
         universe.add(symptom.service)
     anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
+    symptom = _with_symptom_metric(symptom, anomalies)
     log_window = log_normal or normal
     fuse_signals(
         anomalies,
@@ -753,6 +754,21 @@ def rank_root_causes(
             )
         )
     return candidates
+
+
+def _with_symptom_metric(symptom: Symptom | None, anomalies: Mapping[str, ServiceAnomaly]) -> Symptom | None:
+    """The symptom with the series that shows it. An alert names a service, not a series (the
+    live path's symptom has no metric): then it is the symptom service's strongest anomalous
+    latency, error or availability series, what its callers see. None of them anomalous: as
+    given, and the rules that read the symptom's series stay out of it."""
+    if symptom is None or symptom.metric is not None:
+        return symptom
+    found = anomalies.get(symptom.service)
+    shown = next(
+        (m for m in (found.metrics if found else []) if m.kind in TRAVELLING_KINDS and m.belief >= 0.5),
+        None,
+    )
+    return symptom if shown is None else symptom.model_copy(update={"metric": shown.metric})
 
 
 def _failing_symptom(anomalies: Mapping[str, ServiceAnomaly], symptom: Symptom | None) -> bool:

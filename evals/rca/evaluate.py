@@ -72,6 +72,9 @@ class CaseResult:
     group: str = ""  # dataset/system
     variant: str = "base"
     signals: tuple[str, ...] = ("metrics",)
+    window: tuple[float, float] = (0.0, 0.0)  # the incident window ranked
+    # A shifted window can hold another recorded fault; its root cause ranked first here.
+    first_is_other_fault: bool = False
 
 
 def _summaries(cases: Sequence[CaseResult], name: str) -> dict[str, Any]:
@@ -118,6 +121,9 @@ class Report:
                         robustness[variant][group] = {
                             m: summarize([c.positions[m] for c in cases]) for m in METHODS
                         }
+                        robustness[variant][group]["rca"]["first_is_other_fault"] = sum(
+                            c.first_is_other_fault for c in cases
+                        )
             out["robustness"] = robustness
         return out
 
@@ -244,6 +250,7 @@ def evaluate(
             seconds=seconds,
             group=group,
             signals=_signals(scenario),
+            window=scenario.anomalous,
         )
         report.cases.append(case)
         if progress is not None:
@@ -258,9 +265,30 @@ def evaluate(
                         positions={m: position(ranked.get(m, []), truth.root_cause) for m in METHODS},
                         top=ranked["rca"][:5],
                         signals=_signals(variant),
+                        window=variant.anomalous,
                     )
                 )
+    _mark_other_faults(report)
     return report
+
+
+def _mark_other_faults(report: Report) -> None:
+    """Flag shifted windows whose first candidate is the root cause of another recorded fault
+    of the same system whose own incident window overlaps this one (a window opened early
+    can hold the previous injection). Such a miss names a real fault, just not this one."""
+    by_group: dict[str, list[CaseResult]] = {}
+    for case in report.cases:
+        by_group.setdefault(case.group, []).append(case)
+    for case in report.variants:
+        if not case.variant.startswith("shift") or not case.top or case.positions["rca"] == 1:
+            continue
+        start, end = case.window
+        others = {
+            other.root_cause
+            for other in by_group.get(case.group, [])
+            if other.name != case.name and other.window[0] < end and other.window[1] > start
+        }
+        case.first_is_other_fault = case.top[0] in others - {case.root_cause}
 
 
 def render(report: Report) -> str:
@@ -290,6 +318,17 @@ def render(report: Report) -> str:
         for variant, per_group in data["robustness"].items():
             for group, per in per_group.items():
                 lines.append(row(f"{variant} {group.split('/')[-1]}", per))
+        other = [
+            f"{variant} {group.split('/')[-1]} {per['rca']['first_is_other_fault']}"
+            for variant, per_group in data["robustness"].items()
+            for group, per in per_group.items()
+            if per["rca"].get("first_is_other_fault")
+        ]
+        if other:
+            lines.append(
+                "shifted-window misses whose first candidate is the root cause of another recorded "
+                "fault overlapping that window: " + ", ".join(other)
+            )
         lines.append("")
     methods = {"rca": data, **data["baselines"], **data["floors"]}
     lines += ["== pooled", header, sub, row("overall", methods)]

@@ -10,7 +10,16 @@ import yaml
 from typer.testing import CliRunner
 
 from cli.main import app
-from evals.rca.evaluate import accuracy_at, evaluate, position, summarize
+from evals.rca.evaluate import (
+    METHODS,
+    CaseResult,
+    Report,
+    _mark_other_faults,
+    accuracy_at,
+    evaluate,
+    position,
+    summarize,
+)
 from evals.rca.scenario import ScenarioError, find_scenarios, load_scenario, load_truth
 from evals.rca.simulate import FAULTS, simulate
 
@@ -29,6 +38,50 @@ def test_position_and_accuracy_math_on_a_toy_set() -> None:
     # Avg@5 = mean(AC@1..AC@5) = mean(0.25, 0.5, 0.5, 0.75, 0.75)
     assert summary == {"n": 4, "ac1": 0.25, "ac3": 0.5, "avg5": 0.55}
     assert summarize([]) == {"n": 0, "ac1": 0.0, "ac3": 0.0, "avg5": 0.0}
+
+
+def test_a_shifted_window_that_names_another_overlapping_fault_is_reported_as_such() -> None:
+    """A window opened early can hold the previous injection: a miss that names that fault's
+    root cause is counted apart (it names a real fault), one that names anything else is not."""
+
+    def case(
+        name: str,
+        root: str,
+        window: tuple[float, float],
+        top: list[str],
+        variant: str = "base",
+        group: str = "d/s",
+    ) -> CaseResult:
+        return CaseResult(
+            name=name,
+            fault="f",
+            root_cause=root,
+            positions={m: None for m in METHODS} | {"rca": top.index(root) + 1 if root in top else None},
+            top=top,
+            seconds=0.0,
+            group=group,
+            variant=variant,
+            window=window,
+        )
+
+    report = Report(
+        cases=[
+            case("a", "db", (0.0, 100.0), ["db"]),
+            case("b", "api", (200.0, 300.0), ["api"]),
+            case("c", "cache", (150.0, 250.0), ["cache"], group="d/other"),
+        ]
+    )
+    report.variants = [
+        case("b", "api", (50.0, 300.0), ["db", "api"], "shift-15m"),  # holds a's window
+        case("b", "api", (150.0, 300.0), ["db", "api"], "shift-5m"),  # a's window ended before
+        case("a", "db", (0.0, 300.0), ["cache", "db"], "shift+5m"),  # cache: another system's
+        case("a", "db", (0.0, 300.0), ["db"], "off_path"),
+    ]
+    _mark_other_faults(report)
+    assert [c.first_is_other_fault for c in report.variants] == [True, False, False, False]
+    robustness = report.to_json()["robustness"]
+    assert robustness["shift-15m"]["d/s"]["rca"]["first_is_other_fault"] == 1
+    assert robustness["shift-5m"]["d/s"]["rca"]["first_is_other_fault"] == 0
 
 
 def write_scenario(root: Path, name: str, culprit: str, fault: str) -> Path:

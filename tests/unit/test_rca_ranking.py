@@ -414,6 +414,12 @@ def test_an_anomaly_that_held_while_the_symptom_was_normal_is_not_its_cause() ->
     assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
     assert any(e.kind == "unrelated_to_symptom" for e in by_name["ads"].evidence)
     assert not any(e.kind == "unrelated_to_symptom" for e in by_name["payments"].evidence)
+    # Live, an alert names a service and not a series: the series that shows the symptom is
+    # the service's strongest anomalous latency, error or availability series, and the same
+    # reading follows.
+    named = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS, limit=None)
+    assert [c.service for c in named][:2] == [c.service for c in candidates][:2]
+    assert any(e.kind == "unrelated_to_symptom" for c in named if c.service == "ads" for e in c.evidence)
     # Slow only while frontend was, ads is a candidate like any other (here the stronger one).
     metrics["ads"]["latency_p90"] = episode(0.05, 3.0, seed=3)
     candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
