@@ -52,11 +52,13 @@ def test_a_shifted_window_that_names_another_overlapping_fault_is_reported_as_su
         variant: str = "base",
         group: str = "d/s",
     ) -> CaseResult:
+        positions: dict[str, int | None] = dict.fromkeys(METHODS)
+        positions["rca"] = top.index(root) + 1 if root in top else None
         return CaseResult(
             name=name,
             fault="f",
             root_cause=root,
-            positions={m: None for m in METHODS} | {"rca": top.index(root) + 1 if root in top else None},
+            positions=positions,
             top=top,
             seconds=0.0,
             group=group,
