@@ -38,7 +38,14 @@ from integrations.prometheus import (
 )
 from integrations.traces import JaegerSource, TempoSource, TraceSource, TraceSourceError
 from models.agents import Evidence
-from models.rca import MetricSeries, Symptom, TelemetryInput, TelemetryResult, TelemetryStatus
+from models.rca import (
+    LEAD_IN_SECONDS,
+    MetricSeries,
+    Symptom,
+    TelemetryInput,
+    TelemetryResult,
+    TelemetryStatus,
+)
 from rca.logmining import mine_logs
 from rca.ranking import rank_root_causes, score_series
 from rca.series import Metrics, Point
@@ -65,6 +72,7 @@ class TelemetryConfig:
     rate_window: str = "5m"
     normal_seconds: float = 3600.0
     normal_gap_seconds: float = 300.0
+    lead_in_seconds: float = LEAD_IN_SECONDS
 
     def __post_init__(self) -> None:
         if not _LABEL.match(self.service_label):
@@ -82,7 +90,21 @@ class TelemetryConfig:
             rate_window=settings.prometheus_rate_window,
             normal_seconds=settings.telemetry_normal_seconds,
             normal_gap_seconds=settings.telemetry_normal_gap_seconds,
+            lead_in_seconds=settings.telemetry_lead_in_seconds,
         )
+
+
+def incident_windows(
+    start: float, end: float, *, lead_in: float, gap: float, normal_seconds: float
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The normal period and the incident window, in unix seconds, for an incident whose first
+    alert started at `start`. The incident window opens `lead_in` before it: an alert fires once
+    its condition has held for its rule's `for:` (Prometheus sends that moment as startsAt), so
+    the fault's onset, and the minutes just before it, lie before the alert. Those minutes let
+    the ranking see what was anomalous already and what turned anomalous with the symptom. The
+    normal period ends `gap` before the window opens."""
+    opened = start - lead_in
+    return (opened - gap - normal_seconds, opened - gap), (opened, max(end, start + 1.0))
 
 
 def _value(raw: Any) -> float:
@@ -169,8 +191,8 @@ class TelemetryActivities:
         end = max(input.incident_end.timestamp(), start + 1.0)
         normal_len = input.normal_seconds or config.normal_seconds
         gap = config.normal_gap_seconds if input.normal_gap_seconds is None else input.normal_gap_seconds
-        normal = (start - gap - normal_len, start - gap)
-        anomalous = (start, end)
+        lead_in = config.lead_in_seconds if input.lead_in_seconds is None else input.lead_in_seconds
+        normal, anomalous = incident_windows(start, end, lead_in=lead_in, gap=gap, normal_seconds=normal_len)
         step = input.step_seconds or max(1.0, math.ceil((end - normal[0]) / MAX_POINTS))
         symptom = input.symptom or Symptom(service=input.services[0])
         values = {

@@ -72,6 +72,12 @@ class MetricSeries(BaseModel):
     points: list[tuple[float, float]]  # (unix seconds, value)
 
 
+# How long before the first alert's start the incident window opens, by default: an alert fires
+# once its condition has held for its rule's `for:` (commonly 1-5 minutes), so the fault began
+# earlier. The worker's setting and the evaluation's from-alert variant share it.
+LEAD_IN_SECONDS = 300.0
+
+
 class TelemetryInput(BaseModel):
     """What to look at: the incident's services, when it started, and the symptom."""
 
@@ -83,6 +89,8 @@ class TelemetryInput(BaseModel):
     normal_seconds: float | None = Field(default=None, gt=0)  # normal period length (settings default)
     # Keep the run-up to the incident out of "normal" (None: the worker's configured gap).
     normal_gap_seconds: float | None = Field(default=None, ge=0)
+    # Open the incident window this long before the first alert (None: the worker's setting).
+    lead_in_seconds: float | None = Field(default=None, ge=0, le=3600)
     step_seconds: float | None = Field(default=None, gt=0)
     # Also look at what the services depend on (where root causes hide) and one hop of callers.
     expand_topology: bool = True

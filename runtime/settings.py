@@ -19,6 +19,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.constants import TASK_QUEUE
+from models.rca import LEAD_IN_SECONDS
 
 # The directory that holds Firebreak's packages: a checkout, or site-packages once installed.
 # Resources inside packages (policies/*.rego, agents/rules.yaml) are found from here either way.
@@ -324,7 +325,14 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="how much history before an incident counts as normal"
     )
     telemetry_normal_gap_seconds: float = Field(
-        default=300.0, ge=0, description="left out between the normal period and the incident's start"
+        default=300.0, ge=0, description="left out between the normal period and the incident window"
+    )
+    telemetry_lead_in_seconds: float = Field(
+        default=LEAD_IN_SECONDS,
+        ge=0,
+        le=3600,
+        description="how long before the first alert's start the incident window opens: Prometheus "
+        "fires an alert once its condition has held for the rule's `for:`, so the fault began earlier",
     )
     topology_file: Path | None = Field(
         default=None, description="CMDB export (YAML) of services and their dependencies"

@@ -230,6 +230,9 @@ def convert_traffic(raw: Path, traffic: Path, out: Path, normal_hours: float) ->
             "normal": [kept_span[0] + offset, kept_span[1] + offset],
             "anomalous": [start, end],
         }
+        if symptom.get("timestamp") is not None:
+            # When the alert fired: the live incident window opens here (less the lead-in).
+            incident_json["alert_at"] = symptom["timestamp"]
         (scenario / "incident.json").write_text(json.dumps(incident_json, indent=1) + "\n")
         sources = {
             "dataset": DATASET,

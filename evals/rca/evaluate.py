@@ -27,7 +27,7 @@ from typing import Any
 
 from evals.rca.baselines import rank_baro, rank_pagerank
 from evals.rca.scenario import Scenario, Truth, load_scenario, load_truth
-from models.rca import Candidate, Symptom
+from models.rca import LEAD_IN_SECONDS, Candidate, Symptom
 from rca.ranking import rank_most_anomalous, rank_root_causes, rank_symptom_first
 
 METHODS = ("rca", "most_anomalous", "symptom", "baro", "pagerank")
@@ -199,6 +199,9 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
       such service by name), where the topology has one. Uses the truth only to build the case.
     - no_traces, no_logs: that signal removed, for scenarios that have it.
     - metrics_only: traces and logs both removed, for scenarios that have either.
+    - from_alert, from_alert_lead: where the scenario records when its alert fired, the window
+      opens there (what an incident opened by that alert sees), and LEAD_IN_SECONDS before it
+      (where the live path opens it); the normal window as recorded.
     """
     length = scenario.anomalous[1] - scenario.anomalous[0]
     normal_len = scenario.normal[1] - scenario.normal[0]
@@ -223,6 +226,11 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
     if scenario.traces or scenario.logs:
         # Many deployments (and public datasets) have metrics alone.
         yield "metrics_only", replace(scenario, traces=[], logs=[], log_pairs=[])
+    if scenario.alert_at is not None and scenario.alert_at < scenario.anomalous[1]:
+        end = scenario.anomalous[1]
+        yield "from_alert", replace(scenario, anomalous=(scenario.alert_at, end))
+        opened = max(scenario.normal[1], scenario.alert_at - LEAD_IN_SECONDS)
+        yield "from_alert_lead", replace(scenario, anomalous=(opened, end))
 
 
 def evaluate(

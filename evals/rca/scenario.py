@@ -3,7 +3,9 @@
     topology.yaml   services with depends_on (edges point from caller to callee)
     metrics.csv     timestamp,service,metric,value (normal period and incident)
     incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3],
-                     "baselines": {"traces": [t0, t1], "logs": [t0, t1]}}   (baselines optional)
+                     "baselines": {"traces": [t0, t1], "logs": [t0, t1]}, "alert_at": t}
+                    (baselines optional; alert_at optional: when the first alert fired, for the
+                    robustness variants that open the window where the live path would)
     traces.csv      optional, per window and caller->callee edge:
                     timestamp,caller,callee,calls,errors,latency_p50,latency_p90,latency_p99,self_p50,self_p90
                     (timestamp = window start; caller "" = requests entering the system; errors
@@ -70,6 +72,7 @@ class Scenario:
     logs: list[LogStat] = field(default_factory=list)
     log_pairs: list[LogPairStat] = field(default_factory=list)
     baselines: dict[str, tuple[float, float]] = field(default_factory=dict)
+    alert_at: float | None = None  # when the first alert fired, where the dataset records it
 
     def baseline(self, signal: str) -> tuple[float, float]:
         return self.baselines.get(signal, self.normal)
@@ -155,6 +158,15 @@ def load_scenario(path: Path) -> Scenario:
     }
     if traces and topology.graph.number_of_edges() == 0:
         topology = with_trace_edges(topology, traces)
+    raw_alert_at = incident.get("alert_at")
+    alert_at: float | None = None
+    if raw_alert_at is not None:
+        if isinstance(raw_alert_at, bool) or not isinstance(raw_alert_at, str | int | float):
+            raise ScenarioError(f"{incident_path}: alert_at must be unix seconds or an ISO-8601 time")
+        try:
+            alert_at = parse_time(raw_alert_at)
+        except ValueError as exc:
+            raise ScenarioError(f"{incident_path}: alert_at: {exc}") from None
     alerts_path = path / "alerts.json"
     alerts = parse_alerts(_read_json(alerts_path), str(alerts_path)) if alerts_path.exists() else []
     return Scenario(
@@ -170,6 +182,7 @@ def load_scenario(path: Path) -> Scenario:
         logs=logs,
         log_pairs=log_pairs,
         baselines=baselines,
+        alert_at=alert_at,
     )
 
 

@@ -332,6 +332,7 @@ def incident_input(start: float, end: float, normal_seconds: float) -> Telemetry
         incident_end=datetime.fromtimestamp(end, UTC),
         normal_seconds=normal_seconds,
         normal_gap_seconds=0,
+        lead_in_seconds=0,  # the 12 s of normal data end where the slowdown starts
         step_seconds=1,
     )
 
@@ -502,6 +503,7 @@ async def test_incident_diagnosis_carries_the_prometheus_evidence(
             "topology_file": topology,
             "telemetry_normal_seconds": monitoring.incident_started_at - monitoring.started_at - 1,
             "telemetry_normal_gap_seconds": 0.0,
+            "telemetry_lead_in_seconds": 0.0,
             "approval_timeout_seconds": 600,
         }
     )

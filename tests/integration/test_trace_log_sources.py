@@ -377,6 +377,7 @@ def incident() -> TelemetryInput:
         incident_end=datetime.fromtimestamp(INCIDENT[1], UTC),
         normal_seconds=NORMAL[1] - NORMAL[0],
         normal_gap_seconds=INCIDENT[0] - NORMAL[1],
+        lead_in_seconds=0,
     )
 
 

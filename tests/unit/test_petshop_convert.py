@@ -90,6 +90,7 @@ def test_each_issue_becomes_a_scenario_with_its_targets_truth(tmp_path: Path) ->
     assert (scenario.symptom.service, scenario.symptom.metric) == ("PetSite", "latency_avg")
     assert scenario.topology.dependencies("PetSite") == ["PetSearch_AWS::ECS::Fargate"]
     assert scenario.anomalous == (1_681_350_000, 1_681_351_200)
+    assert scenario.alert_at == 1_681_350_548  # the target's alert time, for the from-alert variants
     # The last two fault-free hours, re-timed to end one step before the incident.
     assert scenario.normal == (1_681_350_000 - 300 - 2 * 3600 + 300, 1_681_350_000 - 300)
     latency = scenario.metrics["PetSearch_AWS::ECS::Fargate"]["latency_avg"]

@@ -143,6 +143,18 @@ def test_scenario_errors_name_the_file(tmp_path: Path) -> None:
         find_scenarios([tmp_path / "missing"])
 
 
+def test_alert_at_is_read_and_a_bad_one_is_refused_naming_the_field(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, "s", "db", "x")
+    incident = json.loads((path / "incident.json").read_text())
+    assert load_scenario(path).alert_at is None
+    (path / "incident.json").write_text(json.dumps({**incident, "alert_at": "1970-01-01T00:41:00Z"}))
+    assert load_scenario(path).alert_at == 2460.0
+    for bad in ("soon", [1, 2], True):
+        (path / "incident.json").write_text(json.dumps({**incident, "alert_at": bad}))
+        with pytest.raises(ScenarioError, match=r"incident.json: alert_at"):
+            load_scenario(path)
+
+
 def test_scenario_loader_never_needs_the_truth(tmp_path: Path) -> None:
     path = write_scenario(tmp_path, "s", "db", "x")
     (path / "truth.json").unlink()
