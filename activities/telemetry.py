@@ -188,11 +188,13 @@ class TelemetryActivities:
         config = self._config
         services = self.scope(input)
         start = input.incident_start.timestamp()
-        end = max(input.incident_end.timestamp(), start + 1.0)
         normal_len = input.normal_seconds or config.normal_seconds
         gap = config.normal_gap_seconds if input.normal_gap_seconds is None else input.normal_gap_seconds
         lead_in = config.lead_in_seconds if input.lead_in_seconds is None else input.lead_in_seconds
-        normal, anomalous = incident_windows(start, end, lead_in=lead_in, gap=gap, normal_seconds=normal_len)
+        normal, anomalous = incident_windows(
+            start, input.incident_end.timestamp(), lead_in=lead_in, gap=gap, normal_seconds=normal_len
+        )
+        end = anomalous[1]
         step = input.step_seconds or max(1.0, math.ceil((end - normal[0]) / MAX_POINTS))
         symptom = input.symptom or Symptom(service=input.services[0])
         values = {

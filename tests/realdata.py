@@ -3,12 +3,12 @@ each system keeps its measured AC@1 and AC@3 minus a margin; nothing is fitted p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from evals.rca.evaluate import evaluate
-from evals.rca.scenario import find_scenarios
+from evals.rca.evaluate import accuracy_at, evaluate, position, rank_scenario, variants
+from evals.rca.scenario import Scenario, find_scenarios, load_scenario, load_truth
 
 MARGIN = 0.05
 
@@ -29,3 +29,24 @@ def assert_floors(
         for key in ("ac1", "ac3"):
             floor = measured[group][key] - MARGIN
             assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
+
+
+def variant_ac1(
+    root: Path,
+    systems: Mapping[str, int],
+    names: tuple[str, ...],
+    check: Callable[[Scenario, dict[str, Scenario]], None] | None = None,
+) -> dict[tuple[str, str], float]:
+    """AC@1 of the ranking on robustness variants of every committed scenario, per (variant,
+    group); `check` sees each scenario and its variants first (their shape, say)."""
+    hits: dict[tuple[str, str], list[int | None]] = {}
+    for group in systems:
+        for path in find_scenarios([root / group.split("/", 1)[1]]):
+            scenario, truth = load_scenario(path), load_truth(path)
+            made = dict(variants(scenario, truth))
+            if check is not None:
+                check(scenario, made)
+            for name in names:
+                ranked = rank_scenario(made[name], ("rca",))["rca"]
+                hits.setdefault((name, group), []).append(position(ranked, truth.root_cause))
+    return {key: accuracy_at(positions, 1) for key, positions in hits.items()}
