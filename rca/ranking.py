@@ -39,7 +39,7 @@ from statistics import median
 from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
 from models.rca import Candidate, Symptom
-from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info
+from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info, with_availability_as_ratio
 from rca.signals import (
     LOG_SHARE_CENTER,
     LogPairStat,
@@ -657,6 +657,7 @@ def rank_root_causes(
     window (default `normal`) and fused into each service's belief and intensity.
     """
     topo = topology if topology is not None else Topology([])
+    metrics = with_availability_as_ratio(metrics)
     if isinstance(symptom, str):
         symptom = Symptom(service=symptom)
     alert_services = {a.service for a in alerts if a.service in topo or a.service in metrics}
@@ -764,11 +765,13 @@ def _with_symptom_metric(symptom: Symptom | None, anomalies: Mapping[str, Servic
     if symptom is None or symptom.metric is not None:
         return symptom
     found = anomalies.get(symptom.service)
-    shown = next(
-        (m for m in (found.metrics if found else []) if m.kind in TRAVELLING_KINDS and m.belief >= 0.5),
-        None,
-    )
-    return symptom if shown is None else symptom.model_copy(update={"metric": shown.metric})
+    shown = [m for m in (found.metrics if found else []) if m.kind in TRAVELLING_KINDS and m.belief >= 0.5]
+    if not shown:
+        return symptom
+    # Failed requests say more than slowness: slowness is all a failure may look like upstream
+    # (timeouts, retries), but requests that fail were failed by someone.
+    pick = next((m for m in shown if m.kind in FAILURE_KINDS), shown[0])
+    return symptom.model_copy(update={"metric": pick.metric})
 
 
 def _failing_symptom(anomalies: Mapping[str, ServiceAnomaly], symptom: Symptom | None) -> bool:

@@ -98,6 +98,30 @@ def metric_info(name: str) -> MetricInfo:
     )
 
 
+PERCENT_ABOVE = 2.0
+
+
+def with_availability_as_ratio(metrics: Metrics) -> Metrics:
+    """The same metrics with every availability series as a ratio (0-1).
+
+    Exporters and datasets report availability as a ratio or in percent, and nothing else in
+    the data says which. A value above 2 cannot be a ratio (noise puts a ratio a little over 1,
+    never twice it), so such a series is in percent; one that never reaches 2 % is down either
+    way.
+    The ranking's floors and the error budget (1 - level) assume a ratio: read as a ratio, a
+    99.5 % series has a budget of -98.5 and no dip in it would ever count.
+    """
+    out: dict[str, Mapping[str, Sequence[Point]]] = {}
+    for service, per in metrics.items():
+        scaled = {
+            metric: [(t, v / 100.0) for t, v in points]
+            for metric, points in per.items()
+            if metric_info(metric).kind == Kind.AVAILABILITY and any(v > PERCENT_ABOVE for _, v in points)
+        }
+        out[service] = {**per, **scaled} if scaled else per
+    return out
+
+
 class MetricsFileError(ValueError):
     """metrics.csv does not parse; the message names the file and the line."""
 

@@ -197,6 +197,8 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
       before the shifted start (so after a late alert the fault's onset can fall inside it).
     - off_path: the symptom is a service that does not depend on the root cause (the first
       such service by name), where the topology has one. Uses the truth only to build the case.
+    - symptom_service: the symptom as an alert gives it, the service without its series (the
+      ranking infers the series, as on the live path), where the scenario names one.
     - no_traces, no_logs: that signal removed, for scenarios that have it.
     - metrics_only: traces and logs both removed, for scenarios that have either.
     - from_alert, from_alert_lead: where the scenario records when its alert fired, the window
@@ -219,6 +221,8 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
                 "off_path",
                 replace(scenario, symptom=Symptom(service=off[0], metric=scenario.symptom.metric)),
             )
+    if scenario.symptom.metric is not None:
+        yield "symptom_service", replace(scenario, symptom=Symptom(service=scenario.symptom.service))
     if scenario.traces:
         yield "no_traces", replace(scenario, traces=[])
     if scenario.logs:

@@ -1,7 +1,8 @@
 """A diagnosis scenario on disk, as the evaluation harness and `firebreak simulate` share it.
 
     topology.yaml   services with depends_on (edges point from caller to callee)
-    metrics.csv     timestamp,service,metric,value (normal period and incident)
+    metrics.csv     timestamp,service,metric,value (normal period and incident; metric names
+                    `<kind>_<stat>` as in rca.series; availability a ratio, or in percent)
     incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3],
                      "baselines": {"traces": [t0, t1], "logs": [t0, t1]}, "alert_at": t}
                     (baselines optional; alert_at optional: when the first alert fired, for the

@@ -370,6 +370,35 @@ def test_failed_requests_start_where_requests_fail() -> None:
     assert by_name["ads"] > by_name["payments"], by_name
 
 
+def test_an_alert_names_a_service_and_its_failed_requests_are_the_symptom() -> None:
+    # Live, an alert names frontend, not a series. frontend got slower and fails requests:
+    # failed requests are the more telling (slowness is all a failure may look like upstream),
+    # so the failed-requests reading applies as when that series is named.
+    metrics = shop(ads={"latency_p90": (0.05, 2.0)}, frontend={"latency_p90": (0.05, 0.3)})
+    for name, level in (("frontend", 0.99), ("payments", 0.97), ("ads", 1.0)):
+        metrics[name]["availability_avg"] = series(1.0, level, noise=0.0005, seed=len(name))
+    named = rank_root_causes(
+        SHOP, metrics, Symptom(service="frontend", metric="availability_avg"), NORMAL, ANOMALOUS, limit=None
+    )
+    live = rank_root_causes(SHOP, metrics, "frontend", NORMAL, ANOMALOUS, limit=None)
+    order = [c.service for c in live]
+    assert order.index("payments") < order.index("ads"), [(c.service, c.score) for c in live]
+    assert order[:3] == [c.service for c in named][:3]
+    # Availability in percent, as many exporters and datasets report it: the same reading
+    # (read as a ratio, 99 % would leave an error budget of -98 and no dip would count).
+    percent = {
+        name: {
+            m: [(t, v * 100) for t, v in pts] if m.startswith("availability") else pts
+            for m, pts in per.items()
+        }
+        for name, per in metrics.items()
+    }
+    in_percent = rank_root_causes(SHOP, percent, "frontend", NORMAL, ANOMALOUS, limit=None)
+    assert [(c.service, round(c.score, 6)) for c in in_percent] == [
+        (c.service, round(c.score, 6)) for c in live
+    ]
+
+
 def test_a_service_that_stopped_failing_fast_is_not_slower() -> None:
     # In the normal period every request to `lambda` failed, fast (0.4 s); now they succeed at
     # their real cost (1.8 s). That is a recovery, not a slowdown: its latency has no usable

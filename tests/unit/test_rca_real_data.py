@@ -94,8 +94,8 @@ def test_robustness_variants_shift_the_window_move_the_symptom_and_drop_signals(
     scenario, truth = load_scenario(path), load_truth(path)
     made = dict(variants(scenario, truth))
     assert list(made) == [
-        "shift-15m", "shift-5m", "shift+5m", "shift+15m", "off_path", "no_traces", "no_logs",
-        "metrics_only",
+        "shift-15m", "shift-5m", "shift+5m", "shift+15m", "off_path", "symptom_service", "no_traces",
+        "no_logs", "metrics_only",
     ]  # fmt: skip
     start, end = scenario.anomalous
     assert made["shift-5m"].anomalous == (start - 300, end)  # an earlier alert: a longer window
@@ -103,6 +103,8 @@ def test_robustness_variants_shift_the_window_move_the_symptom_and_drop_signals(
     assert made["shift+15m"].normal[1] == start + 900 - 60
     moved = made["off_path"].symptom.service
     assert moved != truth.root_cause and moved not in scenario.topology.blast_radius(truth.root_cause)
+    as_alerted = made["symptom_service"].symptom
+    assert as_alerted.service == scenario.symptom.service and as_alerted.metric is None
     assert not made["no_traces"].traces and made["no_traces"].logs
     assert not made["no_logs"].logs and made["no_logs"].traces
     only = made["metrics_only"]
