@@ -1,6 +1,7 @@
 """A diagnosis scenario on disk, as the evaluation harness and `firebreak simulate` share it.
 
-    topology.yaml   services with depends_on (edges point from caller to callee)
+    topology.yaml   optional: services with depends_on (edges point from caller to callee);
+                    without it the services are those with data, the edges the traces' calls
     metrics.csv     timestamp,service,metric,value (normal period and incident; metric names
                     `<kind>_<stat>` as in rca.series; availability a ratio, or in percent)
     incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3],
@@ -131,7 +132,8 @@ def load_scenario(path: Path) -> Scenario:
     """Everything the ranking may see; never the truth."""
     if not path.is_dir():
         raise ScenarioError(f"{path}: not a scenario directory")
-    topology = Topology.load(path / "topology.yaml")
+    topology_path = path / "topology.yaml"
+    topology = Topology.load(topology_path) if topology_path.exists() else None
     incident_path = path / "incident.json"
     incident = _read_json(incident_path)
     if not isinstance(incident, dict):
@@ -157,6 +159,11 @@ def load_scenario(path: Path) -> Scenario:
         for k, v in raw_baselines.items()
         if k in ("traces", "logs")
     }
+    if topology is None:
+        # No dependency graph known: the services are those with data (the traces, when
+        # present, give the edges below); the ranking then leans on anomaly and signals alone.
+        services = set(metrics) | {s.callee for s in traces} | {s.caller for s in traces if s.caller}
+        topology = Topology.from_data({"services": {name: {} for name in sorted(services)}}, source=str(path))
     if traces and topology.graph.number_of_edges() == 0:
         topology = with_trace_edges(topology, traces)
     raw_alert_at = incident.get("alert_at")

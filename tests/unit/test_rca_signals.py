@@ -428,6 +428,14 @@ def test_scenario_with_gzipped_metrics_and_traces_takes_the_call_graph_from_trac
     assert loaded.baseline("logs") == loaded.normal
     assert len(loaded.metrics["db"]["latency_p90"]) == 31
     assert math.isnan(loaded.traces[0].gap_p90)  # optional columns absent: unknown, not zero
+    # Without topology.yaml (no graph known): the services with data, the edges the traces'.
+    (tmp_path / "case" / "topology.yaml").unlink()
+    untopologised = load_scenario(tmp_path / "case")
+    assert sorted(untopologised.topology.graph.edges) == [("api", "db"), ("web", "api")]
+    (tmp_path / "case" / "traces.csv").unlink()
+    metrics_only = load_scenario(tmp_path / "case")
+    assert sorted(metrics_only.topology.services) == sorted(metrics_only.metrics)
+    assert metrics_only.topology.graph.number_of_edges() == 0
 
 
 def test_bad_trace_rows_are_refused_naming_file_line_and_field(tmp_path: Path) -> None:
