@@ -761,11 +761,22 @@ def _with_symptom_metric(symptom: Symptom | None, anomalies: Mapping[str, Servic
     """The symptom with the series that shows it. An alert names a service, not a series (the
     live path's symptom has no metric): then it is the symptom service's strongest anomalous
     latency, error or availability series, what its callers see. None of them anomalous: as
-    given, and the rules that read the symptom's series stay out of it."""
-    if symptom is None or symptom.metric is not None:
+    given, and the rules that read the symptom's series stay out of it. A named series the
+    service does not report is read by its kind."""
+    if symptom is None:
         return symptom
     found = anomalies.get(symptom.service)
-    shown = [m for m in (found.metrics if found else []) if m.kind in TRAVELLING_KINDS and m.belief >= 0.5]
+    series = found.metrics if found else []
+    if symptom.metric is not None:
+        if not series or any(m.metric == symptom.metric for m in series):
+            return symptom
+        # A name the data does not have ("latency" where the series is latency_p90): the
+        # service's strongest series of that kind, else as if no series were named.
+        kind = metric_info(symptom.metric).kind
+        same = next((m for m in series if m.kind == kind and kind != Kind.OTHER), None)
+        if same is not None:
+            return symptom.model_copy(update={"metric": same.metric})
+    shown = [m for m in series if m.kind in TRAVELLING_KINDS and m.belief >= 0.5]
     if not shown:
         return symptom
     # Failed requests say more than slowness: slowness is all a failure may look like upstream

@@ -384,6 +384,11 @@ def test_an_alert_names_a_service_and_its_failed_requests_are_the_symptom() -> N
     order = [c.service for c in live]
     assert order.index("payments") < order.index("ads"), [(c.service, c.score) for c in live]
     assert order[:3] == [c.service for c in named][:3]
+    # A series named by its kind alone ("availability", where the data has availability_avg)
+    # is that kind's series of the service, not a name to ignore.
+    kind_only = Symptom(service="frontend", metric="availability")
+    by_kind = rank_root_causes(SHOP, metrics, kind_only, NORMAL, ANOMALOUS, limit=None)
+    assert [c.service for c in by_kind][:3] == [c.service for c in named][:3]
     # Availability in percent, as many exporters and datasets report it: the same reading
     # (read as a ratio, 99 % would leave an error budget of -98 and no dip would count).
     percent = {
