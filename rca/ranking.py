@@ -61,6 +61,7 @@ MAD_TO_SIGMA = 1.4826
 RELATIVE_FLOOR = 0.05  # a 5% move of a busy series' median is the least we call a sigma
 SUSTAINED_SECONDS = 120.0  # an incident level is one held this long (or a third of the window)
 Z_CENTER = 4.0  # the z at which a series is as likely anomalous as not
+ONSET_MARGIN_SECONDS = 60.0  # a window opened back to the symptom's onset stays this far from "normal"
 Z_SLOPE = 1.0
 RESOURCE_KINDS = (Kind.CPU, Kind.MEMORY, Kind.SATURATION)
 FAILURE_KINDS = (Kind.ERRORS, Kind.AVAILABILITY)  # failed requests show here
@@ -664,6 +665,11 @@ def rank_root_causes(
     universe = set(topo.services) | set(metrics) | alert_services
     if symptom is not None:
         universe.add(symptom.service)
+        # The incident began when its symptom did, which may be before the window opened.
+        alone = score_services({symptom.service: metrics.get(symptom.service, {})}, normal, anomalous)
+        anomalous = window_from_symptom_onset(
+            metrics, _with_symptom_metric(symptom, alone), normal, anomalous
+        )
     anomalies = score_services(metrics, normal, anomalous, services=universe, alerts=alerts, symptom=symptom)
     symptom = _with_symptom_metric(symptom, anomalies)
     log_window = log_normal or normal
@@ -802,6 +808,29 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
         return 1.0
     failing = [m.belief for m in found.metrics if m.kind in FAILURE_KINDS]
     return max(failing) if failing else 1.0
+
+
+def window_from_symptom_onset(
+    metrics: Metrics, symptom: Symptom | None, normal: tuple[float, float], anomalous: tuple[float, float]
+) -> tuple[float, float]:
+    """The incident window, opened back to where the symptom's anomaly began when that is
+    before the window (an alert fires once its condition has held a while; the window may open
+    at the alert): back from the window's start through the points the symptom was anomalous
+    at (z at Z_CENTER or more) without a break, never within ONSET_MARGIN_SECONDS of the normal
+    period (the margin that keeps a fault's ramp out of "normal" stays a margin)."""
+    if symptom is None or symptom.metric is None:
+        return anomalous
+    before = (normal[1] + ONSET_MARGIN_SECONDS, math.nextafter(anomalous[0], -math.inf))
+    if before[0] > before[1]:
+        return anomalous
+    points = metrics.get(symptom.service, {}).get(symptom.metric, ())
+    zs = _zs_by_time(symptom.metric, points, normal, before)
+    start = anomalous[0]
+    for t in sorted(zs, reverse=True):
+        if zs[t] < Z_CENTER:
+            break
+        start = t
+    return (start, anomalous[1])
 
 
 def _symptom_quiet_times(

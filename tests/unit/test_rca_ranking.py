@@ -17,6 +17,7 @@ from rca.ranking import (
     rank_symptom_first,
     score_series,
     score_services,
+    window_from_symptom_onset,
 )
 from rca.series import Direction, Kind, metric_info
 from rca.topology import Topology
@@ -459,3 +460,24 @@ def test_an_anomaly_that_held_while_the_symptom_was_normal_is_not_its_cause() ->
     candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
     assert candidates[0].service == "ads", [(c.service, c.score) for c in candidates]
     assert not any(e.kind == "unrelated_to_symptom" for c in candidates for e in c.evidence)
+
+
+def test_a_window_opened_at_the_alert_opens_back_to_the_symptoms_onset() -> None:
+    # frontend slowed at minute 64; the alert fired, and the window opened, at minute 70. Its
+    # anomalous minutes before that belong to the incident; the normal period (to minute 59)
+    # and a minute after it stay out; a normal minute in between ends the walk back.
+    metrics = shop(frontend={"latency_p90": (0.05, 0.05)})
+    metrics["frontend"]["latency_p90"] = [(t, 0.5 if t >= 64 * STEP else v) for t, v in series(0.05)]
+    slow = Symptom(service="frontend", metric="latency_p90")
+    assert window_from_symptom_onset(metrics, slow, NORMAL, ANOMALOUS) == (64 * STEP, ANOMALOUS[1])
+    early = [(t, 0.5 if t >= 52 * STEP else v) for t, v in series(0.05)]
+    metrics["frontend"]["latency_p90"] = early
+    # Anomalous since inside the normal period: back to the margin after it, not into it.
+    opened, _ = window_from_symptom_onset(metrics, slow, (0.0, 55.5 * STEP), ANOMALOUS)
+    assert opened == 57 * STEP
+    metrics["frontend"]["latency_p90"] = [(t, 0.05 if t == 67 * STEP else v) for t, v in early]
+    assert window_from_symptom_onset(metrics, slow, NORMAL, ANOMALOUS) == (68 * STEP, ANOMALOUS[1])
+    # A symptom that was normal before the window, or no series to read: the window as given.
+    quiet = shop(frontend={"latency_p90": (0.05, 0.5)})
+    assert window_from_symptom_onset(quiet, slow, NORMAL, ANOMALOUS) == ANOMALOUS
+    assert window_from_symptom_onset(metrics, Symptom(service="frontend"), NORMAL, ANOMALOUS) == ANOMALOUS
