@@ -256,6 +256,15 @@ class AlertmanagerPayload(BaseModel):
     truncated_alerts: int = Field(default=0, alias="truncatedAlerts", ge=0)
     alerts: list[AlertmanagerAlert] = Field(min_length=1, max_length=MAX_ALERTS_PER_PAYLOAD)
 
+    @field_validator("truncated_alerts", mode="before")
+    @classmethod
+    def _a_json_number(cls, value: object) -> object:
+        # A JSON integer (35 or 35.0, as JSON Schema has it); pydantic would also read true
+        # as 1 and "3" as 3, and either is a malformed payload.
+        if isinstance(value, bool | str):
+            raise ValueError("must be a non-negative integer")
+        return value
+
     def to_alerts(self) -> list[Alert]:
         return [a.to_alert() for a in self.alerts]
 

@@ -348,10 +348,17 @@ class TestBadAlertmanagerPayloads:
         raw["annotations"]["description"] = "d" * 10_000
         assert self.refused(payload(raw)) == [("alerts", 0, "annotations", "description")]
 
-    def test_negative_truncated_alerts(self) -> None:
+    @pytest.mark.parametrize("value", [-1, False, True, "3", 1.5])
+    def test_truncated_alerts_not_a_count(self, value: object) -> None:
+        # Found by the negative API fuzzing: `false` was read as 0 and the payload accepted.
         raw = payload(crashloop_alert())
-        raw["truncatedAlerts"] = -1
+        raw["truncatedAlerts"] = value
         assert self.refused(raw) == [("truncatedAlerts",)]
+
+    def test_truncated_alerts_as_json_schema_counts_integers(self) -> None:
+        raw = payload(crashloop_alert())
+        raw["truncatedAlerts"] = 35.0  # an integer to JSON Schema, and to the API's schema
+        assert AlertmanagerPayload.model_validate(raw).truncated_alerts == 35
 
     @pytest.mark.parametrize("label", ["alertname", "service"])
     def test_a_payload_that_validates_converts(self, label: str) -> None:
