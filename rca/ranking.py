@@ -659,6 +659,7 @@ def rank_root_causes(
     """
     topo = topology if topology is not None else Topology([])
     metrics = with_availability_as_ratio(metrics)
+    normal = normal_before_incident(normal, anomalous)
     if isinstance(symptom, str):
         symptom = Symptom(service=symptom)
     alert_services = {a.service for a in alerts if a.service in topo or a.service in metrics}
@@ -808,6 +809,17 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
         return 1.0
     failing = [m.belief for m in found.metrics if m.kind in FAILURE_KINDS]
     return max(failing) if failing else 1.0
+
+
+def normal_before_incident(
+    normal: tuple[float, float], anomalous: tuple[float, float]
+) -> tuple[float, float]:
+    """The normal period cut to end ONSET_MARGIN_SECONDS before an incident window it runs into
+    (a period taken as "the whole recording before now" holds the fault itself). A normal
+    period that starts inside or after the window (a fault-free recording made later) is kept."""
+    if normal[0] < anomalous[0] <= normal[1]:
+        return (normal[0], max(normal[0], anomalous[0] - ONSET_MARGIN_SECONDS))
+    return normal
 
 
 def window_from_symptom_onset(
