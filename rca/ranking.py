@@ -814,11 +814,12 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
 def normal_before_incident(
     normal: tuple[float, float], anomalous: tuple[float, float]
 ) -> tuple[float, float]:
-    """The normal period cut to end ONSET_MARGIN_SECONDS before an incident window it runs into
-    (a period taken as "the whole recording before now" holds the fault itself). A normal
-    period that starts inside or after the window (a fault-free recording made later) is kept."""
-    if normal[0] < anomalous[0] <= normal[1]:
-        return (normal[0], max(normal[0], anomalous[0] - ONSET_MARGIN_SECONDS))
+    """The normal period cut to end where an incident window it runs into begins (a period
+    taken as "the whole recording before now" holds the fault itself). One that ends where the
+    window begins is as asked (no gap configured); one that starts inside or after the window
+    (a fault-free recording made later) is kept."""
+    if normal[0] < anomalous[0] < normal[1]:
+        return (normal[0], math.nextafter(anomalous[0], -math.inf))
     return normal
 
 

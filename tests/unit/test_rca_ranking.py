@@ -485,15 +485,17 @@ def test_a_window_opened_at_the_alert_opens_back_to_the_symptoms_onset() -> None
 
 
 def test_a_normal_period_that_runs_into_the_incident_is_cut_before_it() -> None:
-    # "Normal" taken as the whole recording up to now holds the fault itself: it ends a minute
-    # before the window instead, and the ranking is the one a clean normal period gives. A
-    # fault-free recording made after the incident is a normal period like any other.
-    assert normal_before_incident((0.0, ANOMALOUS[1]), ANOMALOUS) == (0.0, ANOMALOUS[0] - 60.0)
+    # "Normal" taken as the whole recording up to now holds the fault itself: it ends where the
+    # window begins instead, and the ranking is the one a clean normal period gives. One that
+    # ends where the window begins (no gap configured), and a fault-free recording made after
+    # the incident, are normal periods like any other.
+    cut = (0.0, math.nextafter(ANOMALOUS[0], -math.inf))
+    assert normal_before_incident((0.0, ANOMALOUS[1]), ANOMALOUS) == cut
     assert normal_before_incident(NORMAL, ANOMALOUS) == NORMAL
+    assert normal_before_incident((0.0, ANOMALOUS[0]), ANOMALOUS) == (0.0, ANOMALOUS[0])
     later = (ANOMALOUS[1] + STEP, ANOMALOUS[1] + 60 * STEP)
     assert normal_before_incident(later, ANOMALOUS) == later
     metrics = shop(payments={"latency_p90": (0.05, 0.5)}, checkout={"latency_p90": (0.1, 0.6)})
-    cut = (0.0, ANOMALOUS[0] - 60.0)
     clean = rank_root_causes(SHOP, metrics, "frontend", cut, ANOMALOUS, limit=None)
     overlapping = rank_root_causes(SHOP, metrics, "frontend", (0.0, ANOMALOUS[1]), ANOMALOUS, limit=None)
     assert clean[0].service == "payments", [(c.service, c.score) for c in clean]
