@@ -666,7 +666,9 @@ def rank_root_causes(
     universe = set(topo.services) | set(metrics) | alert_services
     if symptom is not None:
         universe.add(symptom.service)
-        # The incident began when its symptom did, which may be before the window opened.
+    if symptom is not None and normal[1] + ONSET_MARGIN_SECONDS < anomalous[0]:
+        # The incident began when its symptom did, which may be before the window opened; only
+        # a gap between the normal period and the window leaves room to open it back into.
         alone = score_services({symptom.service: metrics.get(symptom.service, {})}, normal, anomalous)
         anomalous = window_from_symptom_onset(
             metrics, _with_symptom_metric(symptom, alone), normal, anomalous
@@ -780,7 +782,7 @@ def _with_symptom_metric(symptom: Symptom | None, anomalies: Mapping[str, Servic
         # A name the data does not have ("latency" where the series is latency_p90): the
         # service's strongest series of that kind, else as if no series were named.
         kind = metric_info(symptom.metric).kind
-        same = next((m for m in series if m.kind == kind and kind != Kind.OTHER), None)
+        same = next((m for m in series if m.kind == kind), None) if kind != Kind.OTHER else None
         if same is not None:
             return symptom.model_copy(update={"metric": same.metric})
     shown = [m for m in series if m.kind in TRAVELLING_KINDS and m.belief >= 0.5]
