@@ -39,7 +39,7 @@ from statistics import median
 from models.agents import Evidence
 from models.alert import Alert, AlertStatus, Severity
 from models.rca import Candidate, Symptom
-from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info, with_availability_as_ratio
+from rca.series import Direction, Kind, MetricInfo, Metrics, Point, metric_info, with_canonical_units
 from rca.signals import (
     LOG_SHARE_CENTER,
     LogPairStat,
@@ -658,7 +658,7 @@ def rank_root_causes(
     window (default `normal`) and fused into each service's belief and intensity.
     """
     topo = topology if topology is not None else Topology([])
-    metrics = with_availability_as_ratio(metrics)
+    metrics = with_canonical_units(metrics)
     normal = normal_before_incident(normal, anomalous)
     if isinstance(symptom, str):
         symptom = Symptom(service=symptom)

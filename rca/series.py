@@ -14,10 +14,12 @@ import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 
 Point = tuple[float, float]
@@ -57,6 +59,9 @@ class MetricInfo:
     # Resource kinds point at the service itself; the others also move when a dependency
     # misbehaves, so they say less about where a fault started.
     is_resource: bool
+    # The unit the name declares ("ms", "us", "percent"), None when it declares none or the
+    # canonical one (seconds, ratios); see with_canonical_units.
+    unit: str | None = None
 
 
 _DIRECTION = {
@@ -78,45 +83,135 @@ _FLOOR = {
     Kind.SATURATION: 0.01,
 }
 
+# Exporters and datasets name the same quantities their own way (`ResponseTimeP90(ms)`,
+# `http_server_duration_seconds_p99`, `PodSuccessRate(%)`, `http_requests_total`). A name off
+# the `<kind>_<stat>` convention is read word by word: its statistic, its unit, and words that
+# qualify without changing the quantity are set aside, and what remains must be one of these
+# phrases exactly. A qualifier that does change it stays and makes the name OTHER: a client
+# latency includes the network and the client's queueing, not the service's own answer.
+_KIND_WORDS = {
+    Kind.LATENCY: "latency duration rt responsetime elapsed",
+    Kind.ERRORS: "error errors fault faults failure failures failed 5xx",
+    Kind.AVAILABILITY: "availability success successful succeeded",
+    Kind.REQUESTS: "request requests throughput qps rps tps calls workload traffic hits",
+    Kind.CPU: "cpu",
+    Kind.MEMORY: "memory mem rss",
+    Kind.SATURATION: "saturation",
+}
+_KIND_PHRASES: dict[tuple[str, ...], Kind] = {
+    **{(word,): kind for kind, words in _KIND_WORDS.items() for word in words.split()},
+    ("response", "time"): Kind.LATENCY,
+}
+_STAT_WORDS = {
+    **{s: s for s in STATS},
+    "mean": "avg",
+    "average": "avg",
+    "median": "p50",
+    "minimum": "min",
+    "maximum": "max",
+}
+_UNIT_WORDS = {
+    "s": None,
+    "sec": None,
+    "secs": None,
+    "second": None,
+    "seconds": None,
+    "ratio": None,
+    "ms": "ms",
+    "msec": "ms",
+    "millis": "ms",
+    "millisecond": "ms",
+    "milliseconds": "ms",
+    "us": "us",
+    "microseconds": "us",
+    "percent": "percent",
+    "percentage": "percent",
+    "pct": "percent",
+}
+# Words that say where or how a quantity was counted, not what it is. Not `total`: a Prometheus
+# counter (`http_requests_total`) read raw only ever grows, and stays OTHER.
+_QUALIFIERS = frozenset(
+    ("pod", "container", "service", "server", "http", "grpc", "usage", "utilization", "utilisation")
+) | frozenset(("used", "rate", "count", "per", "ops", "bytes", "value"))
 
-def metric_info(name: str) -> MetricInfo:
-    """Interpret a metric name; names that do not follow the convention are OTHER."""
+
+def _words(name: str) -> list[str]:
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("%", "_percent_")
+    return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
+
+
+def _read_name(name: str) -> tuple[Kind, str | None, str | None]:
+    """(kind, stat, declared unit) of a metric name; OTHER when the name is not understood."""
     kind_part, _, stat = name.rpartition("_")
-    if stat not in STATS:
-        kind_part, stat = name, ""
-    try:
-        kind = Kind(kind_part)
-    except ValueError:
-        kind = Kind.OTHER
+    if stat in STATS and kind_part in Kind.__members__.values():
+        return Kind(kind_part), stat, None
+    if name in Kind.__members__.values():
+        return Kind(name), None, None
+    stat_found: str | None = None
+    unit: str | None = None
+    rest: list[str] = []
+    for word in _words(name):
+        if word in _STAT_WORDS and stat_found is None:
+            stat_found = _STAT_WORDS[word]
+        elif word in _UNIT_WORDS:
+            unit = _UNIT_WORDS[word] or unit
+        elif word not in _QUALIFIERS:
+            rest.append(word)
+    kind = _KIND_PHRASES.get(tuple(rest), Kind.OTHER)
+    return kind, stat_found, (unit if kind != Kind.OTHER else None)
+
+
+@lru_cache(maxsize=4096)
+def metric_info(name: str) -> MetricInfo:
+    """Interpret a metric name; names that are not understood are OTHER."""
+    kind, stat, unit = _read_name(name)
     return MetricInfo(
         name=name,
         kind=kind,
-        stat=stat or None,
+        stat=stat,
         direction=_DIRECTION[kind],
         absolute_floor=_FLOOR.get(kind),
         is_resource=kind in (Kind.CPU, Kind.MEMORY, Kind.SATURATION),
+        unit=unit,
     )
 
 
 PERCENT_ABOVE = 2.0
+_TO_CANONICAL = {
+    (Kind.LATENCY, "ms"): 1e-3,
+    (Kind.LATENCY, "us"): 1e-6,
+    (Kind.ERRORS, "percent"): 1e-2,
+    (Kind.AVAILABILITY, "percent"): 1e-2,
+}
 
 
-def with_availability_as_ratio(metrics: Metrics) -> Metrics:
-    """The same metrics with every availability series as a ratio (0-1).
+def _to_canonical(metric: str, points: Sequence[Point]) -> float:
+    """The factor that brings a series to seconds and ratios (1.0: already there, or unknown)."""
+    info = metric_info(metric)
+    factor = _TO_CANONICAL.get((info.kind, info.unit or ""), 1.0)
+    if factor == 1.0 and info.kind == Kind.AVAILABILITY and any(v > PERCENT_ABOVE for _, v in points):
+        # Nothing in the name says percent, but a value above 2 cannot be a ratio (noise puts a
+        # ratio a little over 1, never twice it); one that never reaches 2 % is down either way.
+        factor = 1e-2
+    return factor
 
-    Exporters and datasets report availability as a ratio or in percent, and nothing else in
-    the data says which. A value above 2 cannot be a ratio (noise puts a ratio a little over 1,
-    never twice it), so such a series is in percent; one that never reaches 2 % is down either
-    way.
-    The ranking's floors and the error budget (1 - level) assume a ratio: read as a ratio, a
-    99.5 % series has a budget of -98.5 and no dip in it would ever count.
+
+def with_canonical_units(metrics: Metrics) -> Metrics:
+    """The same metrics with latencies in seconds and availability and error series as ratios.
+
+    The ranking's floors (a millisecond, 0.2 percentage points) and the error budget
+    (1 - availability) assume those units: read as a ratio, a 99.5 % series has a budget of
+    -98.5 and no dip in it would ever count. The unit comes from the name (`_ms`, `(%)`), and
+    availability above 2 is percent whatever the name says. Names are kept, so a symptom
+    names its series as before. Series in other units (a latency in ms whose name does not
+    say so, an error count) are as given: nothing in the data tells.
     """
     out: dict[str, Mapping[str, Sequence[Point]]] = {}
     for service, per in metrics.items():
         scaled = {
-            metric: [(t, v / 100.0) for t, v in points]
+            metric: [(t, v * factor) for t, v in points]
             for metric, points in per.items()
-            if metric_info(metric).kind == Kind.AVAILABILITY and any(v > PERCENT_ABOVE for _, v in points)
+            if (factor := _to_canonical(metric, points)) != 1.0
         }
         out[service] = {**per, **scaled} if scaled else per
     return out

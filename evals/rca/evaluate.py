@@ -29,6 +29,7 @@ from evals.rca.baselines import rank_baro, rank_pagerank
 from evals.rca.scenario import Scenario, Truth, load_scenario, load_truth
 from models.rca import LEAD_IN_SECONDS, Candidate, Symptom
 from rca.ranking import rank_most_anomalous, rank_root_causes, rank_symptom_first
+from rca.series import Kind, Point, metric_info
 
 METHODS = ("rca", "most_anomalous", "symptom", "baro", "pagerank")
 BASELINES = ("most_anomalous", "symptom")
@@ -199,6 +200,10 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
       such service by name), where the topology has one. Uses the truth only to build the case.
     - symptom_service: the symptom as an alert gives it, the service without its series (the
       ranking infers the series, as on the live path), where the scenario names one.
+    - exporter_names: every metric under a name and unit an exporter might give it instead of
+      the `<kind>_<stat>` convention (`ResponseTimeP90(ms)` in milliseconds, `ErrorRateAvg(%)`
+      and `SuccessRateAvg(%)` in percent, `CpuUsageAvg(%)` x100), the symptom's series renamed
+      alike: the ranking must read them as the same quantities.
     - no_traces, no_logs: that signal removed, for scenarios that have it.
     - metrics_only: traces and logs both removed, for scenarios that have either.
     - from_alert, from_alert_lead: where the scenario records when its alert fired, the window
@@ -223,6 +228,21 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
             )
     if scenario.symptom.metric is not None:
         yield "symptom_service", replace(scenario, symptom=Symptom(service=scenario.symptom.service))
+    renamed = {
+        service: dict(exporter_named(metric, points) for metric, points in per.items())
+        for service, per in scenario.metrics.items()
+    }
+    symptom_metric = scenario.symptom.metric
+    if symptom_metric is not None:
+        symptom_metric = exporter_named(symptom_metric, [])[0]
+    yield (
+        "exporter_names",
+        replace(
+            scenario,
+            metrics=renamed,
+            symptom=Symptom(service=scenario.symptom.service, metric=symptom_metric),
+        ),
+    )
     if scenario.traces:
         yield "no_traces", replace(scenario, traces=[])
     if scenario.logs:
@@ -235,6 +255,27 @@ def variants(scenario: Scenario, truth: Truth) -> Iterator[tuple[str, Scenario]]
         yield "from_alert", replace(scenario, anomalous=(scenario.alert_at, end))
         opened = max(scenario.normal[1], scenario.alert_at - LEAD_IN_SECONDS)
         yield "from_alert_lead", replace(scenario, anomalous=(opened, end))
+
+
+# Kind -> (name before the statistic, unit suffix, factor from our unit to it).
+_EXPORTER_NAMES = {
+    Kind.LATENCY: ("ResponseTime", "(ms)", 1000.0),
+    Kind.ERRORS: ("ErrorRate", "(%)", 100.0),
+    Kind.AVAILABILITY: ("SuccessRate", "(%)", 100.0),
+    Kind.REQUESTS: ("Throughput", "", 1.0),
+    Kind.CPU: ("CpuUsage", "(%)", 100.0),
+    Kind.MEMORY: ("MemoryUsage", "", 1.0),
+}
+
+
+def exporter_named(metric: str, points: Sequence[Point]) -> tuple[str, list[Point]]:
+    """A metric as an exporter might name it, in that name's unit (OTHER kinds unchanged)."""
+    info = metric_info(metric)
+    if info.kind not in _EXPORTER_NAMES:
+        return metric, list(points)
+    stem, unit, factor = _EXPORTER_NAMES[info.kind]
+    name = f"{stem}{(info.stat or '').capitalize()}{unit}"
+    return name, [(t, v * factor) for t, v in points]
 
 
 def evaluate(

@@ -3,7 +3,9 @@
     topology.yaml   optional: services with depends_on (edges point from caller to callee);
                     without it the services are those with data, the edges the traces' calls
     metrics.csv     timestamp,service,metric,value (normal period and incident; metric names
-                    `<kind>_<stat>` as in rca.series; availability a ratio, or in percent)
+                    `<kind>_<stat>` as in rca.series, or an exporter's own, read word by word:
+                    `ResponseTimeP90(ms)`; latency in seconds unless the name says ms;
+                    availability and errors ratios unless the name says percent)
     incident.json   {"symptom": {"service": .., "metric": ..}, "normal": [t0, t1], "anomalous": [t2, t3],
                      "baselines": {"traces": [t0, t1], "logs": [t0, t1]}, "alert_at": t}
                     (baselines optional; alert_at optional: when the first alert fired, for the

@@ -20,7 +20,7 @@ from rca.ranking import (
     score_services,
     window_from_symptom_onset,
 )
-from rca.series import Direction, Kind, metric_info
+from rca.series import Direction, Kind, metric_info, with_canonical_units
 from rca.topology import Topology
 
 STEP = 60.0
@@ -79,6 +79,44 @@ def test_metric_names_carry_kind_stat_and_direction() -> None:
     assert metric_info("requests_sum").direction == Direction.BOTH
     assert metric_info("saturation_max").is_resource
     assert metric_info("queue_lag").kind == Kind.OTHER  # unknown names are tolerated
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "stat", "unit"),
+    [
+        ("latency_p90", Kind.LATENCY, "p90", None),
+        ("latency_Average", Kind.LATENCY, "avg", None),  # PetShop's own statistic names
+        ("PodServerLatencyP90(s)", Kind.LATENCY, "p90", None),  # Nezha's own names
+        ("PodSuccessRate(%)", Kind.AVAILABILITY, None, "percent"),
+        ("PodWorkload(Ops)", Kind.REQUESTS, None, None),
+        ("CpuUsageRate(%)", Kind.CPU, None, "percent"),
+        ("ResponseTimeP90(ms)", Kind.LATENCY, "p90", "ms"),
+        ("http_server_duration_seconds_p99", Kind.LATENCY, "p99", None),
+        ("error_rate", Kind.ERRORS, None, None),
+        ("memory_usage_bytes", Kind.MEMORY, None, None),
+        # A qualifier that changes the quantity keeps the name OTHER: a client's latency holds
+        # the network and its own queueing; a counter read raw only grows.
+        ("PodClientLatencyP90(s)", Kind.OTHER, "p90", None),
+        ("clientlatency_p90", Kind.OTHER, "p90", None),
+        ("http_requests_total", Kind.OTHER, None, None),
+        ("NetworkReceiveBytes", Kind.OTHER, None, None),
+    ],
+)
+def test_metric_names_of_exporters_and_datasets_are_read_word_by_word(
+    name: str, kind: Kind, stat: str | None, unit: str | None
+) -> None:
+    info = metric_info(name)
+    assert (info.kind, info.stat, info.unit) == (kind, stat, unit)
+
+
+def test_series_in_milliseconds_and_percent_are_ranked_in_seconds_and_ratios() -> None:
+    metrics = {
+        "api": {"ResponseTimeP99(ms)": [(0.0, 250.0)], "ErrorRate(%)": [(0.0, 5.0)], "cpu_avg": [(0.0, 40.0)]}
+    }
+    canonical = with_canonical_units(metrics)["api"]
+    assert canonical["ResponseTimeP99(ms)"] == [(0.0, 0.25)]
+    assert canonical["ErrorRate(%)"] == [(0.0, 0.05)]
+    assert canonical["cpu_avg"] == [(0.0, 40.0)]  # resource use is compared with itself only
 
 
 def test_robust_z_ignores_a_spike_in_the_normal_period_and_flags_a_shift() -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from evals.rca.evaluate import rank_candidates
+from evals.rca.evaluate import rank_candidates, variants
 from evals.rca.scenario import Scenario, find_scenarios, load_scenario, load_truth
 from models.rca import LEAD_IN_SECONDS
 from tests.realdata import MARGIN, assert_floors, committed_report, variant_ac1
@@ -113,3 +113,38 @@ def test_availability_in_percent_ranks_as_a_ratio() -> None:
         as_ratio = [c.service for c in rank_candidates(scenario, limit=5)]
         in_percent = [c.service for c in rank_candidates(replace(scenario, metrics=percent), limit=5)]
         assert in_percent == as_ratio, path.name
+
+
+def test_metrics_under_other_names_and_units_rank_as_under_ours() -> None:
+    """Another converter or exporter names the same series its own way: PetShop's own statistic
+    names (`latency_Average`, availability in percent) or an exporter's (`ResponseTimeP90(ms)` in
+    milliseconds, `SuccessRateAvg(%)`: the eval's `exporter_names` variant). Each is read as the
+    same quantity in the same unit, and the ranking is the same. Before names were read word by
+    word, the exporter's names gave AC@1 0.000 on high traffic."""
+    native_stat = {"avg": "Average", "sum": "Sum"}
+    for path in find_scenarios([ROOT / "high-traffic"]):
+        scenario = load_scenario(path)
+        truth = load_truth(path)
+        as_ours = [c.service for c in rank_candidates(scenario, limit=5)]
+        native = {
+            service: {
+                f"{kind}_{native_stat.get(stat, stat)}": [
+                    (t, v * 100 if kind == "availability" else v) for t, v in points
+                ]
+                for metric, points in per.items()
+                for kind, _, stat in [metric.rpartition("_")]
+            }
+            for service, per in scenario.metrics.items()
+        }
+        symptom = scenario.symptom
+        assert symptom.metric is not None
+        kind, _, stat = symptom.metric.rpartition("_")
+        renamed = replace(
+            scenario,
+            metrics=native,
+            symptom=symptom.model_copy(update={"metric": f"{kind}_{native_stat.get(stat, stat)}"}),
+        )
+        assert [c.service for c in rank_candidates(renamed, limit=5)] == as_ours, path.name
+        exporter = dict(variants(scenario, truth))["exporter_names"]
+        assert exporter.symptom.metric != symptom.metric
+        assert [c.service for c in rank_candidates(exporter, limit=5)] == as_ours, path.name
