@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -221,19 +221,32 @@ class MetricsFileError(ValueError):
     """metrics.csv does not parse; the message names the file and the line."""
 
 
+# Epoch numbers past this are not seconds (it is the year 5138): milliseconds (CSV exports,
+# JavaScript, X-Ray), microseconds (Jaeger) or nanoseconds (Loki, OpenTelemetry).
+_EPOCH_SECONDS_BELOW = 1e11
+
+
+def _epoch_seconds(value: float) -> float:
+    while math.isfinite(value) and abs(value) >= _EPOCH_SECONDS_BELOW:
+        value /= 1000.0
+    return value
+
+
 def parse_time(value: str | float | int, *, where: str = "") -> float:
-    """Unix seconds from a number or an ISO-8601 timestamp."""
+    """Unix seconds from a number (seconds, or epoch milli-, micro- or nanoseconds, told apart
+    by size) or an ISO-8601 timestamp (UTC when it names no zone)."""
     if isinstance(value, int | float):
-        return float(value)
+        return _epoch_seconds(float(value))
     text = value.strip()
     try:
-        return float(text)
+        return _epoch_seconds(float(text))
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"{where}bad timestamp {value!r}: expected unix seconds or ISO-8601") from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def load_metrics_csv(path: Path) -> dict[str, dict[str, list[Point]]]:

@@ -25,9 +25,10 @@
     sources.json    optional: provenance (dataset, signals present); never read by ranking
     truth.json      {"root_cause": "<service>", "fault": "<kind>"}  (read only by the evaluator)
 
-Any of the CSV files may be gzipped (`metrics.csv.gz`). Times are unix seconds or ISO-8601
-strings. `baselines` gives a signal its own normal window when its fault-free data was
-recorded elsewhere than the metrics' normal period (Nezha's traces and logs); otherwise each
+Any of the CSV files may be gzipped (`metrics.csv.gz`). Times are unix seconds (or epoch
+milli-, micro- or nanoseconds, told apart by size) or ISO-8601 strings (UTC when they name no
+zone). `baselines` gives a signal its own normal window when its fault-free data was recorded
+elsewhere than the metrics' normal period (Nezha's traces and logs); otherwise each
 signal uses `normal`. When topology.yaml lists services without any edge and traces are
 present, the call graph is taken from the traces.
 """
