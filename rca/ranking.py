@@ -714,12 +714,19 @@ def rank_root_causes(
     # own metrics single it out) is the second opinion, multiplied in as in the fused case.
     own_metrics = fused_scores(anomalies, universe) if fused is None else None
     failing_symptom = _failing_symptom(anomalies, symptom)
-    quiet = _symptom_quiet_times(metrics, symptom, normal, anomalous)
+    span = anomalous
+    quiet = _symptom_quiet_times(metrics, symptom, normal, span)
+    if not quiet and normal[1] + ONSET_MARGIN_SECONDS < anomalous[0]:
+        # A window opened at (or just before) an alert may hold none of the symptom's quiet
+        # times: then they are read since the normal period ended (past the margin), the
+        # minutes in which the incident's services were seen while the symptom was still normal.
+        span = (normal[1] + ONSET_MARGIN_SECONDS, anomalous[1])
+        quiet = _symptom_quiet_times(metrics, symptom, normal, span)
     unrelated = {
         name
         for name, found in anomalies.items()
         if name != (symptom.service if symptom else None)
-        and _unrelated_to_symptom(metrics, found, quiet, normal, anomalous)
+        and _unrelated_to_symptom(metrics, found, quiet, normal, span)
     }
     scored: list[tuple[float, str, list[tuple[str, int, float]]]] = []
     for service in sorted(universe):
@@ -849,17 +856,16 @@ def window_from_symptom_onset(
 
 
 def _symptom_quiet_times(
-    metrics: Metrics, symptom: Symptom | None, normal: tuple[float, float], anomalous: tuple[float, float]
+    metrics: Metrics, symptom: Symptom | None, normal: tuple[float, float], span: tuple[float, float]
 ) -> list[float]:
-    """When, inside the incident window, the symptom was plainly normal: its points before it
-    turned anomalous or after it recovered (z under 1). Empty unless the symptom series has a
-    sustained anomaly (two consecutive points at Z_CENTER or more: one spike is not one) and
-    at least two such quiet points, so noise inside the anomaly never counts."""
+    """When, in `span` (the incident window, or the time since the normal period), the symptom
+    was plainly normal: its points before it turned anomalous or after it recovered (z under
+    1). Empty unless the symptom series has a sustained anomaly (two consecutive points at
+    Z_CENTER or more: one spike is not one) and at least two such quiet points, so noise
+    inside the anomaly never counts."""
     if symptom is None or symptom.metric is None:
         return []
-    zs = _zs_by_time(
-        symptom.metric, metrics.get(symptom.service, {}).get(symptom.metric, ()), normal, anomalous
-    )
+    zs = _zs_by_time(symptom.metric, metrics.get(symptom.service, {}).get(symptom.metric, ()), normal, span)
     times = sorted(zs)
     if not any(zs[a] >= Z_CENTER and zs[b] >= Z_CENTER for a, b in itertools.pairwise(times)):
         return []
@@ -873,7 +879,7 @@ def _unrelated_to_symptom(
     found: ServiceAnomaly,
     quiet: Sequence[float],
     normal: tuple[float, float],
-    anomalous: tuple[float, float],
+    span: tuple[float, float],
 ) -> bool:
     """Was the service as anomalous while the symptom was normal as while it was not?
 
@@ -892,7 +898,7 @@ def _unrelated_to_symptom(
     if not travelling:
         return False
     for m in travelling:
-        zs = _zs_by_time(m.metric, metrics[found.service][m.metric], normal, anomalous)
+        zs = _zs_by_time(m.metric, metrics[found.service][m.metric], normal, span)
         while_quiet = [zs[t] for t in quiet if t in zs]
         while_anomalous = [z for t, z in zs.items() if t not in quiet]
         if not while_quiet or not while_anomalous:

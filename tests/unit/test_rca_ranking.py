@@ -501,6 +501,32 @@ def test_an_anomaly_that_held_while_the_symptom_was_normal_is_not_its_cause() ->
     assert not any(e.kind == "unrelated_to_symptom" for c in candidates for e in c.evidence)
 
 
+def test_the_symptoms_quiet_times_are_read_since_the_normal_period_not_only_in_the_window() -> None:
+    # frontend slowed at minute 75 and the alert opened the window at minute 80: inside the
+    # window it was never normal. But it was normal from the normal period's end (minute 59,
+    # plus the one-minute margin) to minute 75, while ads was already as slow as it is now:
+    # ads' anomaly is not what frontend shows. payments slowed with frontend.
+    def from_minute(level: float, during: float, onset: float, seed: int) -> list[tuple[float, float]]:
+        rng = random.Random(seed)
+        return [
+            (t, (during if t >= onset * STEP else level) * (1 + rng.gauss(0, 0.01))) for t, _ in series(level)
+        ]
+
+    metrics = shop()
+    metrics["frontend"]["latency_p90"] = from_minute(0.05, 0.4, 75, seed=1)
+    metrics["payments"]["latency_p90"] = from_minute(0.05, 0.3, 75, seed=2)
+    metrics["ads"]["latency_p90"] = from_minute(0.05, 3.0, 60, seed=3)
+    slow = Symptom(service="frontend", metric="latency_p90")
+    at_alert = (80 * STEP, ANOMALOUS[1])
+    candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, at_alert, limit=None)
+    assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
+    assert any(e.kind == "unrelated_to_symptom" for c in candidates if c.service == "ads" for e in c.evidence)
+    # Slow only since frontend was, ads is a candidate like any other (here the stronger one).
+    metrics["ads"]["latency_p90"] = from_minute(0.05, 3.0, 75, seed=3)
+    candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, at_alert, limit=None)
+    assert candidates[0].service == "ads", [(c.service, c.score) for c in candidates]
+
+
 def test_a_window_opened_at_the_alert_opens_back_to_the_symptoms_onset() -> None:
     # frontend slowed at minute 64; the alert fired, and the window opened, at minute 70. Its
     # anomalous minutes before that belong to the incident; the normal period (to minute 59)
