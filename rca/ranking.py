@@ -136,8 +136,18 @@ class MetricAnomaly:
     intensity: float
 
     def summary(self) -> str:
+        # Values are in seconds and ratios (with_canonical_units); a name that declares another
+        # unit ("ResponseTimeP90(ms)") gets the unit shown, so 0.25 is not read as 0.25 ms.
+        declared = metric_info(self.metric).unit
+        unit = (
+            " s"
+            if declared in ("ms", "us")
+            else " (ratio)"
+            if declared == "percent" and self.kind in FAILURE_KINDS
+            else ""
+        )
         return (
-            f"{self.metric} {_fmt(self.incident_value)} vs normal {_fmt(self.normal_median)} "
+            f"{self.metric} {_fmt(self.incident_value)}{unit} vs normal {_fmt(self.normal_median)}{unit} "
             f"(robust z {self.z:.1f}, {self.incident_points} pts vs {self.normal_points})"
         )
 

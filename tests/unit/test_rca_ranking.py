@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -117,6 +118,11 @@ def test_series_in_milliseconds_and_percent_are_ranked_in_seconds_and_ratios() -
     assert canonical["ResponseTimeP99(ms)"] == [(0.0, 0.25)]
     assert canonical["ErrorRate(%)"] == [(0.0, 0.05)]
     assert canonical["cpu_avg"] == [(0.0, 40.0)]  # resource use is compared with itself only
+    # Evidence keeps the exporter's name and says the values are now seconds, not milliseconds.
+    slow = rank_root_causes(
+        None, {"api": {"ResponseTimeP99(ms)": series(100.0, 900.0, seed=5)}}, "api", NORMAL, ANOMALOUS
+    )
+    assert re.match(r"ResponseTimeP99\(ms\) 0\.9\d* s vs normal 0\.\d+ s ", slow[0].evidence[0].summary)
 
 
 def test_robust_z_ignores_a_spike_in_the_normal_period_and_flags_a_shift() -> None:
