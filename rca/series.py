@@ -136,7 +136,8 @@ _QUALIFIERS = frozenset(
 
 
 def _words(name: str) -> list[str]:
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).replace("%", "_percent_")
+    # Camel case and acronyms apart: "PodSuccessRate" -> Pod Success Rate, "HTTPRequest" -> HTTP Request.
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).replace("%", "_percent_")
     return [w for w in re.split(r"[^a-z0-9]+", spaced.lower()) if w]
 
 
@@ -177,11 +178,12 @@ def metric_info(name: str) -> MetricInfo:
 
 
 PERCENT_ABOVE = 2.0
+# Availability is not here: its values tell (below), and a ratio mislabelled percent would
+# otherwise sit near 0.01, where no dip shows. An error ratio of 0.5 could be either.
 _TO_CANONICAL = {
     (Kind.LATENCY, "ms"): 1e-3,
     (Kind.LATENCY, "us"): 1e-6,
     (Kind.ERRORS, "percent"): 1e-2,
-    (Kind.AVAILABILITY, "percent"): 1e-2,
 }
 
 
@@ -189,9 +191,9 @@ def _to_canonical(metric: str, points: Sequence[Point]) -> float:
     """The factor that brings a series to seconds and ratios (1.0: already there, or unknown)."""
     info = metric_info(metric)
     factor = _TO_CANONICAL.get((info.kind, info.unit or ""), 1.0)
-    if factor == 1.0 and info.kind == Kind.AVAILABILITY and any(v > PERCENT_ABOVE for _, v in points):
-        # Nothing in the name says percent, but a value above 2 cannot be a ratio (noise puts a
-        # ratio a little over 1, never twice it); one that never reaches 2 % is down either way.
+    if info.kind == Kind.AVAILABILITY and any(v > PERCENT_ABOVE for _, v in points):
+        # Whatever the name says, a value above 2 cannot be a ratio (noise puts a ratio a
+        # little over 1, never twice it); one that never reaches 2 % is down either way.
         factor = 1e-2
     return factor
 
@@ -201,8 +203,9 @@ def with_canonical_units(metrics: Metrics) -> Metrics:
 
     The ranking's floors (a millisecond, 0.2 percentage points) and the error budget
     (1 - availability) assume those units: read as a ratio, a 99.5 % series has a budget of
-    -98.5 and no dip in it would ever count. The unit comes from the name (`_ms`, `(%)`), and
-    availability above 2 is percent whatever the name says. Names are kept, so a symptom
+    -98.5 and no dip in it would ever count. A latency's or an error series' unit comes from
+    its name (`_ms`, `(%)`); availability is percent when a value is above 2, whatever the name
+    says. Names are kept, so a symptom
     names its series as before. Series in other units (a latency in ms whose name does not
     say so, an error count) are as given: nothing in the data tells.
     """

@@ -95,6 +95,7 @@ def test_metric_names_carry_kind_stat_and_direction() -> None:
         ("http_server_duration_seconds_p99", Kind.LATENCY, "p99", None),
         ("error_rate", Kind.ERRORS, None, None),
         ("memory_usage_bytes", Kind.MEMORY, None, None),
+        ("HTTPRequestRate", Kind.REQUESTS, None, None),
         # A qualifier that changes the quantity keeps the name OTHER: a client's latency holds
         # the network and its own queueing; a counter read raw only grows.
         ("PodClientLatencyP90(s)", Kind.OTHER, "p90", None),
@@ -118,6 +119,13 @@ def test_series_in_milliseconds_and_percent_are_ranked_in_seconds_and_ratios() -
     assert canonical["ResponseTimeP99(ms)"] == [(0.0, 0.25)]
     assert canonical["ErrorRate(%)"] == [(0.0, 0.05)]
     assert canonical["cpu_avg"] == [(0.0, 40.0)]  # resource use is compared with itself only
+    # Availability's values tell: percent above 2, whatever the name says, so a ratio under a
+    # percent name stays a ratio.
+    named = {"api": {"SuccessRate(%)": [(0.0, 99.5)], "Availability(%)": [(0.0, 0.995)]}}
+    assert with_canonical_units(named)["api"] == {
+        "SuccessRate(%)": [(0.0, 0.995)],
+        "Availability(%)": [(0.0, 0.995)],
+    }
     # Evidence keeps the exporter's name and says the values are now seconds, not milliseconds.
     slow = rank_root_causes(
         None, {"api": {"ResponseTimeP99(ms)": series(100.0, 900.0, seed=5)}}, "api", NORMAL, ANOMALOUS
