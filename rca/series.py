@@ -109,6 +109,8 @@ _STAT_WORDS = {
     "median": "p50",
     "minimum": "min",
     "maximum": "max",
+    # Percentiles written as a number (`latency-90`, `latency_99th`, `latency_percentile_95`).
+    **{f"{q}{suffix}": f"p{q}" for q in (50, 90, 95, 99) for suffix in ("", "th")},
 }
 _UNIT_WORDS = {
     "s": None,
@@ -132,7 +134,7 @@ _UNIT_WORDS = {
 # counter (`http_requests_total`) read raw only ever grows, and stays OTHER.
 _QUALIFIERS = frozenset(
     ("pod", "container", "service", "server", "http", "grpc", "usage", "utilization", "utilisation")
-) | frozenset(("used", "rate", "count", "per", "ops", "bytes", "value"))
+) | frozenset(("used", "rate", "count", "per", "ops", "bytes", "value", "percentile", "quantile"))
 
 
 def _words(name: str) -> list[str]:

@@ -96,6 +96,9 @@ def test_metric_names_carry_kind_stat_and_direction() -> None:
         ("error_rate", Kind.ERRORS, None, None),
         ("memory_usage_bytes", Kind.MEMORY, None, None),
         ("HTTPRequestRate", Kind.REQUESTS, None, None),
+        ("latency-90", Kind.LATENCY, "p90", None),  # RCAEval's columns, the service cut off
+        ("latency_percentile_99th", Kind.LATENCY, "p99", None),
+        ("mem", Kind.MEMORY, None, None),
         # A qualifier that changes the quantity keeps the name OTHER: a client's latency holds
         # the network and its own queueing; a counter read raw only grows.
         ("PodClientLatencyP90(s)", Kind.OTHER, "p90", None),
