@@ -48,7 +48,7 @@ from models.rca import (
 )
 from rca.logmining import mine_logs
 from rca.ranking import rank_root_causes, score_series
-from rca.series import Metrics, Point
+from rca.series import Kind, Metrics, Point, metric_info
 from rca.signals import LogPairStat, LogStat, TraceStat, with_trace_edges
 from rca.spans import aggregate_spans
 from rca.topology import Topology
@@ -78,6 +78,16 @@ class TelemetryConfig:
         if not _LABEL.match(self.service_label):
             raise ValueError(
                 f"prometheus_service_label {self.service_label!r} is not a Prometheus label name"
+            )
+        # A name diagnosis cannot read is still gathered and scored, but no latency, error or
+        # availability rule reads it: say so once, at start, not silently on every incident.
+        unread = sorted(name for name in self.queries if metric_info(name).kind == Kind.OTHER)
+        if unread:
+            logger.warning(
+                "prometheus_queries: %s read as no known kind (latency, errors, availability, "
+                "requests, cpu, memory, saturation); name them like latency_p99, errors_avg or "
+                "ResponseTimeP99(ms) for diagnosis to use them as such",
+                ", ".join(unread),
             )
 
     @classmethod

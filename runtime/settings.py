@@ -317,8 +317,8 @@ class Settings(BaseSettings):
     prometheus_service_label: str = Field(default="service", description="the label that names a service")
     prometheus_queries: dict[str, str] = Field(
         default_factory=dict,
-        description="metric name (<kind>_<stat>) -> PromQL using $services and $window; "
-        "empty: the built-in set in integrations/prometheus.py",
+        description="metric name (<kind>_<stat>, or an exporter's such as ResponseTimeP99(ms), read word by "
+        "word) -> PromQL using $services and $window; empty: the built-in set in integrations/prometheus.py",
     )
     prometheus_rate_window: str = Field(default="5m", description="range for rate() in the built-in queries")
     telemetry_normal_seconds: float = Field(

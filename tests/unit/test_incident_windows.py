@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import random
 
 import pytest
 
-from activities.telemetry import incident_windows
+from activities.telemetry import TelemetryConfig, incident_windows
 from models.rca import Symptom
 from rca.ranking import rank_root_causes
 from rca.topology import Topology
@@ -60,3 +61,24 @@ def test_the_minutes_before_the_alert_tell_a_standing_anomaly_from_the_fault(lea
     else:
         # Without the lead-in the window holds nothing from before the fault: no way to tell.
         assert ranked[0].service == "ads" and not flagged
+
+
+def test_a_configured_query_whose_name_diagnosis_cannot_read_is_reported_at_start(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    queries = {
+        "ResponseTimeP99(ms)": "q1",
+        "errors_avg": "q2",
+        "queue_lag": "q3",
+        "http_requests_total": "q4",
+    }
+    with caplog.at_level(logging.WARNING, logger="runtime.tracing"):
+        TelemetryConfig(prometheus_url="http://127.0.0.1:9", queries=queries)
+    unread = [r.getMessage() for r in caplog.records if "prometheus_queries" in r.getMessage()]
+    assert len(unread) == 1 and unread[0].startswith(
+        "prometheus_queries: http_requests_total, queue_lag read as"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="runtime.tracing"):
+        TelemetryConfig(prometheus_url="http://127.0.0.1:9")  # the built-in set: every name read
+    assert not [r for r in caplog.records if "prometheus_queries" in r.getMessage()]
