@@ -139,13 +139,9 @@ class MetricAnomaly:
         # Values are in seconds and ratios (with_canonical_units); a name that declares another
         # unit ("ResponseTimeP90(ms)") gets the unit shown, so 0.25 is not read as 0.25 ms.
         declared = metric_info(self.metric).unit
-        unit = (
-            " s"
-            if declared in ("ms", "us")
-            else " (ratio)"
-            if declared == "percent" and self.kind in FAILURE_KINDS
-            else ""
-        )
+        unit = {"ms": " s", "us": " s"}.get(declared or "", "")
+        if declared == "percent" and self.kind in FAILURE_KINDS:
+            unit = " (ratio)"
         return (
             f"{self.metric} {_fmt(self.incident_value)}{unit} vs normal {_fmt(self.normal_median)}{unit} "
             f"(robust z {self.z:.1f}, {self.incident_points} pts vs {self.normal_points})"
@@ -676,7 +672,7 @@ def rank_root_causes(
     universe = set(topo.services) | set(metrics) | alert_services
     if symptom is not None:
         universe.add(symptom.service)
-    if symptom is not None and normal[1] + ONSET_MARGIN_SECONDS < anomalous[0]:
+    if symptom is not None and _past_margin(normal) < anomalous[0]:
         # The incident began when its symptom did, which may be before the window opened; only
         # a gap between the normal period and the window leaves room to open it back into.
         alone = score_services({symptom.service: metrics.get(symptom.service, {})}, normal, anomalous)
@@ -726,11 +722,11 @@ def rank_root_causes(
     failing_symptom = _failing_symptom(anomalies, symptom)
     span = anomalous
     quiet = _symptom_quiet_times(metrics, symptom, normal, span)
-    if not quiet and normal[1] + ONSET_MARGIN_SECONDS < anomalous[0]:
+    if not quiet and _past_margin(normal) < anomalous[0]:
         # A window opened at (or just before) an alert may hold none of the symptom's quiet
         # times: then they are read since the normal period ended (past the margin), the
         # minutes in which the incident's services were seen while the symptom was still normal.
-        span = (normal[1] + ONSET_MARGIN_SECONDS, anomalous[1])
+        span = (_past_margin(normal), anomalous[1])
         quiet = _symptom_quiet_times(metrics, symptom, normal, span)
     unrelated = {
         name
@@ -830,6 +826,12 @@ def _fails_itself(found: ServiceAnomaly | None) -> float:
     return max(failing) if failing else 1.0
 
 
+def _past_margin(normal: tuple[float, float]) -> float:
+    """The earliest time the incident may be read from: ONSET_MARGIN_SECONDS after the normal
+    period (the margin that keeps a fault's ramp out of "normal" stays a margin)."""
+    return normal[1] + ONSET_MARGIN_SECONDS
+
+
 def normal_before_incident(
     normal: tuple[float, float], anomalous: tuple[float, float]
 ) -> tuple[float, float]:
@@ -852,7 +854,7 @@ def window_from_symptom_onset(
     period (the margin that keeps a fault's ramp out of "normal" stays a margin)."""
     if symptom is None or symptom.metric is None:
         return anomalous
-    before = (normal[1] + ONSET_MARGIN_SECONDS, math.nextafter(anomalous[0], -math.inf))
+    before = (_past_margin(normal), math.nextafter(anomalous[0], -math.inf))
     if before[0] > before[1]:
         return anomalous
     points = metrics.get(symptom.service, {}).get(symptom.metric, ())

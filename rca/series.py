@@ -133,8 +133,11 @@ _UNIT_WORDS = {
 # Words that say where or how a quantity was counted, not what it is. Not `total`: a Prometheus
 # counter (`http_requests_total`) read raw only ever grows, and stays OTHER.
 _QUALIFIERS = frozenset(
-    ("pod", "container", "service", "server", "http", "grpc", "usage", "utilization", "utilisation")
-) | frozenset(("used", "rate", "count", "per", "ops", "bytes", "value", "percentile", "quantile"))
+    (
+        *("pod", "container", "service", "server", "http", "grpc", "usage", "utilization", "utilisation"),
+        *("used", "rate", "count", "per", "ops", "bytes", "value", "percentile", "quantile"),
+    )
+)
 
 
 def _words(name: str) -> list[str]:
