@@ -874,14 +874,24 @@ def _symptom_quiet_times(
     was plainly normal: its points before it turned anomalous or after it recovered (z under
     1). Empty unless the symptom series has a sustained anomaly (two consecutive points at
     Z_CENTER or more: one spike is not one) and at least two such quiet points, so noise
-    inside the anomaly never counts."""
+    inside the anomaly never counts.
+
+    A mild symptom never reaches Z_CENTER twice running: a 0.5 % availability loss against a
+    floor-bound spread is z 2-3. The alert says it is anomalous all the same, so two
+    consecutive points at half Z_CENTER mark its stretch, provided no plainly normal point
+    falls inside it: a series that flaps at that level (or is noise) tells no quiet times."""
     if symptom is None or symptom.metric is None:
         return []
     zs = _zs_by_time(symptom.metric, metrics.get(symptom.service, {}).get(symptom.metric, ()), normal, span)
     times = sorted(zs)
+    level = Z_CENTER
     if not any(zs[a] >= Z_CENTER and zs[b] >= Z_CENTER for a, b in itertools.pairwise(times)):
+        level = Z_CENTER / 2
+        if not any(zs[a] >= level and zs[b] >= level for a, b in itertools.pairwise(times)):
+            return []
+    on = [t for t in times if zs[t] >= level]
+    if level < Z_CENTER and any(zs[t] < 1.0 for t in times if on[0] <= t <= on[-1]):
         return []
-    on = [t for t in times if zs[t] >= Z_CENTER]
     quiet = [t for t in times if zs[t] < 1.0 and not on[0] <= t <= on[-1]]
     return quiet if len(quiet) >= 2 else []
 
