@@ -481,24 +481,33 @@ def test_a_service_that_stopped_failing_fast_is_not_slower() -> None:
     assert scored["search"].metrics[0].kind == Kind.LATENCY and (scored["search"].belief or 0.0) > 0.9
 
 
+def episode(level: float, during: float, seed: int, dips: tuple[int, ...] = ()) -> list[tuple[float, float]]:
+    """At `level`, except from the window's sixth minute to its fifth-last, at `during` (but
+    at the points numbered in `dips`): a symptom's whole episode inside the window."""
+    rng = random.Random(seed)
+    out = []
+    for i, (t, _) in enumerate(series(level)):
+        inside = ANOMALOUS[0] + 5 * STEP <= t < ANOMALOUS[1] - 4 * STEP and i not in dips
+        out.append((t, (during if inside else level) * (1 + rng.gauss(0, 0.01))))
+    return out
+
+
+def held_decoy(symptom_during: float) -> dict[str, dict[str, list[tuple[float, float]]]]:
+    """frontend (the symptom) and payments slow through the same episode; ads slow all along."""
+    metrics = shop()
+    metrics["frontend"]["latency_p90"] = episode(0.05, symptom_during, seed=1)
+    metrics["payments"]["latency_p90"] = episode(0.05, 0.3, seed=2)
+    metrics["ads"]["latency_p90"] = series(0.05, 3.0, noise=0.01, seed=3)
+    return metrics
+
+
 def test_an_anomaly_that_held_while_the_symptom_was_normal_is_not_its_cause() -> None:
     # The window holds the symptom's whole episode: frontend was normal for its first and last
     # five minutes and slow in between. payments was slow exactly then. ads was slow all along,
     # far slower than its normal (a path the symptom's requests do not take, or another
     # deployment state): latency reaches callers in the same minute, so ads' level, the same
     # while frontend was normal, is not what frontend shows.
-    def episode(level: float, during: float, seed: int) -> list[tuple[float, float]]:
-        rng = random.Random(seed)
-        out = []
-        for t, _ in series(level):
-            inside = ANOMALOUS[0] + 5 * STEP <= t < ANOMALOUS[1] - 4 * STEP
-            out.append((t, (during if inside else level) * (1 + rng.gauss(0, 0.01))))
-        return out
-
-    metrics = shop()
-    metrics["frontend"]["latency_p90"] = episode(0.05, 0.4, seed=1)
-    metrics["payments"]["latency_p90"] = episode(0.05, 0.3, seed=2)
-    metrics["ads"]["latency_p90"] = series(0.05, 3.0, noise=0.01, seed=3)
+    metrics = held_decoy(symptom_during=0.4)
     slow = Symptom(service="frontend", metric="latency_p90")
     candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
     by_name = {c.service: c for c in candidates}
@@ -523,20 +532,7 @@ def test_a_mild_symptom_held_for_minutes_still_tells_when_it_was_normal() -> Non
     # floor-bound spread (as a 0.5 % availability loss does), never the Z_CENTER of 4 in two
     # points running. It still held that level for a stretch with plainly normal minutes around
     # it, so those minutes are its quiet times, and ads, slow all along, is not what it shows.
-    def episode(
-        level: float, during: float, seed: int, dips: tuple[int, ...] = ()
-    ) -> list[tuple[float, float]]:
-        rng = random.Random(seed)
-        out = []
-        for i, (t, _) in enumerate(series(level)):
-            inside = ANOMALOUS[0] + 5 * STEP <= t < ANOMALOUS[1] - 4 * STEP and i not in dips
-            out.append((t, (during if inside else level) * (1 + rng.gauss(0, 0.01))))
-        return out
-
-    metrics = shop()
-    metrics["frontend"]["latency_p90"] = episode(0.05, 0.058, seed=1)
-    metrics["payments"]["latency_p90"] = episode(0.05, 0.3, seed=2)
-    metrics["ads"]["latency_p90"] = series(0.05, 3.0, noise=0.01, seed=3)
+    metrics = held_decoy(symptom_during=0.058)
     slow = Symptom(service="frontend", metric="latency_p90")
     candidates = rank_root_causes(SHOP, metrics, slow, NORMAL, ANOMALOUS, limit=None)
     assert candidates[0].service == "payments", [(c.service, c.score) for c in candidates]
