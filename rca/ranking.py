@@ -884,11 +884,13 @@ def _symptom_quiet_times(
         return []
     zs = _zs_by_time(symptom.metric, metrics.get(symptom.service, {}).get(symptom.metric, ()), normal, span)
     times = sorted(zs)
-    level = Z_CENTER
-    if not any(zs[a] >= Z_CENTER and zs[b] >= Z_CENTER for a, b in itertools.pairwise(times)):
-        level = Z_CENTER / 2
-        if not any(zs[a] >= level and zs[b] >= level for a, b in itertools.pairwise(times)):
-            return []
+
+    def held(level: float) -> bool:
+        return any(zs[a] >= level and zs[b] >= level for a, b in itertools.pairwise(times))
+
+    level = Z_CENTER if held(Z_CENTER) else Z_CENTER / 2
+    if not held(level):
+        return []
     on = [t for t in times if zs[t] >= level]
     if level < Z_CENTER and any(zs[t] < 1.0 for t in times if on[0] <= t <= on[-1]):
         return []
