@@ -109,6 +109,14 @@ class Report:
         for group in self.groups():
             cases = [c for c in self.cases if c.group == group]
             out["per_group"][group] = {m: _summaries(cases, m) for m in METHODS}
+            # A system scored on what its cases record: a dataset missing traces or logs for
+            # some cases says so here, not only in the pooled number.
+            out["per_group"][group]["per_signals"] = {
+                "+".join(signals): {
+                    m: summarize([c.positions[m] for c in cases if c.signals == signals]) for m in METHODS
+                }
+                for signals in sorted({c.signals for c in cases}, key=lambda s: (len(s), s))
+            }
             out["per_group"][group]["seconds_per_scenario"] = round(
                 sum(c.seconds for c in cases) / len(cases), 4
             )
@@ -364,6 +372,9 @@ def render(report: Report) -> str:
         lines += [f"== {group}", header, sub, row("all faults", per)]
         for kind in per["rca"]["per_kind"]:
             lines.append(row(kind, {m: per[m]["per_kind"][kind] for m in METHODS}))
+        if len(per["per_signals"]) > 1:
+            for signals, by_method in per["per_signals"].items():
+                lines.append(row(f"with {signals}", by_method))
         lines.append(f"ranking time per scenario: {per['seconds_per_scenario'] * 1000:.1f} ms (load + rank)")
         lines.append("")
     if data.get("robustness"):

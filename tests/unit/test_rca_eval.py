@@ -23,6 +23,7 @@ from evals.rca.evaluate import (
     evaluate,
     position,
     rank_candidates,
+    render,
     summarize,
 )
 from evals.rca.scenario import ScenarioError, find_scenarios, load_scenario, load_truth
@@ -90,6 +91,46 @@ def test_a_shifted_window_that_names_another_overlapping_fault_is_reported_as_su
     robustness = report.to_json()["robustness"]
     assert robustness["shift-15m"]["d/s"]["rca"]["first_is_other_fault"] == 1
     assert robustness["shift-5m"]["d/s"]["rca"]["first_is_other_fault"] == 0
+
+
+def test_a_system_is_also_scored_per_set_of_signals_its_cases_record() -> None:
+    """A dataset that lost traces for some cases (Nezha's OnlineBoutique mirror) must show
+    what that costs, not hide it in the system's one number."""
+
+    def case(name: str, signals: tuple[str, ...], right: bool, group: str = "d/s") -> CaseResult:
+        positions: dict[str, int | None] = dict.fromkeys(METHODS)
+        positions["rca"] = 1 if right else 3
+        return CaseResult(
+            name=name,
+            fault="f",
+            root_cause="x",
+            positions=positions,
+            top=[],
+            seconds=0.0,
+            group=group,
+            signals=signals,
+        )
+
+    both = ("metrics", "traces")
+    report = Report(
+        cases=[
+            case("a", ("metrics",), False),
+            case("b", both, True),
+            case("c", both, True),
+            case("d", both, False),
+            case("e", ("metrics",), True, group="d/one-set"),
+        ]
+    )
+    data = report.to_json()
+    per_signals = data["per_group"]["d/s"]["per_signals"]
+    assert list(per_signals) == ["metrics", "metrics+traces"]
+    assert per_signals["metrics"]["rca"] == {"n": 1, "ac1": 0.0, "ac3": 1.0, "avg5": 0.6}
+    assert per_signals["metrics+traces"]["rca"]["n"] == 3
+    assert per_signals["metrics+traces"]["rca"]["ac1"] == pytest.approx(2 / 3, abs=1e-4)
+    text = render(report)
+    assert "with metrics+traces" in text.split("== d/s")[1]
+    # A system whose cases all record the same signals gets no such rows.
+    assert "with metrics" not in text.split("== d/one-set")[1].split("== d/s")[0]
 
 
 def write_scenario(root: Path, name: str, culprit: str, fault: str) -> Path:
