@@ -282,13 +282,17 @@ def load_metrics_csv(path: Path) -> dict[str, dict[str, list[Point]]]:
                 f"{path}: header must name timestamp,service,metric,value; got {header}"
             ) from None
         width = max(i_t, i_s, i_m, i_v) + 1
+        # Every series shares the same few timestamps: each distinct one is parsed once.
+        times: dict[str, float] = {}
         for line_no, row in enumerate(reader, start=2):
             if not row:
                 continue
             if len(row) < width:
                 raise MetricsFileError(f"{path}:{line_no}: expected {width} columns, got {len(row)}")
             try:
-                ts = parse_time(row[i_t])
+                ts = times.get(row[i_t])
+                if ts is None:
+                    ts = times[row[i_t]] = parse_time(row[i_t])
                 raw = row[i_v].strip()
                 value = float(raw) if raw and raw.lower() not in ("nan", "null", "none") else math.nan
             except ValueError as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from evals.rca.evaluate import accuracy_at, evaluate, position, rank_scenario, variants
-from evals.rca.scenario import Scenario, find_scenarios, load_scenario, load_truth
+from evals.rca.scenario import Scenario, Truth, find_scenarios, load_scenario, load_truth
 
 MARGIN = 0.05
 
@@ -31,18 +31,40 @@ def assert_floors(
             assert ours[key] >= floor, f"{group} {key} {ours[key]} fell below {floor:.3f}"
 
 
+class Committed:
+    """The committed scenarios of some systems (group -> scenario count), each read from disk
+    once: a test module's checks share them (reading is most of what they cost)."""
+
+    def __init__(self, root: Path, systems: Mapping[str, int]) -> None:
+        self.root = root
+        self.systems = systems
+        self._loaded: dict[Path, tuple[Scenario, Truth]] = {}
+
+    def paths(self, *groups: str) -> list[Path]:
+        found = find_scenarios([self.root / group.split("/", 1)[1] for group in groups or self.systems])
+        expected = sum(self.systems[group] for group in groups or self.systems)
+        assert len(found) == expected, f"the committed scenarios under {self.root} are incomplete"
+        return found
+
+    def load(self, path: Path) -> tuple[Scenario, Truth]:
+        if path not in self._loaded:
+            self._loaded[path] = (load_scenario(path), load_truth(path))
+        return self._loaded[path]
+
+    def each(self, *groups: str) -> list[tuple[Path, Scenario, Truth]]:
+        return [(path, *self.load(path)) for path in self.paths(*groups)]
+
+
 def variant_ac1(
-    root: Path,
-    systems: Mapping[str, int],
+    committed: Committed,
     names: tuple[str, ...],
     check: Callable[[Scenario, dict[str, Scenario]], None] | None = None,
 ) -> dict[tuple[str, str], float]:
     """AC@1 of the ranking on robustness variants of every committed scenario, per (variant,
     group); `check` sees each scenario and its variants first (their shape, say)."""
     hits: dict[tuple[str, str], list[int | None]] = {}
-    for group in systems:
-        for path in find_scenarios([root / group.split("/", 1)[1]]):
-            scenario, truth = load_scenario(path), load_truth(path)
+    for group in committed.systems:
+        for _, scenario, truth in committed.each(group):
             made = dict(variants(scenario, truth))
             if check is not None:
                 check(scenario, made)

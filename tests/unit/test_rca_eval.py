@@ -247,9 +247,13 @@ def test_cli_eval_json_and_the_accuracy_floors(simulated: Path) -> None:
 
 def test_cli_text_rank_and_topology(simulated: Path) -> None:
     runner = CliRunner()
-    table = runner.invoke(app, ["rca", "eval", str(simulated)])
+    # The table's shape, not accuracy (the JSON test above scores all of them): one scenario
+    # of each fault kind, named directly, as a user may.
+    one_each = {load_truth(p).fault: p for p in find_scenarios([simulated])}
+    table = runner.invoke(app, ["rca", "eval", *map(str, one_each.values())])
     assert table.exit_code == 0, table.output
     assert "AC@1" in table.stdout and "most_anomalous" in table.stdout and "overall" in table.stdout
+    assert all(kind in table.stdout for kind in FAULTS)
     first = find_scenarios([simulated])[0]
     ranked = runner.invoke(app, ["rca", "rank", str(first), "--top", "3"])
     assert ranked.exit_code == 0, ranked.output

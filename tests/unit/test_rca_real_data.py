@@ -37,8 +37,8 @@ from typing import Any
 import pytest
 
 from evals.rca.evaluate import FLOORS, evaluate, rank_candidates, variants
-from evals.rca.scenario import find_scenarios, load_scenario, load_truth
-from tests.realdata import MARGIN, assert_floors, committed_report, variant_ac1
+from evals.rca.scenario import load_scenario, load_truth
+from tests.realdata import MARGIN, Committed, assert_floors, committed_report, variant_ac1
 from tools.nezha_convert import METRIC_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "nezha"
@@ -62,33 +62,37 @@ def report() -> dict[str, Any]:
     return committed_report(ROOT, SYSTEMS)
 
 
+@pytest.fixture(scope="module")
+def committed() -> Committed:
+    return Committed(ROOT, SYSTEMS)
+
+
 def test_every_system_keeps_its_floor(report: dict[str, Any]) -> None:
     assert_floors(report, SYSTEMS, MEASURED)
 
 
-def test_a_window_opened_early_keeps_its_floor() -> None:
+def test_a_window_opened_early_keeps_its_floor(committed: Committed) -> None:
     """The production window opens at the first alert, not at the fault: AC@1 with the
     window starting 5 or 15 minutes early stays within the margin of its measured value.
     (Windows opened late are reported by the eval, not floored: Nezha's faults last about
     four minutes and come every five to nine, so a late window holds the next fault.)"""
-    for (shift, group), ac1 in variant_ac1(ROOT, SYSTEMS, tuple(MEASURED_SHIFTED)).items():
+    for (shift, group), ac1 in variant_ac1(committed, tuple(MEASURED_SHIFTED)).items():
         floor = MEASURED_SHIFTED[shift][group] - MARGIN
         assert ac1 >= floor, f"{group} {shift} AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
-def test_metrics_under_an_exporters_names_keep_their_floor() -> None:
-    for (_, group), ac1 in variant_ac1(ROOT, SYSTEMS, ("exporter_names",)).items():
+def test_metrics_under_an_exporters_names_keep_their_floor(committed: Committed) -> None:
+    for (_, group), ac1 in variant_ac1(committed, ("exporter_names",)).items():
         floor = MEASURED_EXPORTER_NAMES[group] - MARGIN
         assert ac1 >= floor, f"{group} under exporter names: AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
-def test_nezhas_own_column_names_and_units_rank_as_ours() -> None:
+def test_nezhas_own_column_names_and_units_rank_as_ours(committed: Committed) -> None:
     """A converter that keeps Nezha's columns (`PodServerLatencyP90(s)`, `PodSuccessRate(%)` in
     percent, `CpuUsageRate(%)`, `PodWorkload(Ops)`) gives the same top five in every case (before
     names were read word by word: 10 of 56 and 7 of 45, AC@1 0.804 and 0.733)."""
     ours_to_raw = {ours: (raw, scale) for raw, (ours, scale) in METRIC_COLUMNS.items()}
-    for path in find_scenarios([ROOT / "online-boutique", ROOT / "train-ticket"]):
-        scenario = load_scenario(path)
+    for path, scenario, _ in committed.each():
         raw = {
             service: {
                 ours_to_raw[m][0]: [(t, v / ours_to_raw[m][1]) for t, v in points]
@@ -112,11 +116,9 @@ def test_ahead_of_the_published_method_floors_on_every_system(report: dict[str, 
             assert per["rca"]["avg5"] > per[floor]["avg5"], (group, floor, per["rca"], per[floor])
 
 
-def test_truth_is_the_injected_service_from_the_fault_list() -> None:
+def test_truth_is_the_injected_service_from_the_fault_list(committed: Committed) -> None:
     """Ground truth names a service the scenario has data for, and a fault type Nezha injects."""
-    for path in find_scenarios([ROOT / "online-boutique", ROOT / "train-ticket"]):
-        truth = load_truth(path)
-        scenario = load_scenario(path)
+    for path, scenario, truth in committed.each():
         assert truth.root_cause in scenario.metrics, path.name
         assert truth.root_cause in path.name
         assert truth.fault in {"cpu_contention", "cpu_consumed", "network_delay", "return", "exception"}

@@ -34,9 +34,9 @@ from typing import Any
 import pytest
 
 from evals.rca.evaluate import rank_candidates, variants
-from evals.rca.scenario import Scenario, find_scenarios, load_scenario, load_truth
+from evals.rca.scenario import Scenario
 from models.rca import LEAD_IN_SECONDS
-from tests.realdata import MARGIN, assert_floors, committed_report, variant_ac1
+from tests.realdata import MARGIN, Committed, assert_floors, committed_report, variant_ac1
 
 ROOT = Path(__file__).resolve().parents[2] / "datasets" / "petshop"
 MEASURED = {
@@ -61,21 +61,25 @@ def report() -> dict[str, Any]:
     return committed_report(ROOT, SYSTEMS)
 
 
+@pytest.fixture(scope="module")
+def committed() -> Committed:
+    return Committed(ROOT, SYSTEMS)
+
+
 def test_every_traffic_level_keeps_its_floor(report: dict[str, Any]) -> None:
     assert_floors(report, SYSTEMS, MEASURED)
 
 
-def test_truth_is_the_root_cause_node_of_the_issue_target() -> None:
+def test_truth_is_the_root_cause_node_of_the_issue_target(committed: Committed) -> None:
     """Ground truth names a node the scenario has data for and its topology holds, and one of
     the three kinds of issue PetShop injects."""
-    for path in find_scenarios([ROOT / "high-traffic", ROOT / "low-traffic"]):
-        truth, scenario = load_truth(path), load_scenario(path)
+    for path, scenario, truth in committed.each():
         assert truth.root_cause in scenario.metrics and truth.root_cause in scenario.topology, path
         assert truth.fault in {"delay", "errors", "request_overload"}, path
         assert scenario.normal[1] < scenario.anomalous[0], path
 
 
-def test_the_window_the_live_path_would_open_keeps_its_floor() -> None:
+def test_the_window_the_live_path_would_open_keeps_its_floor(committed: Committed) -> None:
     """Each issue records when its alert fired. An incident opened by that alert opens its
     window the lead-in before it (the fault began before the alert: the alarm waits for its
     condition to hold); a window opened at the alert itself is opened back to the symptom's
@@ -89,24 +93,23 @@ def test_the_window_the_live_path_would_open_keeps_its_floor() -> None:
         assert lead.normal == scenario.normal
 
     measured = {"from_alert": MEASURED_FROM_ALERT, "from_alert_lead": MEASURED_FROM_ALERT_LEAD}
-    for (name, group), ac1 in variant_ac1(ROOT, SYSTEMS, tuple(measured), window_shapes).items():
+    for (name, group), ac1 in variant_ac1(committed, tuple(measured), window_shapes).items():
         floor = measured[name][group] - MARGIN
         assert ac1 >= floor, f"{group} {name}: AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
-def test_a_symptom_named_as_an_alert_names_it_keeps_its_floor() -> None:
+def test_a_symptom_named_as_an_alert_names_it_keeps_its_floor(committed: Committed) -> None:
     """An alert names a service, not a series: the ranking infers the series (a failing one
     before a slow one), and AC@1 stays within the margin of its measured value."""
-    for (_, group), ac1 in variant_ac1(ROOT, SYSTEMS, ("symptom_service",)).items():
+    for (_, group), ac1 in variant_ac1(committed, ("symptom_service",)).items():
         floor = MEASURED_SYMPTOM_SERVICE[group] - MARGIN
         assert ac1 >= floor, f"{group} with the symptom's service only: AC@1 {ac1:.3f} fell below {floor:.3f}"
 
 
-def test_availability_in_percent_ranks_as_a_ratio() -> None:
+def test_availability_in_percent_ranks_as_a_ratio(committed: Committed) -> None:
     """PetShop reports availability in percent (the converter divides by 100); another converter,
     or an exporter, may not. The ranking must not depend on which."""
-    for path in find_scenarios([ROOT / "high-traffic"]):
-        scenario = load_scenario(path)
+    for path, scenario, _ in committed.each("petshop/high-traffic"):
         percent = {
             service: {
                 metric: [(t, v * 100) for t, v in points] if metric.startswith("availability") else points
@@ -119,16 +122,14 @@ def test_availability_in_percent_ranks_as_a_ratio() -> None:
         assert in_percent == as_ratio, path.name
 
 
-def test_metrics_under_other_names_and_units_rank_as_under_ours() -> None:
+def test_metrics_under_other_names_and_units_rank_as_under_ours(committed: Committed) -> None:
     """Another converter or exporter names the same series its own way: PetShop's own statistic
     names (`latency_Average`, availability in percent) or an exporter's (`ResponseTimeP90(ms)` in
     milliseconds, `SuccessRateAvg(%)`: the eval's `exporter_names` variant). Each is read as the
     same quantity in the same unit, and the ranking is the same. Before names were read word by
     word, the exporter's names gave AC@1 0.000 on high traffic."""
     native_stat = {"avg": "Average", "sum": "Sum"}
-    for path in find_scenarios([ROOT / "high-traffic"]):
-        scenario = load_scenario(path)
-        truth = load_truth(path)
+    for path, scenario, truth in committed.each("petshop/high-traffic"):
         as_ours = [c.service for c in rank_candidates(scenario, limit=5)]
         native = {
             service: {
