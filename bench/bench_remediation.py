@@ -5,7 +5,8 @@
 Firebreak: a RemediationWorkflow started with the client and awaited: the per-target lock
 workflow, a Vault token minted for the action and revoked after, ansible-runner with
 heartbeats, the result back in the workflow (a real `python worker.py`, OpenBao, Temporal).
-Bare: `ansible-playbook restart_service.yml` with the same extra vars and a token minted
+Bare: `ansible-playbook -i <inventory> restart_service.yml`, the inventory one local host in
+the group `firebreak_targets` (as Firebreak's own local runs), the same extra vars and a token minted
 beforehand (outside the timing). Runs alternate, so drift in machine load hits both alike.
 Ratio = median Firebreak / median bare. Numbers, not pass/fail.
 """
@@ -30,6 +31,7 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(ROOT))
 
+from integrations.ansible import write_local_inventory
 from integrations.vault import ActionCredentials, action_secret_api_path
 from models.agents import ProposedAction
 from models.incident import RemediationInput
@@ -79,9 +81,19 @@ def bare_run(stack: Stack, credentials: ActionCredentials, service: str) -> floa
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_RETRY_FILES_ENABLED": "0",
     }
+    # The playbooks run on the group `firebreak_targets`, as Firebreak's own runs do: one
+    # local host in it (without it Ansible matches no host and does nothing).
+    inventory = write_local_inventory(Path(tempfile.mkdtemp(dir=stack.workdir)), {service: {}})
     started = time.perf_counter()
     subprocess.run(
-        [str(BIN / "ansible-playbook"), str(ROOT / "playbooks" / spec.playbook), "-e", json.dumps(extravars)],
+        [
+            str(BIN / "ansible-playbook"),
+            "-i",
+            str(inventory),
+            str(ROOT / "playbooks" / spec.playbook),
+            "-e",
+            json.dumps(extravars),
+        ],
         cwd=stack.workdir,
         env=env,
         check=True,

@@ -279,3 +279,42 @@ def _ssh_testbed(vault: VaultServer) -> Iterator[SshTestbed]:
         yield bed
     finally:
         bed.stop()
+
+
+# The suite's longest files, longest first (whole file, setup to teardown, from
+# `pytest --durations=0` on the CI box's twin; re-measure when this order goes stale). xdist
+# hands out files in collection order (`--no-loadscope-reorder` in pyproject.toml; by default
+# it orders them by test count, which starts a two-minute file of one test last), so the
+# longest start first and the many short files fill in at the end. A file not listed keeps its
+# collection order after these; a stale name only loses the head start.
+LONGEST_FILES_FIRST = (
+    "tests/integration/test_ssh_remediation.py",  # 190 s
+    "tests/integration/test_gate_attacks.py",  # 185 s
+    "tests/chaos/test_worker_kills.py",  # 172 s
+    "tests/integration/test_incident_flow.py",  # 109 s
+    "tests/integration/test_shared_previews.py",  # 102 s
+    "tests/integration/test_locks_and_crashes.py",  # 97 s
+    "tests/chaos/test_temporal_restart.py",  # 86 s
+    "tests/integration/test_fuzz_api.py",  # 79 s
+    "tests/integration/test_agents_flow.py",  # 78 s
+    "tests/chaos/test_kill_points.py",  # 69 s
+    "tests/integration/test_memory_knowledge.py",  # 68 s
+    "tests/unit/test_policy_engine.py",  # 67 s
+    "tests/integration/test_bus.py",  # 59 s
+    "tests/integration/test_secret_scan.py",  # 53 s
+    "tests/integration/test_continue_as_new.py",  # 51 s
+    "tests/unit/test_rca_eval.py",  # 50 s
+    "tests/integration/test_hostile_input.py",  # 50 s
+    "tests/integration/test_rollback.py",  # 47 s
+    "tests/integration/test_shadow_mode.py",  # 38 s
+    "tests/test_devstack.py",  # 36 s
+    "tests/integration/test_policy_flow.py",  # 36 s
+    "tests/integration/test_memory_episodes.py",  # 35 s
+    "tests/chaos/test_vault_down.py",  # 34 s
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    first = {path: rank for rank, path in enumerate(LONGEST_FILES_FIRST)}
+    # Stable: a file's tests keep their order, and so do the files not listed.
+    items.sort(key=lambda item: first.get(item.nodeid.split("::", 1)[0], len(first)))
