@@ -15,9 +15,7 @@ MARGIN = 0.05
 
 def committed_report(root: Path, systems: Mapping[str, int]) -> dict[str, Any]:
     """The eval of every committed scenario of the given systems (group -> scenario count)."""
-    paths = find_scenarios([root / group.split("/", 1)[1] for group in systems])
-    assert len(paths) == sum(systems.values()), f"the committed scenarios under {root} are incomplete"
-    return evaluate(paths).to_json()
+    return evaluate(Committed(root, systems).paths()).to_json()
 
 
 def assert_floors(
