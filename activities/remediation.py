@@ -70,6 +70,8 @@ from policies.seals import Sealer
 HEARTBEAT_INTERVAL_SECONDS = 5.0
 # Real runs (and SSH dry runs) at once per worker unless configured.
 DEFAULT_MAX_CONCURRENT_RUNS = 4
+# OpenBao threads beyond one per run slot: revoking tokens that killed attempts left behind.
+VAULT_SPARE_THREADS = 4
 T = TypeVar("T")
 # A check-mode run's values that are the same for every request of an action: a shared run's
 # extra vars. Everything else (params, incident, key, execution) is each request's own.
@@ -126,10 +128,20 @@ class RemediationActivities:
         self.previews = PreviewBatcher(self.runner, preview_limits or PreviewLimits())
         self._run_slots = asyncio.Semaphore(max_concurrent_runs)
         self._run_threads = ThreadPoolExecutor(max_concurrent_runs, thread_name_prefix="firebreak-ansible")
+        # OpenBao calls get threads of their own too: on the loop's default pool (6 threads on
+        # two cores) they queued behind memory retrieval and log mining under a storm. Each run
+        # makes at most one call at a time; the extra threads are for earlier attempts' orphans.
+        self._vault_threads = ThreadPoolExecutor(
+            max_concurrent_runs + VAULT_SPARE_THREADS, thread_name_prefix="firebreak-vault"
+        )
         if inventory is not None and ssh_ca is None:
             raise ValueError("an inventory needs an SSH CA to sign its logins")
         self._inventory = inventory
         self._ssh_ca = ssh_ca
+
+    def _vault_call(self, call: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """`call(*args)` on this worker's OpenBao threads (a blocking hvac request)."""
+        return asyncio.get_running_loop().run_in_executor(self._vault_threads, functools.partial(call, *args))
 
     @activity.defn
     async def run_playbook(self, input: RemediationInput) -> RemediationResult:
@@ -182,7 +194,7 @@ class RemediationActivities:
         if orphan is not None:
             # Heartbeats name the orphan until it is gone: a kill now leaves it to the next attempt.
             await _beating(
-                asyncio.to_thread(self._credentials.revoke_accessor, orphan, spec.timeout_seconds),
+                self._vault_call(self._credentials.revoke_accessor, orphan, spec.timeout_seconds),
                 lambda: {"tasks_done": 0, "task": "revoking an earlier attempt's token", "accessor": orphan},
             )
         shared = input.check_mode and self._inventory is None
@@ -221,7 +233,7 @@ class RemediationActivities:
             logins = await self._sign_logins(hosts, spec.name, spec.timeout_seconds, input)
         elif not input.check_mode:
             credential = await _beating(
-                asyncio.to_thread(
+                self._vault_call(
                     self._credentials.issue, spec, input.incident_id, input.idempotency_key, info.attempt
                 ),
                 lambda: {"tasks_done": 0, "task": "asking OpenBao for a credential", "accessor": None},
@@ -297,7 +309,7 @@ class RemediationActivities:
             if credential is not None:
                 held = credential  # heartbeats name it until it is revoked
                 revoked = await _beating(
-                    asyncio.to_thread(self._credentials.revoke, held),
+                    self._vault_call(self._credentials.revoke, held),
                     lambda: {
                         "tasks_done": progress.tasks_done,
                         "task": "revoking",
@@ -346,7 +358,7 @@ class RemediationActivities:
         assert self._ssh_ca is not None  # checked in __init__ when there is an inventory
         logins: list[SshLogin] = []
         for name, host in hosts:
-            login = await asyncio.to_thread(
+            login = await self._vault_call(
                 self._ssh_ca.issue,
                 action,
                 name,

@@ -4,7 +4,8 @@ A storm of approvals once starved `run_playbook`: real runs held the default thr
 their whole playbook, so the next run's OpenBao call queued behind them without a heartbeat
 and Temporal cancelled it at the heartbeat timeout (bench_scaleout: 46 of 60 runs failed at
 load ~30). Now real runs take one of `max_concurrent_runs` slots before minting anything,
-run Ansible on threads of their own, and heartbeat while they wait for a slot or for OpenBao.
+run Ansible on threads of their own, and heartbeat while they wait for a slot or for OpenBao;
+OpenBao calls have threads of their own as well, apart from the loop's default pool.
 
 Real ansible-runner and a real OpenBao; OpenBao is made slow by a delay before each call.
 """
@@ -130,6 +131,30 @@ async def test_runs_past_the_cap_wait_for_a_slot_holding_no_token(
     for service in services:
         log = settings.resolved_target_state_dir() / service / "restarts.log"
         assert len(log.read_text().splitlines()) == 1, log.read_text()
+
+
+async def test_openbao_calls_never_queue_behind_the_default_thread_pool(
+    settings: Settings, vault: VaultServer
+) -> None:
+    """Memory retrieval and log mining run on the event loop's default pool, and a storm can
+    fill it. A real run's OpenBao calls (mint, revoke) go on threads of their own: with every
+    default thread blocked, the run still mints, restarts once and revokes."""
+    activities = remediation_activities(settings, vault)
+    service = unique_service()
+    release = threading.Event()
+    # More blocked calls than any default pool has threads (min(32, cores + 4)).
+    blockers = [asyncio.ensure_future(asyncio.to_thread(release.wait, 120)) for _ in range(40)]
+    try:
+        await asyncio.sleep(0.2)  # the blockers hold every default thread
+        result = await asyncio.wait_for(
+            ActivityEnvironment().run(activities.run_playbook, real_run(settings, service)), timeout=30
+        )
+    finally:
+        release.set()
+        await asyncio.gather(*blockers)
+    assert (result.status, result.credential_revoked) == ("successful", True), result.summary
+    log = settings.resolved_target_state_dir() / service / "restarts.log"
+    assert len(log.read_text().splitlines()) == 1, log.read_text()
 
 
 def test_a_worker_needs_at_least_one_run_slot(settings: Settings, vault: VaultServer) -> None:
