@@ -7,6 +7,8 @@ import logging
 import signal
 import sys
 
+import uvloop
+
 from consumer.bus import BusConsumer, temporal_deliver
 from ingest.bus import ConfigurationError, check_settings, redacted
 from runtime.settings import Settings
@@ -43,7 +45,10 @@ def main(settings: Settings | None = None) -> int:
         )
         logger.info("metrics on http://%s:%s/metrics", settings.metrics_host, metrics_server.server_port)
     try:
-        asyncio.run(serve(settings))
+        # uvloop, as the API's uvicorn runs: in a storm the consumer's event loop (NATS
+        # deliveries, acks, Temporal calls) is much of its CPU, on the box Temporal shares.
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(settings))
     except OSError as exc:  # the broker is not there at start: say so, exit non-zero
         logger.error("cannot reach the bus at %s: %s", redacted(url), type(exc).__name__)
         return 1
